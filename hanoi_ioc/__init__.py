@@ -1,0 +1,1 @@
+"""The ``hanoi-ioc`` command: wires the services together and manages embedded defaults."""

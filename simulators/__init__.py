@@ -1,0 +1,1 @@
+"""Simulators: a realistic Hanoi sensor fleet publishing over MQTT with labelled ground truth."""
