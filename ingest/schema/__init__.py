@@ -1,0 +1,1 @@
+"""Versioned SQL migrations (package data read by :mod:`ingest.storage`)."""

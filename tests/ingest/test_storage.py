@@ -1,0 +1,99 @@
+"""Migrations and the plain-PostgreSQL strategy on a real server."""
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from ingest.storage import (
+    Capabilities,
+    PlainStrategy,
+    choose_strategy,
+    migrations,
+    upgrade,
+)
+from ingest.errors import StorageError
+
+pytestmark = [pytest.mark.db, pytest.mark.anyio]
+
+
+def test_each_strategy_has_one_migration_per_version() -> None:
+    for strategy in ("plain", "timescale"):
+        versions = [m.version for m in migrations(strategy)]
+        assert versions == sorted(set(versions))
+        assert versions[0] == 1
+
+
+def test_timescale_migration_is_idempotent_and_autocommit() -> None:
+    mig = {m.version: m for m in migrations("timescale")}[2]
+    assert not mig.transactional
+    assert "if_not_exists => true" in mig.sql
+    assert "materialized_only = false" in mig.sql
+
+
+def test_strategy_choice() -> None:
+    plain = Capabilities(150000, None, None, None)
+    tsdb = Capabilities(170000, "2.29.2", None, "timescale")
+    apache = Capabilities(170000, "2.29.2", "2.29.2", "apache")
+    assert choose_strategy(plain) == "plain"
+    assert choose_strategy(tsdb) == "timescale"
+    assert choose_strategy(apache) == "plain"
+    assert choose_strategy(tsdb, "plain") == "plain"
+    with pytest.raises(StorageError, match="forced"):
+        choose_strategy(plain, "timescale")
+
+
+async def test_upgrade_is_repeatable(db_url: str) -> None:
+    strategy, applied = await upgrade(db_url)
+    assert strategy == "plain"
+    assert applied == []  # the template already holds every migration
+
+
+async def test_partitions_rollups_and_retention(
+    aconn: psycopg.AsyncConnection[tuple[object, ...]],
+) -> None:
+    strategy = PlainStrategy()
+    today = datetime.now(UTC).date()
+    old = today - timedelta(days=10)
+    assert await strategy.ensure_partitions(aconn, old, old) == 1
+    assert await strategy.ensure_partitions(aconn, old, old) == 0  # cached
+    await strategy.maintain(aconn, retention_days=400)
+    now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    rows = [(now + timedelta(seconds=10 * i), 1, float(i)) for i in range(12)]
+    async with aconn.transaction(), aconn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO readings (time, sensor_id, value, received_at) VALUES (%s, %s, %s, now())",
+            rows,
+        )
+        await strategy.invalidate(aconn, rows[0][0], rows[-1][0])
+    await strategy.maintain(aconn, retention_days=400)
+    cur = await aconn.execute("SELECT count(*), sum(n) FROM readings_1m_rollup")
+    assert await cur.fetchone() == (2, 12)
+    cur = await aconn.execute("SELECT sum(n) FROM readings_1m")
+    assert await cur.fetchone() == (12,)
+    # a late row below the watermark is picked up through the invalidation log
+    late = now - timedelta(minutes=30)
+    async with aconn.transaction():
+        await aconn.execute(
+            "INSERT INTO readings (time, sensor_id, value, received_at) VALUES (%s, 1, 5, now())",
+            (late,),
+        )
+        await strategy.invalidate(aconn, late, late)
+    await strategy.maintain(aconn, retention_days=400)
+    cur = await aconn.execute("SELECT sum(n) FROM readings_1m_rollup")
+    assert await cur.fetchone() == (13,)
+    cur = await aconn.execute("SELECT sum(n) FROM readings_1h")
+    assert await cur.fetchone() == (13,)
+    # rows newer than the watermark are aggregated live by the view
+    fresh = datetime.now(UTC) + timedelta(minutes=5)
+    await aconn.execute(
+        "INSERT INTO readings (time, sensor_id, value, received_at) VALUES (%s, 2, 7, now())",
+        (fresh,),
+    )
+    cur = await aconn.execute("SELECT n, max FROM readings_1m WHERE sensor_id = 2")
+    assert await cur.fetchone() == (1, 7.0)
+    # retention detaches and drops whole days
+    summary = await strategy.maintain(aconn, retention_days=5)
+    assert "partitions dropped=1" in summary
+    cur = await aconn.execute("SELECT to_regclass(%s)", (f"readings_p{old:%Y%m%d}",))
+    assert await cur.fetchone() == (None,)
