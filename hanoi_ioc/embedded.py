@@ -132,7 +132,7 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        """libpq URL of the project database."""
+        """The libpq URL of the project database."""
         return f"postgresql://hanoi@127.0.0.1:{self.port}/{self.database}"
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -201,7 +201,7 @@ class EmbeddedPostgres:
         return self
 
     def _create_database(self) -> None:
-        import psycopg  # noqa: PLC0415 - only needed once the server runs
+        import psycopg
 
         admin = f"postgresql://hanoi@127.0.0.1:{self.port}/postgres"
         with psycopg.connect(admin, autocommit=True) as conn:

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from ingest.errors import StorageError
 from ingest.storage import (
     Capabilities,
     PlainStrategy,
@@ -12,7 +13,6 @@ from ingest.storage import (
     migrations,
     upgrade,
 )
-from ingest.errors import StorageError
 
 pytestmark = [pytest.mark.db, pytest.mark.anyio]
 
