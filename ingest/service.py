@@ -1,0 +1,279 @@
+"""The ingest service: consumer -> validation -> batches -> writer -> acks.
+
+One :class:`IngestService` owns the MQTT consumer and the connection pool, and runs its
+loops in one ``TaskGroup``: consuming (decode and validate each message once, batch by size
+or age), writing (one transaction per batch, retried with jittered backoff until it
+commits, then acks in arrival order), maintenance (partitions, rollups, retention, stale
+stations), registry refresh and heartbeats.
+
+Accounting identity, true at every instant::
+
+    received_records = stored + duplicates + quarantined + pending_records
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Final, Self
+
+from psycopg_pool import AsyncConnectionPool
+
+from ingest.batcher import Batch, Batcher
+from ingest.consumer import Consumer
+from ingest.errors import StorageError
+from ingest.registry import load_registry
+from ingest.settings import IngestSettings
+from ingest.storage import Conn, Strategy, strategy_for, upgrade
+from ingest.validate import Outcome, Validator
+from ingest.wire import Topic
+from ingest.writer import Writer, WriteResult, configure_connection, heartbeat
+
+__all__ = ["IngestService"]
+
+logger = logging.getLogger(__name__)
+
+_STALE: Final = """
+INSERT INTO sensor_status (station_id, at, state, reason)
+SELECT s.station_id, now(), 'stale',
+       format('no data for %%s s / không có dữ liệu', round(extract(epoch FROM now() - s.last)))
+FROM (SELECT station_id, max(l.received_at) AS last, min(interval_s) AS interval_s
+      FROM sensors JOIN latest l USING (sensor_id) GROUP BY station_id) s
+LEFT JOIN station_state st USING (station_id)
+WHERE s.last < now() - make_interval(secs => s.interval_s * %s)
+  AND coalesce(st.state, 'online') = 'online'
+ON CONFLICT DO NOTHING"""
+
+
+class IngestService:
+    """One ingestor instance.
+
+    Args:
+        settings: the instance's settings.
+    """
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self.settings = settings
+        self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            settings.database_url,
+            min_size=2,
+            max_size=4,
+            open=False,
+            configure=configure_connection,
+            name=f"ingest-{settings.instance}",
+        )
+        root = settings.topic_root
+        share = f"$share/{settings.share_group}/" if settings.mqtt_protocol == "5" else ""
+        self.consumer = Consumer(
+            settings.mqtt_url,
+            client_id=settings.client_id,
+            subscriptions=[share + Topic.filter("telemetry", root), Topic.filter("status", root)],
+            protocol=settings.mqtt_protocol,
+            session_expiry_s=settings.session_expiry_s,
+            receive_maximum=settings.receive_maximum,
+        )
+        self._batcher = Batcher(
+            max_readings=settings.batch_max_readings,
+            max_messages=settings.receive_maximum,
+            max_age_s=settings.batch_max_age_s,
+        )
+        self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(settings.write_queue_batches)
+        self._stopping = asyncio.Event()
+        self._validator: Validator | None = None
+        self._writer: Writer | None = None
+        self._strategy: Strategy | None = None
+        self._started_at = datetime.now(UTC)
+        self.counts: Counter[str] = Counter()
+        self.quarantine_reasons: Counter[str] = Counter()
+        self._last: dict[str, float] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        forced = None if self.settings.storage == "auto" else self.settings.storage
+        name, applied = await upgrade(self.settings.database_url, forced)
+        self._strategy = strategy_for(name)
+        logger.info("storage strategy: %s (migrations applied now: %s)", name, applied or "none")
+        await self._pool.open(wait=True, timeout=30)
+        async with self._pool.connection() as conn:
+            registry = await load_registry(conn)
+            await self._strategy.maintain(conn, self.settings.retention_days)
+        self._validator = Validator(
+            registry,
+            root=self.settings.topic_root,
+            max_future_s=self.settings.max_future_s,
+            max_age_s=self.settings.max_age_days * 86400,
+        )
+        self._writer = Writer(self._pool, self._strategy)
+        await self.consumer.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.consumer.__aexit__(et, ev, tb)
+        await self._pool.close()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to flush, commit, ack and return."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` is called (or the task is cancelled)."""
+        async with asyncio.TaskGroup() as tg:
+            background = [
+                tg.create_task(self._every(self.settings.maintenance_interval_s, self._maintain),
+                               name="maintenance"),
+                tg.create_task(self._every(self.settings.heartbeat_interval_s, self._heartbeat),
+                               name="heartbeat"),
+                tg.create_task(self._every(self.settings.registry_refresh_s, self._refresh),
+                               name="registry"),
+            ]  # fmt: skip
+            writer = tg.create_task(self._write_loop(), name="writer")
+            await self._consume_loop()
+            await writer
+            await self._heartbeat()
+            for task in background:
+                task.cancel()
+        logger.info("ingest %s stopped cleanly: %s", self.settings.instance, self.stats())
+
+    # -- loops -------------------------------------------------------------------------------
+
+    async def _consume_loop(self) -> None:
+        assert self._validator is not None  # noqa: S101 - set in __aenter__
+        while not self._stopping.is_set():
+            due = self._batcher.due_in(time.monotonic())
+            timeout = 0.5 if due is None else min(due, 0.5)
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await self.consumer.get()
+            except TimeoutError:
+                if self._batcher.due_in(time.monotonic()) == 0.0:
+                    await self._flush()
+                continue
+            outcome = self._validator.check(message)
+            self._count(outcome)
+            if self._batcher.add(outcome, time.monotonic()):
+                await self._flush()
+        await self._flush()
+        await self._queue.put(None)
+
+    def _count(self, outcome: Outcome) -> None:
+        self.counts["received_messages"] += 1
+        self.counts["received_records"] += outcome.records
+        self.counts["pending_records"] += outcome.records
+        if outcome.status is not None:
+            self.counts["status_messages"] += 1
+        for q in outcome.quarantined:
+            self.quarantine_reasons[q.reason] += q.readings
+        if outcome.readings:
+            last = outcome.readings[-1]
+            self._last["lag_s"] = (last.received_at - last.measured_at).total_seconds()
+
+    async def _flush(self) -> None:
+        if len(self._batcher):
+            await self._queue.put(self._batcher.take())
+
+    async def _write_loop(self) -> None:
+        while (batch := await self._queue.get()) is not None:
+            result = await self._write_with_retry(batch)
+            for outcome in batch.outcomes:  # arrival order, after the commit
+                self.consumer.ack(outcome.message)
+            self._account(batch, result)
+
+    async def _write_with_retry(self, batch: Batch) -> WriteResult:
+        assert self._writer is not None  # noqa: S101
+        attempt = 0
+        while True:
+            try:
+                return await self._writer.write(batch)
+            except StorageError as exc:
+                attempt += 1
+                self.counts["write_retries"] += 1
+                delay = min(30.0, 0.2 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)  # noqa: S311
+                log = logger.warning if attempt < 5 else logger.error
+                log("write failed (attempt %d), retrying in %.1f s: %s", attempt, delay, exc)
+                await asyncio.sleep(delay)
+
+    def _account(self, batch: Batch, result: WriteResult) -> None:
+        records = sum(o.records for o in batch.outcomes)
+        self.counts["stored"] += result.stored
+        self.counts["duplicates"] += result.duplicates
+        self.counts["quarantined"] += result.quarantined
+        self.counts["pending_records"] -= records
+        self.counts["status_changes"] += result.status_changes
+        self.counts["batches"] += 1
+        self.counts["acked_messages"] += len(batch)
+        self._last["batch_readings"] = batch.readings
+        self._last["commit_ms"] = result.commit_s * 1000
+        if batch.outcomes:
+            oldest = batch.outcomes[0].message.received_at
+            self._last["receive_to_commit_ms"] = (datetime.now(UTC) - oldest).total_seconds() * 1000
+
+    async def _every(self, interval_s: float, job: object) -> None:
+        assert callable(job)  # noqa: S101
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await job()
+            except Exception:
+                # Upkeep must never take the ingest path down; the next round retries.
+                logger.exception("periodic job %s failed", getattr(job, "__name__", job))
+
+    async def _maintain(self) -> None:
+        assert self._strategy is not None  # noqa: S101
+        async with self._pool.connection() as conn:
+            summary = await self._strategy.maintain(conn, self.settings.retention_days)
+            cur = await conn.execute(_STALE, (self.settings.stale_factor,))
+            if cur.rowcount:
+                logger.info("%d station(s) became stale", cur.rowcount)
+        logger.debug("maintenance: %s", summary)
+
+    async def _refresh(self) -> None:
+        assert self._validator is not None  # noqa: S101
+        async with self._pool.connection() as conn:
+            self._validator.use(await load_registry(conn))
+
+    async def _heartbeat(self) -> None:
+        await heartbeat(
+            self._pool, "ingest", self.settings.instance, self._started_at, self.stats()
+        )
+
+    def stats(self) -> dict[str, float | int | str]:
+        """A snapshot of every counter (reported through the ops API's /health and /metrics)."""
+        c = self.consumer.stats
+        out: dict[str, float | int | str] = {
+            "received_messages": 0, "received_records": 0, "stored": 0, "duplicates": 0,
+            "quarantined": 0, "pending_records": 0, "status_messages": 0, "status_changes": 0,
+            "batches": 0, "acked_messages": 0, "write_retries": 0,
+        }  # fmt: skip
+        out.update(self.counts)
+        out.update({f"quarantined_{k}": v for k, v in self.quarantine_reasons.items()})
+        out.update(self._last)
+        out.update(
+            mqtt_connects=c.connects, mqtt_connect_failures=c.connect_failures,
+            mqtt_disconnects=c.disconnects, mqtt_received=c.received, mqtt_acked=c.acked,
+            mqtt_acks_skipped_stale=c.acks_skipped_stale, mqtt_paused=c.paused,
+            buffered_messages=self.consumer.buffered, write_queue=self._queue.qsize(),
+            pool_size=self._pool.get_stats().get("pool_size", 0),
+            strategy=self._strategy.name if self._strategy else "unknown",
+        )  # fmt: skip
+        return out
+
+
+async def run_service(settings: IngestSettings) -> None:
+    """Run one ingestor until SIGINT/SIGTERM, then shut down cleanly."""
+    import signal
+
+    async with IngestService(settings) as service:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, service.stop)
+        await service.run()
