@@ -1,7 +1,6 @@
 """The ingest service end to end on a real broker and a real PostgreSQL."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
@@ -51,10 +50,10 @@ async def wait_until(predicate: object, timeout_s: float = 15.0) -> None:
 
 
 @pytest.fixture
-async def registered(db_url: str) -> AsyncIterator[str]:
+async def registered(db_url: str) -> str:
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         await register_stations(conn, TEST_STATIONS)
-    yield db_url
+    return db_url
 
 
 async def count(db_url: str, sql: str) -> int:
@@ -74,7 +73,7 @@ async def test_stores_quarantines_and_balances(
     good += [(flood, flood_sample(now - timedelta(minutes=i), 2.0)) for i in range(10)]
     bad = [
         (air, b"{not json"),
-        (air, air_sample(now + timedelta(seconds=10), 30.0).replace(b'"ug/m3"', b'"ppm"', 1)),
+        (air, air_sample(now + timedelta(seconds=10), 3.0).replace(b"ug/m3", b"ppm", 1)),
         (f"{topic_root}/air/aq-nowhere/telemetry", air_sample(now, 1.0).replace(
             AIR.station_id.encode(), b"aq-nowhere")),
         (air, air_sample(now + timedelta(hours=2), 30.0)),
@@ -88,14 +87,15 @@ async def test_stores_quarantines_and_balances(
         await wait_until(lambda: _settled(service, len(good) + len(bad) + 5))
         service.stop()
         await runner
-    s = service.stats()
+    s, reasons = service.counts, service.quarantine_reasons
     assert s["received_records"] == s["stored"] + s["duplicates"] + s["quarantined"]
+    assert s["pending_records"] == 0
     assert s["stored"] == 20 * 2 + 10 + 1 + 1  # no2 beside the bad pm25; the flagged depth
     assert s["duplicates"] == 5 * 2
-    assert s["quarantined_malformed_json"] == 1
-    assert s["quarantined_bad_unit"] == 1
-    assert s["quarantined_unknown_station"] == 2
-    assert s["quarantined_future_time"] == 2
+    assert reasons["malformed_json"] == 1
+    assert reasons["bad_unit"] == 1
+    assert reasons["unknown_station"] == 2
+    assert reasons["future_time"] == 2
     assert await count(registered, "SELECT count(*) FROM readings") == 52
     assert await count(registered, "SELECT count(*) FROM readings WHERE quality = 1") == 1
     assert await count(registered, "SELECT count(*) FROM quarantine") == 4
@@ -106,7 +106,7 @@ async def test_stores_quarantines_and_balances(
 
 
 async def _settled(service: IngestService, messages: int) -> bool:
-    s = service.stats()
+    s = service.counts
     return s["acked_messages"] >= messages and s["pending_records"] == 0
 
 
