@@ -77,7 +77,8 @@ async def test_stores_quarantines_and_balances(
         (f"{topic_root}/air/aq-nowhere/telemetry", air_sample(now, 1.0).replace(
             AIR.station_id.encode(), b"aq-nowhere")),
         (air, air_sample(now + timedelta(hours=2), 30.0)),
-        (flood, flood_sample(now + timedelta(seconds=30), 900.0)),  # possible but implausible: stored, flagged
+        # possible but implausible: stored, flagged
+        (flood, flood_sample(now + timedelta(seconds=30), 900.0)),
     ]  # fmt: skip
     service = IngestService(settings_for(registered, mqtt_broker, topic_root))
     async with service:
