@@ -21,7 +21,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import random
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 if TYPE_CHECKING:
     from paho.mqtt.client import SocketLike
 
+from ingest.backoff import backoff_delay
 from ingest.mqtt_url import parse_mqtt_url
 
 __all__ = ["Consumer", "ConsumerStats", "RawMessage"]
@@ -311,8 +311,7 @@ class Consumer:
             attempt += 1
             with contextlib.suppress(Exception):
                 self._client.disconnect()
-            delay = min(self._backoff_max_s, 0.2 * 2 ** min(attempt, 10))
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+            await asyncio.sleep(backoff_delay(attempt, cap_s=self._backoff_max_s))
 
     async def _misc_loop(self) -> None:
         while True:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from types import TracebackType
@@ -27,13 +25,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from ingest.batcher import Batch, Batcher
 from ingest.consumer import Consumer
-from ingest.errors import StorageError
-from ingest.registry import load_registry
+from ingest.pipeline import Pipeline
+from ingest.registry import RegistrySnapshot, load_registry
 from ingest.settings import IngestSettings
 from ingest.storage import Conn, Strategy, strategy_for, upgrade
 from ingest.validate import Outcome, Validator
 from ingest.wire import Topic
-from ingest.writer import Writer, WriteResult, configure_connection, heartbeat
+from ingest.writer import Writer, configure_connection, heartbeat
 
 __all__ = ["IngestService"]
 
@@ -78,14 +76,24 @@ class IngestService:
             session_expiry_s=settings.session_expiry_s,
             receive_maximum=settings.receive_maximum,
         )
-        self._batcher = Batcher(
-            max_readings=settings.batch_max_readings,
-            max_messages=settings.receive_maximum,
-            max_age_s=settings.batch_max_age_s,
+        self._validator = Validator(
+            RegistrySnapshot({}, {}),  # replaced by the database's in __aenter__
+            root=root,
+            max_future_s=settings.max_future_s,
+            max_age_s=settings.max_age_days * 86400,
         )
-        self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(settings.write_queue_batches)
-        self._stopping = asyncio.Event()
-        self._validator: Validator | None = None
+        self.pipeline = Pipeline(
+            self.consumer,
+            self._validator,
+            Batcher(
+                max_readings=settings.batch_max_readings,
+                max_messages=settings.receive_maximum,
+                max_age_s=settings.batch_max_age_s,
+            ),
+            self._write,
+            queue_batches=settings.write_queue_batches,
+            on_outcome=self._count,
+        )
         self._writer: Writer | None = None
         self._strategy: Strategy | None = None
         self._started_at = datetime.now(UTC)
@@ -102,14 +110,8 @@ class IngestService:
         logger.info("storage strategy: %s (migrations applied now: %s)", name, applied or "none")
         await self._pool.open(wait=True, timeout=30)
         async with self._pool.connection() as conn:
-            registry = await load_registry(conn)
+            self._validator.use(await load_registry(conn))
             await self._strategy.maintain(conn, self.settings.retention_days)
-        self._validator = Validator(
-            registry,
-            root=self.settings.topic_root,
-            max_future_s=self.settings.max_future_s,
-            max_age_s=self.settings.max_age_days * 86400,
-        )
         self._writer = Writer(self._pool, self._strategy)
         await self.consumer.__aenter__()
         return self
@@ -122,7 +124,7 @@ class IngestService:
 
     def stop(self) -> None:
         """Ask :meth:`run` to flush, commit, ack and return."""
-        self._stopping.set()
+        self.pipeline.stop()
 
     async def run(self) -> None:
         """Run until :meth:`stop` is called (or the task is cancelled)."""
@@ -135,34 +137,13 @@ class IngestService:
                 tg.create_task(self._every(self.settings.registry_refresh_s, self._refresh),
                                name="registry"),
             ]  # fmt: skip
-            writer = tg.create_task(self._write_loop(), name="writer")
-            await self._consume_loop()
-            await writer
+            await self.pipeline.run()
             await self._heartbeat()
             for task in background:
                 task.cancel()
         logger.info("ingest %s stopped cleanly: %s", self.settings.instance, self.stats())
 
     # -- loops -------------------------------------------------------------------------------
-
-    async def _consume_loop(self) -> None:
-        assert self._validator is not None  # noqa: S101 - set in __aenter__
-        while not self._stopping.is_set():
-            due = self._batcher.due_in(time.monotonic())
-            timeout = 0.5 if due is None else min(due, 0.5)
-            try:
-                async with asyncio.timeout(timeout):
-                    message = await self.consumer.get()
-            except TimeoutError:
-                if self._batcher.due_in(time.monotonic()) == 0.0:
-                    await self._flush()
-                continue
-            outcome = self._validator.check(message)
-            self._count(outcome)
-            if self._batcher.add(outcome, time.monotonic()):
-                await self._flush()
-        await self._flush()
-        await self._queue.put(None)
 
     def _count(self, outcome: Outcome) -> None:
         self.counts["received_messages"] += 1
@@ -176,40 +157,15 @@ class IngestService:
             last = outcome.readings[-1]
             self._last["lag_s"] = (last.received_at - last.measured_at).total_seconds()
 
-    async def _flush(self) -> None:
-        if len(self._batcher):
-            await self._queue.put(self._batcher.take())
-
-    async def _write_loop(self) -> None:
-        while (batch := await self._queue.get()) is not None:
-            result = await self._write_with_retry(batch)
-            for outcome in batch.outcomes:  # arrival order, after the commit
-                self.consumer.ack(outcome.message)
-            self._account(batch, result)
-
-    async def _write_with_retry(self, batch: Batch) -> WriteResult:
-        assert self._writer is not None  # noqa: S101
-        attempt = 0
-        while True:
-            try:
-                return await self._writer.write(batch)
-            except StorageError as exc:
-                attempt += 1
-                self.counts["write_retries"] += 1
-                delay = min(30.0, 0.2 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)  # noqa: S311
-                log = logger.warning if attempt < 5 else logger.error
-                log("write failed (attempt %d), retrying in %.1f s: %s", attempt, delay, exc)
-                await asyncio.sleep(delay)
-
-    def _account(self, batch: Batch, result: WriteResult) -> None:
+    async def _write(self, batch: Batch) -> None:
+        assert self._writer is not None  # noqa: S101 - set in __aenter__
+        result = await self._writer.write(batch)
         records = sum(o.records for o in batch.outcomes)
         self.counts["stored"] += result.stored
         self.counts["duplicates"] += result.duplicates
         self.counts["quarantined"] += result.quarantined
         self.counts["pending_records"] -= records
         self.counts["status_changes"] += result.status_changes
-        self.counts["batches"] += 1
-        self.counts["acked_messages"] += len(batch)
         self._last["batch_readings"] = batch.readings
         self._last["commit_ms"] = result.commit_s * 1000
         if batch.outcomes:
@@ -236,7 +192,6 @@ class IngestService:
         logger.debug("maintenance: %s", summary)
 
     async def _refresh(self) -> None:
-        assert self._validator is not None  # noqa: S101
         async with self._pool.connection() as conn:
             self._validator.use(await load_registry(conn))
 
@@ -251,16 +206,17 @@ class IngestService:
         out: dict[str, float | int | str] = {
             "received_messages": 0, "received_records": 0, "stored": 0, "duplicates": 0,
             "quarantined": 0, "pending_records": 0, "status_messages": 0, "status_changes": 0,
-            "batches": 0, "acked_messages": 0, "write_retries": 0,
+            "batches": 0, "acked_messages": 0, "handler_retries": 0,
         }  # fmt: skip
         out.update(self.counts)
+        out.update(self.pipeline.counts)
         out.update({f"quarantined_{k}": v for k, v in self.quarantine_reasons.items()})
         out.update(self._last)
         out.update(
             mqtt_connects=c.connects, mqtt_connect_failures=c.connect_failures,
             mqtt_disconnects=c.disconnects, mqtt_received=c.received, mqtt_acked=c.acked,
             mqtt_acks_skipped_stale=c.acks_skipped_stale, mqtt_paused=c.paused,
-            buffered_messages=self.consumer.buffered, write_queue=self._queue.qsize(),
+            buffered_messages=self.consumer.buffered, write_queue=self.pipeline.queued_batches,
             pool_size=self._pool.get_stats().get("pool_size", 0),
             strategy=self._strategy.name if self._strategy else "unknown",
         )  # fmt: skip

@@ -107,8 +107,8 @@ async def test_stores_quarantines_and_balances(
 
 
 async def _settled(service: IngestService, messages: int) -> bool:
-    s = service.counts
-    return s["acked_messages"] >= messages and s["pending_records"] == 0
+    acked = service.pipeline.counts["acked_messages"]
+    return acked >= messages and service.counts["pending_records"] == 0
 
 
 async def test_status_topic_records_transitions(

@@ -1,0 +1,122 @@
+"""The consume -> validate -> batch -> handle -> ack loop shared by ingest and processing.
+
+A :class:`Pipeline` takes messages from a :class:`~ingest.consumer.Consumer`, validates each
+once, batches by size or age, and hands full batches over a bounded queue to a handler.
+The handler is retried with jittered backoff until it succeeds (nothing is dropped); only
+then are the batch's messages acknowledged, in arrival order. When the handler is stuck
+(database down), the queue fills, the consumer's buffer fills, reading pauses, and the broker
+holds the backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from ingest.backoff import backoff_delay
+from ingest.batcher import Batch, Batcher
+from ingest.consumer import Consumer
+from ingest.errors import StorageError
+from ingest.validate import Outcome, Validator
+
+__all__ = ["Pipeline"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Batch], Awaitable[None]]
+
+
+class Pipeline:
+    """Consume, validate, batch and handle messages, acking after the handler commits.
+
+    Args:
+        consumer: the MQTT consumer (entered by the caller).
+        validator: turns raw messages into outcomes.
+        batcher: the size/age policy.
+        handler: writes a batch; raise :class:`~ingest.errors.StorageError` to retry it.
+        queue_batches: full batches waiting for the handler (bounded).
+        on_outcome: called for every outcome as it is validated (for counters).
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        validator: Validator,
+        batcher: Batcher,
+        handler: Handler,
+        *,
+        queue_batches: int = 2,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.validator = validator
+        self._batcher = batcher
+        self._handler = handler
+        self._on_outcome = on_outcome
+        self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(queue_batches)
+        self._stopping = asyncio.Event()
+        self.counts: Counter[str] = Counter()
+
+    def stop(self) -> None:
+        """Finish the pending batch, handle it, ack, and return from :meth:`run`."""
+        self._stopping.set()
+
+    @property
+    def queued_batches(self) -> int:
+        """Batches waiting for the handler."""
+        return self._queue.qsize()
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; the handler task drains what was queued before returning."""
+        handling = asyncio.create_task(self._handle_loop(), name="pipeline-handler")
+        try:
+            await self._consume_loop()
+        finally:
+            await self._queue.put(None)
+            await handling
+
+    async def _consume_loop(self) -> None:
+        while not self._stopping.is_set():
+            due = self._batcher.due_in(time.monotonic())
+            try:
+                async with asyncio.timeout(0.5 if due is None else min(due, 0.5)):
+                    message = await self.consumer.get()
+            except TimeoutError:
+                if self._batcher.due_in(time.monotonic()) == 0.0:
+                    await self._flush()
+                continue
+            outcome = self.validator.check(message)
+            if self._on_outcome is not None:
+                self._on_outcome(outcome)
+            if self._batcher.add(outcome, time.monotonic()):
+                await self._flush()
+        await self._flush()
+
+    async def _flush(self) -> None:
+        if len(self._batcher):
+            await self._queue.put(self._batcher.take())
+
+    async def _handle_loop(self) -> None:
+        while (batch := await self._queue.get()) is not None:
+            await self._handle_with_retry(batch)
+            for outcome in batch.outcomes:  # arrival order, after the commit
+                self.consumer.ack(outcome.message)
+            self.counts["batches"] += 1
+            self.counts["acked_messages"] += len(batch)
+
+    async def _handle_with_retry(self, batch: Batch) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._handler(batch)
+                return
+            except StorageError as exc:
+                attempt += 1
+                self.counts["handler_retries"] += 1
+                delay = backoff_delay(attempt)
+                log = logger.warning if attempt < 5 else logger.error
+                log("batch not committed (attempt %d), retrying in %.1f s: %s", attempt, delay, exc)
+                await asyncio.sleep(delay)

@@ -1,0 +1,174 @@
+"""Threshold rules: readings -> conditions (pure).
+
+A rule looks at one reading and says how bad the situation is right now: a severity, or
+``None`` when it is normal. Whether that becomes a new alert, an update, or a clear is the
+lifecycle's decision (:mod:`processing.lifecycle`), with hysteresis and cooldown.
+
+Default levels and their sources:
+
+- Street flood depth (cm): watch ≥ 10, warning ≥ 20, severe ≥ 30, extreme ≥ 50. No official
+  Vietnamese street-depth thresholds exist; these are the project's proposal
+  (reference/domain.md §6.6, tagged [U]), mapped to CAP severities as in §8.1.
+- Dissolved oxygen in West Lake (mg/L): < 4 (QCVN 08:2023 level C minimum as used by Hanoi's
+  2022 report, [P]) moderate, < 2 severe (fish-kill danger), < 1 extreme.
+- PM2.5 (µg/m³, a single sample): ≥ 150 moderate, ≥ 250 severe, ≥ 350 extreme — the VN_AQI
+  "Xấu"/"Rất xấu"/"Nguy hại" breakpoints (Decision 1459, §1.4) applied to raw samples as an
+  early warning; the official hourly index is computed separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+from zoneinfo import ZoneInfo
+
+from ingest.registry import StationRef
+from ingest.wire import QUANTITIES, Quantity, Reading
+from processing.alerts import Category, Severity
+
+__all__ = ["DEFAULT_RULES", "Condition", "Level", "ThresholdRule", "evaluate"]
+
+HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One step of a rule: at or beyond ``threshold`` the situation is ``severity``."""
+
+    threshold: float
+    severity: Severity
+    name_vi: str
+    name_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdRule:
+    """A rule on one quantity.
+
+    Args:
+        name: rule id (part of the dedup key).
+        quantity: the quantity it watches.
+        direction: ``above`` (high is bad) or ``below`` (low is bad).
+        levels: ordered from mildest to worst.
+        hysteresis: how far back past the mildest threshold a value must go to count as normal.
+        title_vi: Vietnamese title.
+        title_en: English title.
+        category: event or sensor_health.
+    """
+
+    name: str
+    quantity: Quantity
+    direction: Literal["above", "below"]
+    levels: tuple[Level, ...]
+    hysteresis: float
+    title_vi: str
+    title_en: str
+    category: Category = "event"
+
+    def level_of(self, value: float) -> Level | None:
+        """The worst level reached by ``value``, or None."""
+        reached = None
+        for level in self.levels:
+            hit = value >= level.threshold if self.direction == "above" else value < level.threshold
+            if hit:
+                reached = level
+        return reached
+
+    def is_normal(self, value: float) -> bool:
+        """True when ``value`` is back past the mildest threshold by the hysteresis."""
+        mildest = self.levels[0].threshold
+        if self.direction == "above":
+            return value < mildest - self.hysteresis
+        return value >= mildest + self.hysteresis
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """What one rule says about one reading."""
+
+    dedup_key: str
+    rule: ThresholdRule
+    reading: Reading
+    level: Level | None
+    normal: bool
+
+
+def _sev(x: str) -> Severity:
+    return Severity(x)
+
+
+DEFAULT_RULES: Final[tuple[ThresholdRule, ...]] = (
+    ThresholdRule(
+        "flood_depth", Quantity.WATER_DEPTH, "above",
+        (
+            Level(10.0, _sev("minor"), "Theo dõi", "Watch"),
+            Level(20.0, _sev("moderate"), "Cảnh báo", "Warning"),
+            Level(30.0, _sev("severe"), "Nguy hiểm", "Severe"),
+            Level(50.0, _sev("extreme"), "Rất nguy hiểm", "Extreme"),
+        ),
+        hysteresis=3.0, title_vi="Ngập úng đô thị", title_en="Urban flooding",
+    ),
+    ThresholdRule(
+        "low_oxygen", Quantity.DISSOLVED_OXYGEN, "below",
+        (
+            Level(4.0, _sev("moderate"), "Thấp", "Low"),
+            Level(2.0, _sev("severe"), "Nguy cơ cá chết", "Fish-kill danger"),
+            Level(1.0, _sev("extreme"), "Thiếu oxy nghiêm trọng", "Severe hypoxia"),
+        ),
+        hysteresis=0.5, title_vi="Oxy hoà tan thấp", title_en="Low dissolved oxygen",
+    ),
+    ThresholdRule(
+        "pm25_high", Quantity.PM25, "above",
+        (
+            Level(150.0, _sev("moderate"), "Xấu", "Bad"),
+            Level(250.0, _sev("severe"), "Rất xấu", "Very bad"),
+            Level(350.0, _sev("extreme"), "Nguy hại", "Hazardous"),
+        ),
+        hysteresis=20.0, title_vi="Bụi PM2.5 cao", title_en="High PM2.5",
+    ),
+)  # fmt: skip
+
+
+def evaluate(
+    readings: list[Reading], rules: Mapping[Quantity, list[ThresholdRule]]
+) -> list[Condition]:
+    """Conditions for every reading that some rule watches, in reading order."""
+    out: list[Condition] = []
+    for reading in readings:
+        for rule in rules.get(reading.quantity, ()):
+            out.append(
+                Condition(
+                    f"{rule.name}:{reading.station_id}",
+                    rule,
+                    reading,
+                    rule.level_of(reading.value),
+                    rule.is_normal(reading.value),
+                )
+            )
+    return out
+
+
+def describe(
+    rule: ThresholdRule, level: Level, reading: Reading, station: StationRef | None
+) -> tuple[str, str, str, str]:
+    """Bilingual title and message for an alert (local time Asia/Ho_Chi_Minh)."""
+    spec = QUANTITIES[reading.quantity]
+    place = station.name if station else reading.station_id
+    district = f", {station.district}" if station else ""
+    local = reading.measured_at.astimezone(HANOI).strftime("%H:%M %d/%m/%Y")
+    value = f"{reading.value:.1f} {spec.unit}"
+    limit = f"{level.threshold:g} {spec.unit}"
+    relation_vi = "vượt" if rule.direction == "above" else "dưới"
+    relation_en = "above" if rule.direction == "above" else "below"
+    title_vi = f"{rule.title_vi} – {level.name_vi}: {place}"
+    title_en = f"{rule.title_en} – {level.name_en}: {place}"
+    message_vi = (
+        f"{spec.label_vi} tại {place}{district} là {value} lúc {local} (giờ Hà Nội), "
+        f"{relation_vi} ngưỡng {level.name_vi.lower()} {limit}."
+    )
+    message_en = (
+        f"{spec.label_en} at {place}{district} is {value} at {local} (Hanoi time), "
+        f"{relation_en} the {level.name_en.lower()} threshold of {limit}."
+    )
+    return title_vi, title_en, message_vi, message_en
