@@ -22,7 +22,7 @@ from ingest.consumer import Consumer
 from ingest.errors import StorageError
 from ingest.validate import Outcome, Validator
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "run_every"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,3 +120,16 @@ class Pipeline:
                 log = logger.warning if attempt < 5 else logger.error
                 log("batch not committed (attempt %d), retrying in %.1f s: %s", attempt, delay, exc)
                 await asyncio.sleep(delay)
+
+
+async def run_every(interval_s: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Run ``job`` every ``interval_s`` forever; a failure is logged and retried next round.
+
+    Upkeep (maintenance, heartbeats, registry refresh) must never take the data path down.
+    """
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await job()
+        except Exception:
+            logger.exception("periodic job %s failed", getattr(job, "__name__", job))

@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ingest.batcher import Batch, Batcher
 from ingest.consumer import Consumer
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Pipeline, run_every
 from ingest.registry import RegistrySnapshot, load_registry
 from ingest.settings import IngestSettings
 from ingest.storage import Conn, Strategy, strategy_for, upgrade
@@ -130,11 +130,11 @@ class IngestService:
         """Run until :meth:`stop` is called (or the task is cancelled)."""
         async with asyncio.TaskGroup() as tg:
             background = [
-                tg.create_task(self._every(self.settings.maintenance_interval_s, self._maintain),
+                tg.create_task(run_every(self.settings.maintenance_interval_s, self._maintain),
                                name="maintenance"),
-                tg.create_task(self._every(self.settings.heartbeat_interval_s, self._heartbeat),
+                tg.create_task(run_every(self.settings.heartbeat_interval_s, self._heartbeat),
                                name="heartbeat"),
-                tg.create_task(self._every(self.settings.registry_refresh_s, self._refresh),
+                tg.create_task(run_every(self.settings.registry_refresh_s, self._refresh),
                                name="registry"),
             ]  # fmt: skip
             await self.pipeline.run()
@@ -171,16 +171,6 @@ class IngestService:
         if batch.outcomes:
             oldest = batch.outcomes[0].message.received_at
             self._last["receive_to_commit_ms"] = (datetime.now(UTC) - oldest).total_seconds() * 1000
-
-    async def _every(self, interval_s: float, job: object) -> None:
-        assert callable(job)  # noqa: S101
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await job()
-            except Exception:
-                # Upkeep must never take the ingest path down; the next round retries.
-                logger.exception("periodic job %s failed", getattr(job, "__name__", job))
 
     async def _maintain(self) -> None:
         assert self._strategy is not None  # noqa: S101

@@ -39,7 +39,7 @@ class ProcessingSettings(BaseSettings):
     batch_max_readings: int = Field(20000, ge=1)
     clear_after_samples: int = Field(3, ge=1)
     cooldown_s: float = Field(600.0, ge=0)
-    escalate_after_s: float = Field(900.0, gt=0)
+    escalation_after_s: float = Field(900.0, gt=0)
     escalation_check_s: float = Field(30.0, gt=0)
     heartbeat_interval_s: float = Field(5.0, gt=0)
     registry_refresh_s: float = Field(30.0, gt=0)

@@ -1,0 +1,178 @@
+"""The processing service: readings -> rules -> alert lifecycle -> alerts (+ NOTIFY).
+
+It holds its own shared subscription (``$share/processing/…``) with a persistent session,
+so detector cost never slows database writes and either service can restart alone. Messages
+are validated exactly as ingest validates them (same registry, same rules), then batched;
+a batch's alert transitions are committed in one transaction before its messages are acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from ingest.batcher import Batch, Batcher
+from ingest.consumer import Consumer
+from ingest.errors import StorageError
+from ingest.pipeline import Pipeline, run_every
+from ingest.registry import RegistrySnapshot, load_registry
+from ingest.storage import Conn, upgrade
+from ingest.validate import Validator
+from ingest.wire import Quantity, Topic
+from ingest.writer import heartbeat
+from processing.lifecycle import Command, Lifecycle
+from processing.rules import DEFAULT_RULES, ThresholdRule, evaluate
+from processing.settings import ProcessingSettings
+from processing.sink import apply_commands, escalate_unacknowledged, open_alerts
+
+__all__ = ["ProcessingService", "run_service"]
+
+logger = logging.getLogger(__name__)
+
+
+class ProcessingService:
+    """One processing instance.
+
+    Args:
+        settings: the instance's settings.
+        rules: threshold rules to apply (defaults: :data:`processing.rules.DEFAULT_RULES`).
+    """
+
+    def __init__(
+        self, settings: ProcessingSettings, rules: tuple[ThresholdRule, ...] = DEFAULT_RULES
+    ) -> None:
+        self.settings = settings
+        self._rules: dict[Quantity, list[ThresholdRule]] = defaultdict(list)
+        for rule in rules:
+            self._rules[rule.quantity].append(rule)
+        self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            settings.database_url, min_size=1, max_size=3, open=False,
+            name=f"processing-{settings.instance}",
+        )  # fmt: skip
+        share = f"$share/{settings.share_group}/" if settings.mqtt_protocol == "5" else ""
+        self.consumer = Consumer(
+            settings.mqtt_url,
+            client_id=settings.client_id,
+            subscriptions=[share + Topic.filter("telemetry", settings.topic_root)],
+            protocol=settings.mqtt_protocol,
+            receive_maximum=settings.receive_maximum,
+        )
+        self._validator = Validator(RegistrySnapshot({}, {}), root=settings.topic_root)
+        self.pipeline = Pipeline(
+            self.consumer,
+            self._validator,
+            Batcher(
+                max_readings=settings.batch_max_readings,
+                max_messages=settings.receive_maximum,
+                max_age_s=settings.batch_max_age_s,
+            ),
+            self._handle,
+        )
+        self.lifecycle = Lifecycle(
+            clear_after=settings.clear_after_samples, cooldown_s=settings.cooldown_s
+        )
+        self._registry = RegistrySnapshot({}, {})
+        self._started_at = datetime.now(UTC)
+        self.counts: Counter[str] = Counter()
+
+    async def __aenter__(self) -> Self:
+        await upgrade(self.settings.database_url)
+        await self._pool.open(wait=True, timeout=30)
+        async with self._pool.connection() as conn:
+            await self._load_registry(conn)
+            self.lifecycle.restore(await open_alerts(conn))
+        logger.info("processing resumes with %d open alert(s)", len(self.lifecycle.open_keys))
+        await self.consumer.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.consumer.__aexit__(et, ev, tb)
+        await self._pool.close()
+
+    def stop(self) -> None:
+        """Finish the pending batch, commit, ack and return from :meth:`run`."""
+        self.pipeline.stop()
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`."""
+        s = self.settings
+        async with asyncio.TaskGroup() as tg:
+            background = [
+                tg.create_task(run_every(s.heartbeat_interval_s, self._heartbeat), name="beat"),
+                tg.create_task(run_every(s.escalation_check_s, self._escalate), name="escalation"),
+                tg.create_task(run_every(s.registry_refresh_s, self._refresh), name="registry"),
+            ]  # fmt: skip
+            await self.pipeline.run()
+            await self._heartbeat()
+            for task in background:
+                task.cancel()
+
+    async def _handle(self, batch: Batch) -> None:
+        readings = [r for outcome in batch.outcomes for r in outcome.readings]
+        self.counts["readings"] += len(readings)
+        commands: list[Command] = []
+        for condition in evaluate(readings, self._rules):
+            station = self._registry.stations.get(condition.reading.station_id)
+            command = self.lifecycle.step(condition, station)
+            if command is not None:
+                commands.append(command)
+        if not commands:
+            return
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                stale = await apply_commands(conn, commands)
+        except psycopg.Error as exc:
+            msg = f"{len(commands)} alert transition(s) not committed: {exc}"
+            raise StorageError(msg) from exc
+        for key in stale:
+            self.lifecycle.forget(key)
+        for command in commands:
+            self.counts[f"alerts_{type(command).__name__.lower()}"] += 1
+
+    async def _load_registry(self, conn: Conn) -> None:
+        self._registry = await load_registry(conn)
+        self._validator.use(self._registry)
+
+    async def _refresh(self) -> None:
+        async with self._pool.connection() as conn:
+            await self._load_registry(conn)
+
+    async def _escalate(self) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            n = await escalate_unacknowledged(conn, self.settings.escalation_after_s)
+        self.counts["alerts_escalated"] += n
+
+    async def _heartbeat(self) -> None:
+        await heartbeat(self._pool, "processing", self.settings.instance, self._started_at,
+                        self.stats())  # fmt: skip
+
+    def stats(self) -> dict[str, float | int | str]:
+        """A snapshot of every counter."""
+        out: dict[str, float | int | str] = {"readings": 0, "open_alerts": 0}
+        out.update(self.counts)
+        out.update(self.pipeline.counts)
+        out["open_alerts"] = len(self.lifecycle.open_keys)
+        out["alerts_suppressed_cooldown"] = self.lifecycle.suppressed
+        out["buffered_messages"] = self.consumer.buffered
+        return out
+
+
+async def run_service(settings: ProcessingSettings) -> None:
+    """Run one processing instance until SIGINT/SIGTERM, then shut down cleanly."""
+    async with ProcessingService(settings) as service:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, service.stop)
+        await service.run()

@@ -1,0 +1,100 @@
+"""The alert lifecycle: raise, update, hysteresis, clear, cooldown, out-of-order."""
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.registry import StationRef
+from ingest.wire import Domain, Quantity, Reading, StationId
+from processing.alerts import Severity
+from processing.lifecycle import Clear, Lifecycle, Raise, Update
+from processing.rules import DEFAULT_RULES, evaluate
+
+T0 = datetime(2025, 9, 30, 0, 0, tzinfo=UTC)
+STATION = StationRef(
+    StationId("fd-x"), Domain.FLOOD, "Thái Hà", "Đống Đa", 21.0, 105.8, "flood_depth"
+)
+RULES = {Quantity.WATER_DEPTH: [r for r in DEFAULT_RULES if r.name == "flood_depth"]}
+
+
+def depth(minute: int, cm: float) -> Reading:
+    at = T0 + timedelta(minutes=minute)
+    return Reading(StationId("fd-x"), Quantity.WATER_DEPTH, cm, at, at)
+
+
+def run(life: Lifecycle, series: list[float], start: int = 0) -> list[object]:
+    out = []
+    for i, cm in enumerate(series):
+        for cond in evaluate([depth(start + i, cm)], RULES):
+            command = life.step(cond, STATION)
+            if command is not None:
+                out.append(command)
+    return out
+
+
+def test_rises_updates_and_clears_once() -> None:
+    life = Lifecycle(clear_after=3, cooldown_s=600)
+    commands = run(life, [2, 5, 12, 18, 24, 33, 28, 22, 9, 8, 6, 5, 4, 3])
+    kinds = [type(c).__name__ for c in commands]
+    assert kinds == ["Raise", "Update", "Update", "Clear"]
+    raised = commands[0]
+    assert isinstance(raised, Raise)
+    assert raised.alert.severity is Severity.MINOR
+    assert raised.group_key == "flood_depth:Đống Đa"
+    assert "Thái Hà" in raised.alert.message_vi
+    assert "giờ Hà Nội" in raised.alert.message_vi
+    assert "Hanoi time" in raised.alert.message_en
+    worst = commands[2]
+    assert isinstance(worst, Update)
+    assert worst.alert.severity is Severity.SEVERE
+
+
+def test_hovering_at_threshold_does_not_flap() -> None:
+    life = Lifecycle(clear_after=3, cooldown_s=600)
+    commands = run(life, [9, 11, 9, 11, 8, 11, 9, 10.5, 9.5])
+    assert [type(c).__name__ for c in commands] == ["Raise"]
+
+
+def test_cooldown_suppresses_same_severity_but_not_worse() -> None:
+    life = Lifecycle(clear_after=1, cooldown_s=600)
+    first = run(life, [12, 2])
+    again = run(life, [12], start=5)  # 5 min later, same severity: suppressed
+    worse = run(life, [35], start=6)  # worse: raised at once
+    assert [type(c).__name__ for c in first] == ["Raise", "Clear"]
+    assert again == []
+    assert [type(c).__name__ for c in worse] == ["Raise"]
+    assert life.suppressed == 1
+
+
+def test_out_of_order_readings_are_ignored() -> None:
+    life = Lifecycle(clear_after=1, cooldown_s=0)
+    run(life, [25], start=10)
+    late = run(life, [2], start=5)  # older than what was seen: no clear
+    assert late == []
+    assert life.open_keys == {"flood_depth:fd-x"}
+
+
+def test_restore_resumes_open_alerts() -> None:
+    life = Lifecycle(clear_after=1)
+    life.restore([("flood_depth:fd-x", Severity.MODERATE, T0)])
+    commands = run(life, [22, 1], start=1)
+    assert [type(c).__name__ for c in commands] == ["Clear"]
+    assert isinstance(commands[0], Clear)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=120), min_size=1, max_size=60))
+def test_raise_and_clear_alternate(series: list[float]) -> None:
+    life = Lifecycle(clear_after=2, cooldown_s=0)
+    open_ = False
+    for command in run(life, series):
+        if isinstance(command, Raise):
+            assert not open_
+            open_ = True
+        elif isinstance(command, Clear):
+            assert open_
+            open_ = False
+        else:
+            assert open_
+    assert open_ == bool(life.open_keys)
