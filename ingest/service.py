@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+import statistics
+from collections import Counter, deque
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self
@@ -100,6 +101,7 @@ class IngestService:
         self.counts: Counter[str] = Counter()
         self.quarantine_reasons: Counter[str] = Counter()
         self._last: dict[str, float] = {}
+        self._lags_ms: deque[float] = deque(maxlen=20000)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -168,9 +170,17 @@ class IngestService:
         self.counts["status_changes"] += result.status_changes
         self._last["batch_readings"] = batch.readings
         self._last["commit_ms"] = result.commit_s * 1000
+        committed = datetime.now(UTC)
         if batch.outcomes:
             oldest = batch.outcomes[0].message.received_at
-            self._last["receive_to_commit_ms"] = (datetime.now(UTC) - oldest).total_seconds() * 1000
+            self._last["receive_to_commit_ms"] = (committed - oldest).total_seconds() * 1000
+        # Measurement-to-commit lag of each message's first reading: for live devices this is
+        # the publish-to-commit latency operators care about (bounded reservoir).
+        self._lags_ms.extend(
+            (committed - o.readings[0].measured_at).total_seconds() * 1000
+            for o in batch.outcomes
+            if o.readings
+        )
 
     async def _maintain(self) -> None:
         assert self._strategy is not None  # noqa: S101
@@ -202,6 +212,9 @@ class IngestService:
         out.update(self.pipeline.counts)
         out.update({f"quarantined_{k}": v for k, v in self.quarantine_reasons.items()})
         out.update(self._last)
+        if len(self._lags_ms) >= 2:
+            p50, p99 = statistics.quantiles(self._lags_ms, n=100, method="inclusive")[49::49]
+            out.update(commit_lag_p50_ms=round(p50, 1), commit_lag_p99_ms=round(p99, 1))
         out.update(
             mqtt_connects=c.connects, mqtt_connect_failures=c.connect_failures,
             mqtt_disconnects=c.disconnects, mqtt_received=c.received, mqtt_acked=c.acked,
