@@ -96,7 +96,7 @@ def _delegate(module: str, argv: list[str]) -> int:
     """Run another package's ``main(argv)`` (each service also runs as ``python -m``)."""
     import importlib
 
-    entry = importlib.import_module(f"{module}.__main__")
+    entry = importlib.import_module(module)
     result: int = entry.main(argv)
     return result
 
@@ -137,10 +137,10 @@ def _parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_quarantine)
 
     for name, module, text in (
-        ("simulate", "simulators", "run simulated Hanoi sensors"),
-        ("ingest", "ingest", "run an ingestor"),
-        ("process", "processing", "run processing (detectors, indices, alerts)"),
-        ("api", "ops_api", "run the ops API and console"),
+        ("simulate", "simulators.__main__", "run simulated Hanoi sensors"),
+        ("ingest", "ingest.__main__", "run an ingestor"),
+        ("process", "processing.__main__", "run processing (detectors, indices, alerts)"),
+        ("api", "ops_api.__main__", "run the ops API and console"),
         ("backtest", "processing.backtest", "run a detector over stored data or a CSV"),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
@@ -157,10 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.func is None:
-        if args.module == "processing.backtest":
-            from processing.backtest import main as backtest_main
-
-            return backtest_main(rest)
         return _delegate(args.module, rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")

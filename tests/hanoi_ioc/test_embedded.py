@@ -1,0 +1,84 @@
+"""Embedded servers and the CLI's database commands."""
+
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hanoi_ioc.cli import main
+from hanoi_ioc.embedded import EmbeddedBroker, EmbeddedPostgres, _mosquitto_conf, repo_file
+
+
+def test_broker_config_is_the_repository_one_with_local_paths(tmp_path: Path) -> None:
+    conf = _mosquitto_conf(repo_file("deploy", "mosquitto", "mosquitto.conf"), 1999, tmp_path, True)
+    lines = conf.splitlines()
+    assert "persistence true" in lines
+    assert "max_queued_messages 1000000" in lines
+    assert "listener 1999 127.0.0.1" in lines
+    assert f"persistence_location {tmp_path}/" in lines
+    assert "listener 1883" not in lines
+    assert "user root" in lines
+
+
+@pytest.mark.mqtt
+def test_broker_keeps_sessions_across_a_restart(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(tmp_path / "mq")
+    received: list[bytes] = []
+
+    def client(cid: str) -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311,
+                        clean_session=False)  # fmt: skip
+        c.on_message = lambda _c, _u, m: received.append(bytes(m.payload))
+        return c
+
+    with broker:
+        sub = client("keeper")
+        sub.connect("127.0.0.1", broker.port)
+        sub.subscribe("k/#", qos=1)
+        sub.loop(timeout=1)
+        sub.disconnect()
+        pub = client("pub")
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        pub.publish("k/1", b"queued", qos=1).wait_for_publish(5)
+        pub.disconnect()
+        pub.loop_stop()
+    with EmbeddedBroker(tmp_path / "mq", port=broker.port) as again:  # persistence reloaded
+        sub = client("keeper")
+        sub.connect("127.0.0.1", again.port)
+        for _ in range(50):
+            sub.loop(timeout=0.1)
+            if received:
+                break
+        sub.disconnect()
+    assert received == [b"queued"]
+
+
+@pytest.mark.db
+def test_postgres_cluster_is_reused(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path / "pg", durable=False) as first:
+        second = EmbeddedPostgres(tmp_path / "pg", durable=False).start()  # finds it running
+        assert second.port == first.port
+        second.stop()  # did not start it: leaves it running
+        with psycopg.connect(first.url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.db
+def test_cli_upgrade_and_registry(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade", "--database-url", db_url]) == 0
+    assert "up to date" in capsys.readouterr().out
+    registry = tmp_path / "fleet.json"
+    registry.write_text(
+        '[{"station_id":"rg-test","domain":"flood","name":"Ô Chợ Dừa","district":"Đống Đa",'
+        '"lat":21.02,"lon":105.83,"kind":"rain_gauge","sensors":[{"quantity":"rainfall",'
+        '"interval_s":60.0}],"attributes":{}}]'
+    )
+    assert main(["registry", "load", str(registry), "--database-url", db_url]) == 0
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT unit FROM sensors").fetchone() == ("mm",)
+    assert main(["quarantine", "list", "--database-url", db_url]) == 0
