@@ -1,8 +1,11 @@
 -- hanoi:no-transaction
 -- TimescaleDB strategy (2.28+ on PostgreSQL 15, 2.29+ on 16-18): hypertable with daily chunks,
 -- columnstore after 7 days, retention policy, continuous aggregates with real-time
--- aggregation. Every statement is idempotent because caggs cannot be created inside a
--- transaction block; the runner executes this file in autocommit mode.
+-- aggregation. Continuous aggregates cannot be created inside a transaction block, so the
+-- runner executes this file statement by statement in autocommit mode and records it only
+-- when every statement succeeded; each statement is written to be re-runnable after a
+-- failed first run (the ALTER … SET below is, as long as no chunk is compressed yet, which
+-- the 7-day columnstore policy guarantees for a fresh table).
 CREATE TABLE IF NOT EXISTS readings (
     time        timestamptz NOT NULL,
     sensor_id   integer NOT NULL,

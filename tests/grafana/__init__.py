@@ -1,0 +1,1 @@
+"""Tests of the Grafana artefacts and the production deployment files."""
