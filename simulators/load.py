@@ -1,0 +1,318 @@
+"""Load mode: N virtual stations at a target message rate, for benchmarks.
+
+Two message shapes:
+
+- ``station``: one JSON telemetry message per station sample, 8 readings (an air station);
+- ``senml``: gateway SenML packs (RFC 8428) of ~100 readings from ~13 stations each.
+
+Each worker process runs one paho client (QoS 1, in-flight window ``window``, at most
+``max_pending`` unacknowledged messages) and paces itself to its share of the rate; when
+one process cannot reach the rate the work is spread over several (``processes``, or
+``0`` = as many as the rate needs, up to the CPU count). The report says what was actually
+sent and acknowledged, never just what was asked for.
+"""
+
+import logging
+import math
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ingest.wire import (
+    Domain,
+    Quantity,
+    StationId,
+    StationInfo,
+    Topic,
+    encode_senml,
+    encode_telemetry,
+)
+from simulators.fleet import AIR_QUANTITIES
+from simulators.settings import BrokerAddress
+
+__all__ = ["LoadPlan", "LoadReport", "Shape", "WorkerReport", "load_fleet", "run_load"]
+
+logger = logging.getLogger(__name__)
+
+Shape = Literal["station", "senml"]
+_READINGS_PER_STATION = len(AIR_QUANTITIES)
+# One paho process publishes ~8k single-reading QoS 1 msgs/s on 2 cores
+# (shared/reference/performance.md); SenML packs cost more to encode.
+_PER_PROCESS_MSGS_S = {"station": 6000.0, "senml": 1500.0}
+_TYPICAL = {
+    Quantity.PM25: 40.0,
+    Quantity.PM10: 60.0,
+    Quantity.NO2: 30.0,
+    Quantity.SO2: 12.0,
+    Quantity.CO: 900.0,
+    Quantity.O3: 40.0,
+    Quantity.AIR_TEMPERATURE: 26.0,
+    Quantity.RELATIVE_HUMIDITY: 75.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    """What to send.
+
+    Args:
+        broker: where to send it.
+        stations: number of virtual stations (``ld-00001`` ...).
+        rate_msgs_s: target messages per second, all processes together.
+        duration_s: how long to send.
+        shape: ``station`` (8 readings per message) or ``senml`` (~100 per pack).
+        processes: worker processes (0 = as many as the rate needs).
+        root: topic root.
+        readings_per_pack: readings in a SenML pack.
+        window: MQTT in-flight window per client.
+        max_pending: most unacknowledged messages per client before waiting.
+        protocol: MQTT protocol version (3.1.1 by default: paho decodes its acks faster).
+        client_prefix: client id prefix.
+    """
+
+    broker: BrokerAddress
+    stations: int = 1000
+    rate_msgs_s: float = 1000.0
+    duration_s: float = 30.0
+    shape: Shape = "station"
+    processes: int = 0
+    root: str = "hanoi/v1"
+    readings_per_pack: int = 100
+    window: int = 100
+    max_pending: int = 2000
+    protocol: Literal["5", "3.1.1"] = "3.1.1"
+    client_prefix: str = "load"
+
+    def worker_count(self) -> int:
+        """Processes to use."""
+        if self.processes > 0:
+            return self.processes
+        needed = math.ceil(self.rate_msgs_s / _PER_PROCESS_MSGS_S[self.shape])
+        return max(1, min(needed, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    """One worker's counts."""
+
+    worker: int
+    sent: int
+    acked: int
+    readings: int
+    elapsed_s: float
+    bytes_sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    """What a load run actually achieved."""
+
+    shape: Shape
+    stations: int
+    processes: int
+    target_msgs_s: float
+    sent: int
+    acked: int
+    readings: int
+    elapsed_s: float
+    bytes_sent: int
+    workers: tuple[WorkerReport, ...]
+
+    @property
+    def achieved_msgs_s(self) -> float:
+        """Acknowledged messages per second."""
+        return self.acked / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def achieved_readings_s(self) -> float:
+        """Acknowledged readings per second."""
+        return self.readings * (self.acked / self.sent) / self.elapsed_s if self.sent else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready summary."""
+        out = asdict(self)
+        out["achieved_msgs_s"] = round(self.achieved_msgs_s, 1)
+        out["achieved_readings_s"] = round(self.achieved_readings_s, 1)
+        return out
+
+
+def load_fleet(n: int) -> list[StationInfo]:
+    """The virtual stations of load mode (air stations spread over Hanoi's centre)."""
+    from simulators.fleet import _sensors
+
+    rng = np.random.default_rng(0)
+    lats = rng.uniform(20.95, 21.08, n)
+    lons = rng.uniform(105.75, 105.90, n)
+    return [
+        StationInfo(
+            StationId(f"ld-{i + 1:05d}"),
+            Domain.AIR,
+            f"Load station {i + 1}",
+            "Hà Nội",
+            round(float(lats[i]), 5),
+            round(float(lons[i]), 5),
+            "air_quality",
+            _sensors(AIR_QUANTITIES, 60.0),
+            {"virtual": True},
+        )
+        for i in range(n)
+    ]
+
+
+def _values(rng: np.random.Generator) -> list[tuple[Quantity, float]]:
+    noise = rng.normal(1.0, 0.1, len(AIR_QUANTITIES))
+    return [
+        (q, round(_TYPICAL[q] * float(f), 1)) for q, f in zip(AIR_QUANTITIES, noise, strict=True)
+    ]
+
+
+class _Sender:
+    """One paho client publishing its share of the load."""
+
+    def __init__(self, plan: LoadPlan, worker: int) -> None:
+        self.plan = plan
+        self.worker = worker
+        self._unacked: deque[mqtt.MQTTMessageInfo] = deque()
+        self._acked = 0
+        version = mqtt.MQTTv5 if plan.protocol == "5" else mqtt.MQTTv311
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{plan.client_prefix}-{os.getpid()}-{worker}",
+            protocol=version,
+        )
+        self.client.max_inflight_messages_set(plan.window)
+        self.client.max_queued_messages_set(0)
+        if plan.broker.username:
+            self.client.username_pw_set(plan.broker.username, plan.broker.password)
+        if plan.broker.tls:
+            self.client.tls_set()
+
+    @property
+    def acked(self) -> int:
+        """Messages acknowledged so far (no on_publish callback: it is costly in paho 2)."""
+        while self._unacked and self._unacked[0].is_published():
+            self._unacked.popleft()
+            self._acked += 1
+        return self._acked
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self._unacked.append(self.client.publish(topic, payload, qos=1))
+
+    def connect(self) -> None:
+        self.client.connect(self.plan.broker.host, self.plan.broker.port, keepalive=30)
+        deadline = time.monotonic() + 10.0
+        while not self.client.is_connected():
+            self.client.loop(timeout=0.05)
+            if time.monotonic() > deadline:
+                msg = f"load worker {self.worker}: no CONNACK from the broker"
+                raise ConnectionError(msg)
+
+    def wait_acks(self, sent: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.acked < sent and time.monotonic() < deadline:
+            self.client.loop(timeout=0.05)
+
+    def disconnect(self) -> None:
+        self.client.disconnect()
+        self.client.loop(timeout=0.1)
+
+
+def _messages(plan: LoadPlan, worker: int, workers: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """Endless (topic, payload, readings) for this worker's share of the stations."""
+    mine = [f"ld-{i + 1:05d}" for i in range(worker, plan.stations, workers)] or ["ld-00001"]
+    seq = 0
+    if plan.shape == "station":
+        topics = [str(Topic(Domain.AIR, StationId(s), "telemetry", plan.root)) for s in mine]
+        while True:
+            for station, topic in zip(mine, topics, strict=True):
+                seq += 1
+                payload = encode_telemetry(station, datetime.now(UTC), _values(rng), seq=seq)
+                yield topic, payload, _READINGS_PER_STATION
+    per_pack = math.ceil(plan.readings_per_pack / _READINGS_PER_STATION)
+    gateway = StationId(f"ld-gw-{worker + 1:03d}")
+    topic = str(Topic(Domain.AIR, gateway, "telemetry", plan.root))
+    position = 0
+    while True:
+        now = datetime.now(UTC)
+        group = [mine[(position + k) % len(mine)] for k in range(per_pack)]
+        position += per_pack
+        readings = [(s, q, v, now) for s in group for q, v in _values(rng)]
+        yield topic, encode_senml(readings), len(readings)
+
+
+def _worker(plan: LoadPlan, worker: int, workers: int) -> WorkerReport:
+    rng = np.random.default_rng(worker)
+    sender = _Sender(plan, worker)
+    sender.connect()
+    interval = workers / plan.rate_msgs_s
+    sent = readings = size = 0
+    messages = _messages(plan, worker, workers, rng)
+    started = time.monotonic()
+    end = started + plan.duration_s
+    while (now := time.monotonic()) < end:
+        due = started + sent * interval
+        if now < due:
+            sender.client.loop(timeout=min(due - now, 0.05))
+            continue
+        topic, payload, count = next(messages)
+        sender.publish(topic, payload)
+        sent, readings, size = sent + 1, readings + count, size + len(payload)
+        if sent % 32 == 0:
+            sender.client.loop(timeout=0)
+        while sent - sender.acked > plan.max_pending and time.monotonic() < end:
+            sender.client.loop(timeout=0.01)
+    elapsed = time.monotonic() - started
+    sender.wait_acks(sent, 10.0)
+    sender.disconnect()
+    return WorkerReport(worker, sent, sender.acked, readings, elapsed, size)
+
+
+def run_load(plan: LoadPlan) -> LoadReport:
+    """Run the load and report what was achieved (blocks for ``duration_s`` and a bit)."""
+    workers = plan.worker_count()
+    logger.info(
+        "load: %d %s stations, target %.0f msgs/s for %.0f s over %d process(es)",
+        plan.stations,
+        plan.shape,
+        plan.rate_msgs_s,
+        plan.duration_s,
+        workers,
+    )
+    if workers == 1:
+        reports: Sequence[WorkerReport] = [_worker(plan, 0, 1)]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [pool.submit(_worker, plan, i, workers) for i in range(workers)]
+            reports = [f.result() for f in futures]
+    report = LoadReport(
+        plan.shape,
+        plan.stations,
+        workers,
+        plan.rate_msgs_s,
+        sum(r.sent for r in reports),
+        sum(r.acked for r in reports),
+        sum(r.readings for r in reports),
+        max(r.elapsed_s for r in reports),
+        sum(r.bytes_sent for r in reports),
+        tuple(reports),
+    )
+    logger.info(
+        "load: sent %d, acknowledged %d (%.0f msgs/s, %.0f readings/s, target %.0f msgs/s)",
+        report.sent,
+        report.acked,
+        report.achieved_msgs_s,
+        report.achieved_readings_s,
+        plan.rate_msgs_s,
+    )
+    return report

@@ -1,0 +1,1 @@
+"""Bundled scenario files (``*.yaml``); load them with ``simulators.scenario.load_scenario``."""

@@ -1,0 +1,144 @@
+"""SimulatorSettings: one typed settings object for the simulators (env prefix ``SIM_``)."""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest import wire
+
+__all__ = ["BrokerAddress", "SimulatorSettings", "parse_broker_url"]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where and how to reach the broker.
+
+    Args:
+        host: broker host name or address.
+        port: TCP port.
+        tls: connect with TLS (``mqtts://``).
+        username: optional user name.
+        password: optional password.
+    """
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """Parse ``mqtt[s]://[user[:password]@]host[:port]``.
+
+    >>> parse_broker_url("mqtt://127.0.0.1:1884")
+    BrokerAddress(host='127.0.0.1', port=1884, tls=False, username=None, password=None)
+
+    Raises:
+        ValueError: for another scheme or a missing host.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        msg = f"broker URL {url!r} must start with mqtt:// or mqtts://"
+        raise ValueError(msg)
+    if not parts.hostname:
+        msg = f"broker URL {url!r} has no host"
+        raise ValueError(msg)
+    tls = parts.scheme in ("mqtts", "ssl")
+    return BrokerAddress(
+        parts.hostname,
+        parts.port or (8883 if tls else 1883),
+        tls,
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+    )
+
+
+class SimulatorSettings(BaseSettings):
+    """Everything a simulator run needs, from ``SIM_*`` variables, then the CLI.
+
+    ``speed`` is simulated seconds per real second; ``"max"`` (stored as infinity) backfills
+    as fast as the broker acknowledges. Fault rates left unset come from the scenario file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SIM_", extra="ignore", populate_by_name=True)
+
+    mqtt_url: str = Field(
+        default="mqtt://127.0.0.1:1883",
+        validation_alias=AliasChoices("SIM_MQTT_URL", "MQTT_URL"),
+    )
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    topic_root: str = wire.DEFAULT_ROOT
+    client_id_prefix: str = "sim"
+    scenario: str = "demo"
+    speed: float = 1.0
+    seed: int = 0
+    start: datetime | None = None
+    end: datetime | None = None
+    duration_s: float | None = Field(default=None, gt=0)
+    truth_file: Path | None = None
+    stations: tuple[str, ...] = ()
+    faults_enabled: bool = True
+    fault_stuck_per_day: float | None = Field(default=None, ge=0)
+    fault_drift_per_day: float | None = Field(default=None, ge=0)
+    fault_spike_rate: float | None = Field(default=None, ge=0, le=1)
+    fault_dropout_rate: float | None = Field(default=None, ge=0, lt=1)
+    fault_offline_per_day: float | None = Field(default=None, ge=0)
+    fault_duplicate_rate: float | None = Field(default=None, ge=0, le=1)
+    fault_out_of_order_rate: float | None = Field(default=None, ge=0, le=1)
+    fault_clock_skew_per_day: float | None = Field(default=None, ge=0)
+    fault_malformed_rate: float | None = Field(default=None, ge=0, le=1)
+    outbox_size: int = Field(default=1000, ge=1)
+    ack_timeout_s: float = Field(default=10.0, gt=0)
+    reconnect_initial_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    reconnect_give_up_s: float | None = Field(default=None, gt=0)
+    progress_interval_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("speed", mode="before")
+    @classmethod
+    def _parse_speed(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "max":
+            return math.inf
+        return value
+
+    @field_validator("speed")
+    @classmethod
+    def _positive_speed(cls, value: float) -> float:
+        if not value > 0:
+            msg = "speed must be positive (or 'max')"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            msg = "times must carry a UTC offset (e.g. 2025-09-30T07:00:00+07:00)"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("topic_root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        wire.truth_topic(value)
+        if not value or value.startswith("/") or value.endswith("/") or "+" in value:
+            msg = f"topic root {value!r} is not a plain topic path"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def is_backfill(self) -> bool:
+        """True when publishing as fast as the broker takes it (``--speed max``)."""
+        return math.isinf(self.speed)
+
+    @property
+    def broker(self) -> BrokerAddress:
+        """The parsed :attr:`mqtt_url`."""
+        return parse_broker_url(self.mqtt_url)

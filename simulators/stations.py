@@ -1,0 +1,259 @@
+"""Per-station simulation: the city's drivers in, one station's true readings out.
+
+Each kind of station wraps its signal model from :mod:`simulators.signals`, reads the
+drivers it needs from the shared :class:`CityFrame` (weather, rain, traffic demand, the
+scenario's events) and returns readings in canonical units at its own sample times.
+Sensor noise is added here; faults come later, in :mod:`simulators.faults`.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ingest.wire import Quantity, StationInfo
+from simulators.events import Event, OxygenCrash, PollutionEpisode, TrafficIncident
+from simulators.signals.air import AirDrivers, AirStationModel
+from simulators.signals.cycles import solar_elevation_sin
+from simulators.signals.flood import FloodDepthModel, RainGaugeModel
+from simulators.signals.traffic import TrafficDetectorModel, corridor_activity
+from simulators.signals.water import BuoyModel, LakeDrivers
+from simulators.signals.weather import WeatherFrame
+from simulators.truth import Label, ThresholdEpisodes
+
+__all__ = ["CityFrame", "Readings", "StationSim", "make_station_sim"]
+
+Readings = tuple[dict[Quantity, npt.NDArray[np.float64]], list[Label]]
+"""Readings by quantity at the sample times, and the event labels that closed."""
+
+Array = npt.NDArray[np.float64]
+Q = Quantity
+
+
+@dataclass(frozen=True, slots=True)
+class CityFrame:
+    """The drivers of one chunk on the grid, shared by all stations.
+
+    Args:
+        weather: the weather on the grid.
+        origin_s: unix time of the run's start (event times are relative to it).
+        step_s: grid step.
+        gauges: rain gauge ids, in the row order of ``weather.rain_mm_h``.
+        events: the scenario's events.
+        site_km: for each traffic incident, the km position of its blocked detector.
+    """
+
+    weather: WeatherFrame
+    origin_s: float
+    step_s: float
+    gauges: tuple[str, ...]
+    events: tuple[Event, ...]
+    site_km: Mapping[int, float] = field(default_factory=dict)
+
+    @property
+    def grid_s(self) -> Array:
+        """Grid times."""
+        return self.weather.t_s
+
+    def at(self, series: Array, times_s: Array) -> Array:
+        """A grid series at sample times (linear interpolation)."""
+        return np.interp(times_s, self.weather.t_s, series)
+
+    def rain(self, gauge: str) -> Array:
+        """A gauge's rain rate on the grid (mm/h)."""
+        return np.asarray(self.weather.rain_mm_h[self.gauges.index(gauge)], dtype=np.float64)
+
+
+class StationSim(Protocol):
+    """One simulated station's true readings (before faults)."""
+
+    def sample(self, rng: np.random.Generator, times_s: Array, city: CityFrame) -> Readings:
+        """Readings at ``times_s`` in canonical units, and event labels that closed."""
+        ...
+
+    def flush(self, known_s: float) -> list[Label]:
+        """Labels of episodes still open at the end of the run."""
+        ...
+
+
+@dataclass(slots=True)
+class _AirSim:
+    info: StationInfo
+    model: AirStationModel
+
+    def sample(self, rng: np.random.Generator, times_s: Array, city: CityFrame) -> Readings:
+        w = city.weather
+        rel = times_s - city.origin_s
+        factor, floor, gas = np.ones(len(times_s)), np.zeros(len(times_s)), np.ones(len(times_s))
+        for event in city.events:
+            if isinstance(event, PollutionEpisode):
+                f, fl, g = event.effect(self.info.station_id, rel)
+                factor, floor, gas = factor * f, np.maximum(floor, fl), gas * g
+        corridor = str(self.info.attributes.get("nearest_corridor", ""))
+        drivers = AirDrivers(
+            city.at(w.air_temperature, times_s),
+            city.at(w.humidity, times_s),
+            city.at(w.cloud, times_s),
+            city.at(w.wet, times_s),
+            city.at(w.stagnation, times_s),
+            corridor_activity(times_s, corridor),
+            factor,
+            floor,
+            gas,
+        )
+        return self.model.sample(rng, times_s, drivers), []
+
+    def flush(self, known_s: float) -> list[Label]:
+        return []
+
+
+_BUOY_NOISE = {
+    Q.WATER_TEMPERATURE: (0.05, 1),
+    Q.DISSOLVED_OXYGEN: (0.05, 2),
+    Q.PH: (0.02, 2),
+    Q.TURBIDITY: (0.8, 1),
+    Q.CONDUCTIVITY: (3.0, 0),
+    Q.CHLOROPHYLL_A: (1.0, 1),
+    Q.AMMONIUM: (0.02, 2),
+}
+
+
+@dataclass(slots=True)
+class _BuoySim:
+    info: StationInfo
+    model: BuoyModel
+    hypoxia: ThresholdEpisodes
+
+    def sample(self, rng: np.random.Generator, times_s: Array, city: CityFrame) -> Readings:
+        w = city.weather
+        grid, n = city.grid_s, len(city.grid_s)
+        rel = grid - city.origin_s
+        chl, decay, aeration, nh4 = np.ones(n), np.zeros(n), np.zeros(n), np.zeros(n)
+        for event in city.events:
+            if isinstance(event, OxygenCrash):
+                c, d, a, h = event.effect(self.info.station_id, rel)
+                chl, decay, aeration, nh4 = chl * c, decay + d, aeration + a, nh4 + h
+        drivers = LakeDrivers(
+            w.air_temperature,
+            solar_elevation_sin(grid),
+            w.cloud,
+            w.city_rain_mm_h,
+            chl,
+            decay,
+            aeration,
+            nh4,
+        )
+        true = {q: city.at(v, times_s) for q, v in self.model.grid(rng, grid, drivers).items()}
+        labels = self.hypoxia.update(times_s, true[Q.DISSOLVED_OXYGEN])
+        out: dict[Quantity, Array] = {}
+        for q, values in true.items():
+            sigma, digits = _BUOY_NOISE[q]
+            noisy = np.maximum(values + rng.normal(0.0, sigma, len(times_s)), 0.0)
+            out[q] = np.asarray(np.round(noisy, digits), dtype=np.float64)
+        return out, labels
+
+    def flush(self, known_s: float) -> list[Label]:
+        return self.hypoxia.flush(known_s)
+
+
+@dataclass(slots=True)
+class _GaugeSim:
+    info: StationInfo
+    model: RainGaugeModel
+
+    def sample(self, rng: np.random.Generator, times_s: Array, city: CityFrame) -> Readings:
+        rain = city.rain(self.info.station_id)
+        return {Q.RAINFALL: self.model.sample(city.grid_s, rain, times_s, city.step_s)}, []
+
+    def flush(self, known_s: float) -> list[Label]:
+        return []
+
+
+@dataclass(slots=True)
+class _FloodSim:
+    info: StationInfo
+    model: FloodDepthModel
+    flood: ThresholdEpisodes
+
+    def sample(self, rng: np.random.Generator, times_s: Array, city: CityFrame) -> Readings:
+        gauge = str(self.info.attributes["upstream_gauge"])
+        depth = city.at(self.model.depth(city.rain(gauge), city.step_s), times_s)
+        labels = self.flood.update(times_s, depth)
+        noise = rng.normal(0.0, 0.3, len(times_s))
+        return {Q.WATER_DEPTH: np.round(depth + noise, 1)}, labels
+
+    def flush(self, known_s: float) -> list[Label]:
+        return self.flood.flush(known_s)
+
+
+@dataclass(slots=True)
+class _TrafficSim:
+    info: StationInfo
+    model: TrafficDetectorModel
+
+    def sample(self, rng: np.random.Generator, times_s: Array, city: CityFrame) -> Readings:
+        rel = times_s - city.origin_s
+        jam, throughput = np.zeros(len(times_s)), np.ones(len(times_s))
+        for index, event in enumerate(city.events):
+            if isinstance(event, TrafficIncident):
+                j, t = event.effect(self.info.attributes, city.site_km.get(index, 0.0), rel)
+                jam, throughput = np.maximum(jam, j), throughput * t
+        rain = city.at(city.weather.city_rain_mm_h, times_s)
+        return self.model.sample(rng, times_s, rain, jam, throughput), []
+
+    def flush(self, known_s: float) -> list[Label]:
+        return []
+
+
+def make_station_sim(info: StationInfo, rng: np.random.Generator, step_s: float) -> StationSim:
+    """The simulation of one registry station (by its ``kind``).
+
+    Raises:
+        ValueError: for a station kind the simulators do not know.
+    """
+    interval = info.sensors[0].interval_s
+    attrs = info.attributes
+    sid = info.station_id
+    if info.kind == "air_quality":
+        weight = float(str(attrs.get("traffic_weight", 0.5)))
+        site = float(np.exp(rng.normal(0.0, 0.08)))
+        return _AirSim(info, AirStationModel(weight, interval, site, float(rng.uniform(0.2, 0.9))))
+    if info.kind == "buoy":
+        sewer = float(str(attrs.get("sewer_influence", 1.0)))
+        buoy = BuoyModel(step_s, sewer, float(np.exp(rng.normal(0.0, 0.1))))
+        return _BuoySim(
+            info,
+            buoy,
+            ThresholdEpisodes(
+                sid, "hypoxia", Q.DISSOLVED_OXYGEN, 2.0, 3.0, above=False, unit="mg/L"
+            ),
+        )
+    if info.kind == "rain_gauge":
+        return _GaugeSim(info, RainGaugeModel(float(str(attrs.get("bucket_mm", 0.2)))))
+    if info.kind == "flood_depth":
+        model = FloodDepthModel(
+            float(str(attrs["concentration"])),
+            float(str(attrs["drain_mm_h"])),
+            float(str(attrs["recession_h"])),
+            float(str(attrs["lag_min"])),
+            float(str(attrs.get("max_depth_cm", 120.0))),
+            float(np.exp(rng.normal(0.0, 0.08))),
+        )
+        return _FloodSim(
+            info, model, ThresholdEpisodes(sid, "flood", Q.WATER_DEPTH, 10.0, 5.0, unit="cm")
+        )
+    if info.kind == "traffic":
+        return _TrafficSim(
+            info,
+            TrafficDetectorModel(
+                str(attrs["corridor"]),
+                float(str(attrs["free_flow_kmh"])),
+                float(str(attrs["capacity_pcu_h"])),
+                str(attrs["mix"]),
+                interval,
+            ),
+        )
+    msg = f"station {sid}: unknown station kind {info.kind!r}"
+    raise ValueError(msg)
