@@ -108,7 +108,7 @@ async def _prove_ready(database_url: str, api: str, timeout_s: float, out: TextI
                                           "resume_from": 0}))  # fmt: skip
                 while True:
                     message = json.loads(await ws.recv())
-                    if message.get("type") == "alert":
+                    if message.get("type") == "alert_event":
                         break
     except (TimeoutError, OSError) as exc:
         _say(out, f"  no alert over WebSocket within {timeout_s:.0f} s: {exc!r}")
