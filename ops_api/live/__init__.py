@@ -1,0 +1,1 @@
+"""Live feed: the alert broadcaster, shared pollers and the WebSocket endpoint."""

@@ -1,0 +1,109 @@
+"""History with server-side downsampling, and official index values."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from ops_api.deps import ConnDep, PrincipalDep, SettingsDep
+from ops_api.errors import InvalidRequestError, NotFoundError
+from ops_api.history import fetch_history
+from ops_api.queries import find_sensor, list_indices
+from ops_api.routes.stations import domain_names
+from ops_api.schemas import ErrorOut, HistoryOut, HistoryPointOut, IndexOut
+from ops_api.timefmt import now_utc
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api", tags=["readings"])
+
+_SENSOR: Final = r"^[a-z0-9][a-z0-9-]{1,62}\.[a-z0-9_]{1,64}$"
+_DEFAULT_SPAN: Final = timedelta(hours=24)
+_BAD_RANGE: Final = ("Khoảng thời gian không hợp lệ: from phải trước to", "from must be before to")
+FromQuery = Annotated[
+    AwareDatetime | None, Query(alias="from", description="ISO 8601 with offset; default to - 24 h")
+]
+ToQuery = Annotated[AwareDatetime | None, Query(alias="to", description="ISO 8601; default now")]
+
+
+def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    end = end or now_utc()
+    start = start or end - _DEFAULT_SPAN
+    if start >= end:
+        raise InvalidRequestError(*_BAD_RANGE)
+    return start, end
+
+
+@router.get(
+    "/history",
+    summary="Chuỗi số liệu / History (downsampled)",
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+async def get_history(
+    conn: ConnDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    sensor: Annotated[str, Query(pattern=_SENSOR, description="<station>.<quantity>")],
+    start: FromQuery = None,
+    end: ToQuery = None,
+    max_points: Annotated[int | None, Query(ge=2, description="default 500")] = None,
+) -> HistoryOut:
+    """A sensor's values in ``[from, to)``, at most ``max_points`` points.
+
+    Short ranges return raw readings; longer ones are bucketed from raw readings, the 1-minute
+    or the 1-hour rollup so that no more than ``max_points`` buckets come back (each with
+    mean, min, max and count).
+    """
+    points = max_points or settings.history_default_points
+    if points > settings.history_max_points:
+        most = settings.history_max_points
+        message_vi, message_en = f"max_points tối đa {most}", f"max_points is at most {most}"
+        raise InvalidRequestError(message_vi, message_en)
+    start, end = _window(start, end)
+    station, quantity = sensor.rsplit(".", 1)
+    row = await find_sensor(conn, station, quantity)
+    if row is None or not principal.can_see(row.domain):
+        message_vi, message_en = f"Không có cảm biến {sensor}", f"No sensor {sensor}"
+        raise NotFoundError(message_vi, message_en)
+    plan, rows = await fetch_history(conn, row, start, end, points)
+    return HistoryOut(
+        sensor=sensor,
+        unit=row.unit,
+        start=start,
+        end=end,
+        max_points=points,
+        source=plan.source,
+        bucket_s=plan.bucket_s,
+        points=[HistoryPointOut.from_row(r) for r in rows],
+    )
+
+
+@router.get(
+    "/indices",
+    summary="Chỉ số (VN_AQI, ...) / Indices",
+    responses={422: {"model": ErrorOut}},
+)
+async def get_indices(
+    conn: ConnDep,
+    principal: PrincipalDep,
+    station: Annotated[list[str] | None, Query(description="repeatable station id")] = None,
+    index: Annotated[str | None, Query(max_length=64, description="e.g. VN_AQI")] = None,
+    start: FromQuery = None,
+    end: ToQuery = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[IndexOut]:
+    """Index values in ``[from, to)``, newest first."""
+    start, end = _window(start, end)
+    rows = await list_indices(
+        conn,
+        stations=station,
+        domains=domain_names(principal.scope_domains),
+        index=index,
+        start=start,
+        end=end,
+        limit=limit,
+    )
+    return [IndexOut.from_row(r) for r in rows]
