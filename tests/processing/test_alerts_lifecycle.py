@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from ingest.registry import StationRef
 from ingest.wire import Domain, Quantity, Reading, StationId
 from processing.alerts import Severity
-from processing.lifecycle import Clear, Lifecycle, Raise, Update
+from processing.lifecycle import Clear, Command, Lifecycle, Raise, Update
 from processing.rules import DEFAULT_RULES, evaluate
 
 T0 = datetime(2025, 9, 30, 0, 0, tzinfo=UTC)
@@ -23,7 +23,7 @@ def depth(minute: int, cm: float) -> Reading:
     return Reading(StationId("fd-x"), Quantity.WATER_DEPTH, cm, at, at)
 
 
-def run(life: Lifecycle, series: list[float], start: int = 0) -> list[object]:
+def run(life: Lifecycle, series: list[float], start: int = 0) -> list[Command]:
     out = []
     for i, cm in enumerate(series):
         for cond in evaluate([depth(start + i, cm)], RULES):
