@@ -1,0 +1,382 @@
+"""Per-sensor detector state for the whole city: lanes of detectors keyed by sensor id.
+
+A :class:`DetectorBank` holds one *lane* per configured detector (:class:`LaneSpec`): the
+detector's state arrays plus a :class:`SlotMap` from ``SensorId`` (``<station>.<quantity>``)
+to slot. Arrays grow as sensors appear, up to ``max_sensors`` per lane; then the overflow
+policy applies: ``refuse`` (readings of new sensors are not scored, and counted) or
+``evict_lru`` (the sensor seen longest ago loses its slot and its state). ``process`` scores a
+batch of readings in every lane with exact stream semantics and returns scores and flags.
+Snapshots (:meth:`DetectorBank.to_bytes`, or pickling) restore every lane after a restart.
+
+>>> from datetime import UTC, datetime, timedelta
+>>> from ingest.wire import Quantity, Reading, StationId
+>>> bank = DetectorBank([LaneSpec("spike", "spike", quantities=frozenset({Quantity.PM25}))])
+>>> t0 = datetime(2026, 1, 5, tzinfo=UTC)
+>>> def pm25(minute: int, value: float) -> Reading:
+...     at = t0 + timedelta(minutes=minute)
+...     return Reading(StationId("aq-hoan-kiem"), Quantity.PM25, value, at, at)
+>>> _ = bank.process([pm25(m, 40.0 + m % 3) for m in range(30)])
+>>> [(d.lane, d.reading.value) for d in bank.process([pm25(30, 400.0)]).detections()]
+[('spike', 400.0)]
+>>> DetectorBank.from_bytes(bank.to_bytes()).stats()["spike.sensors"]
+1
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from ingest.wire import Quantity, Reading, SensorId, StationInfo, sensor_id
+from processing.detectors import (
+    DETECTORS,
+    DetectorSnapshot,
+    ParamValue,
+    SpatialDetector,
+    Thresholder,
+    VectorDetector,
+    create_detector,
+    restore,
+)
+from processing.errors import DetectorConfigError, SnapshotError
+from processing.slots import OverflowPolicy, SlotMap
+
+__all__ = [
+    "BANK_VERSION",
+    "BankResult",
+    "Detection",
+    "DetectorBank",
+    "LaneResult",
+    "LaneSpec",
+    "OverflowPolicy",
+    "SlotMap",
+]
+
+logger = logging.getLogger(__name__)
+
+BANK_VERSION: Final = 1
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+_QUANTITY_CODE: Final = {q: i for i, q in enumerate(Quantity)}
+
+
+@dataclass(frozen=True, slots=True)
+class LaneSpec:
+    """One detector applied to some quantities.
+
+    Args:
+        name: lane id (unique in a bank; appears on detections).
+        detector: registry name (see :data:`processing.detectors.DETECTORS`).
+        params: the detector's parameters.
+        quantities: quantities it scores; None = the detector's primary quantity, or all.
+        threshold: decision threshold; None = the detector's documented default.
+        protect: flagged readings do not train the baseline.
+    """
+
+    name: str
+    detector: str
+    params: Mapping[str, ParamValue] = field(default_factory=dict)
+    quantities: frozenset[Quantity] | None = None
+    threshold: float | None = None
+    protect: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A reading a lane flagged."""
+
+    reading: Reading
+    lane: str
+    detector: str
+    score: float
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class LaneResult:
+    """One lane's verdicts on a batch: positions in the batch, scores and flags."""
+
+    lane: str
+    detector: str
+    threshold: float
+    indices: IntArray
+    scores: FloatArray
+    flags: BoolArray
+
+
+@dataclass(frozen=True, slots=True)
+class BankResult:
+    """Every lane's verdicts on one batch of readings."""
+
+    readings: Sequence[Reading]
+    lanes: tuple[LaneResult, ...]
+
+    def detections(self) -> list[Detection]:
+        """Flagged readings, lane by lane in batch order."""
+        out: list[Detection] = []
+        for lane in self.lanes:
+            for i in np.flatnonzero(lane.flags):
+                reading = self.readings[int(lane.indices[i])]
+                score = float(lane.scores[i])
+                out.append(Detection(reading, lane.lane, lane.detector, score, lane.threshold))
+        return out
+
+    def max_scores(self) -> FloatArray:
+        """Per reading, the highest score any lane gave (0 when no lane scored it)."""
+        best = np.zeros(len(self.readings))
+        for lane in self.lanes:
+            np.maximum.at(best, lane.indices, lane.scores)
+        return best
+
+
+class _Batch:
+    """A batch of readings as arrays, built once and shared by every lane."""
+
+    def __init__(self, readings: Sequence[Reading]) -> None:
+        self.readings = readings
+        self.values = np.array([r.value for r in readings], dtype=np.float64)
+        self.times = np.array([r.measured_at.timestamp() for r in readings], dtype=np.float64)
+        self.codes = np.array([_QUANTITY_CODE[r.quantity] for r in readings], dtype=np.intp)
+        self.sensor_ids = [r.sensor_id for r in readings]
+
+
+class _Lane:
+    def __init__(self, spec: LaneSpec, max_sensors: int, overflow: OverflowPolicy) -> None:
+        self.spec = spec
+        self.detector: VectorDetector = create_detector(spec.detector, spec.params)
+        primary = self.detector.primary_quantity
+        default = frozenset({primary}) if primary is not None else frozenset(Quantity)
+        self.quantities = spec.quantities if spec.quantities is not None else default
+        self.mask = np.array([q in self.quantities for q in Quantity], dtype=bool)
+        threshold = self.detector.default_threshold if spec.threshold is None else spec.threshold
+        self.thresholder = Thresholder(threshold, spec.protect)
+        self.slots = SlotMap(max_sensors, overflow)
+
+    def assign(self, sensors: Sequence[str], times_s: FloatArray) -> IntArray:
+        slots, evicted = self.slots.assign(sensors, times_s)
+        if evicted.size:
+            self.detector.reset(evicted)
+        return slots
+
+
+def _lane_for(spec: LaneSpec, max_sensors: int, overflow: OverflowPolicy) -> _Lane:
+    if spec.detector not in DETECTORS:
+        msg = f"lane {spec.name!r}: unknown detector {spec.detector!r}"
+        raise DetectorConfigError(msg)
+    return _Lane(spec, max_sensors, overflow)
+
+
+class DetectorBank:
+    """Detector lanes over every sensor of the city (pure; the service feeds it batches).
+
+    Args:
+        specs: the lanes (unique names).
+        max_sensors: most sensors per lane.
+        overflow: what a full lane does with a new sensor.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[LaneSpec],
+        *,
+        max_sensors: int = 200_000,
+        overflow: OverflowPolicy = OverflowPolicy.REFUSE,
+    ) -> None:
+        names = [spec.name for spec in specs]
+        if len(set(names)) != len(names):
+            msg = f"lane names must be unique: {names}"
+            raise DetectorConfigError(msg)
+        self.max_sensors, self.overflow = max_sensors, OverflowPolicy(overflow)
+        self._lanes = [_lane_for(spec, max_sensors, self.overflow) for spec in specs]
+
+    @property
+    def specs(self) -> tuple[LaneSpec, ...]:
+        """The lanes' specifications."""
+        return tuple(lane.spec for lane in self._lanes)
+
+    def lane_detector(self, name: str) -> VectorDetector:
+        """The detector of one lane (e.g. to call ``score_silence`` on a dropout lane)."""
+        for lane in self._lanes:
+            if lane.spec.name == name:
+                return lane.detector
+        msg = f"no lane named {name!r}"
+        raise DetectorConfigError(msg)
+
+    def register(self, stations: Iterable[StationInfo]) -> None:
+        """Reserve slots for registered sensors and place them in spatial lanes."""
+        for station in stations:
+            for lane in self._lanes:
+                quantities = [s.quantity for s in station.sensors if s.quantity in lane.quantities]
+                if not quantities:
+                    continue
+                ids = [sensor_id(station.station_id, q) for q in quantities]
+                slots = lane.assign(ids, np.full(len(ids), -np.inf))
+                placed = slots >= 0
+                if isinstance(lane.detector, SpatialDetector) and placed.any():
+                    codes = np.array([_QUANTITY_CODE[q] for q in quantities])[placed]
+                    n = int(placed.sum())
+                    lane.detector.set_positions(
+                        slots[placed], np.full(n, station.lat), np.full(n, station.lon), codes
+                    )
+
+    def process(self, readings: Sequence[Reading]) -> BankResult:
+        """Score, decide and learn a batch in every lane (exact stream semantics)."""
+        batch = _Batch(readings)
+        results = []
+        for lane in self._lanes:
+            self._apply_context(lane, batch)
+            chosen = np.flatnonzero(lane.mask[batch.codes])
+            slots = lane.assign([batch.sensor_ids[i] for i in chosen.tolist()], batch.times[chosen])
+            kept = chosen[slots >= 0]
+            scores, flags = lane.detector.process_many(
+                slots[slots >= 0], batch.values[kept], batch.times[kept], lane.thresholder
+            )
+            spec = lane.spec
+            results.append(
+                LaneResult(
+                    spec.name, spec.detector, lane.thresholder.threshold, kept, scores, flags
+                )
+            )
+        return BankResult(readings, tuple(results))
+
+    @staticmethod
+    def _apply_context(lane: _Lane, batch: _Batch) -> None:
+        primary = lane.detector.primary_quantity
+        if primary is None:
+            return
+        for quantity in lane.detector.context_quantities:
+            chosen = np.flatnonzero(batch.codes == _QUANTITY_CODE[quantity])
+            if not chosen.size:
+                continue
+            targets = [sensor_id(batch.readings[i].station_id, primary) for i in chosen.tolist()]
+            slots = lane.assign(targets, np.full(chosen.size, -np.inf))
+            ok = slots >= 0
+            lane.detector.update_context(
+                slots[ok], quantity, batch.values[chosen[ok]], batch.times[chosen[ok]]
+            )
+
+    def check_silence(self, now_s: float) -> list[tuple[str, SensorId, float]]:
+        """(lane, sensor, score) for sensors of dropout lanes silent past the threshold."""
+        out: list[tuple[str, SensorId, float]] = []
+        for lane in self._lanes:
+            score_silence = getattr(lane.detector, "score_silence", None)
+            if score_silence is None or not len(lane.slots):
+                continue
+            scores = np.asarray(score_silence(now_s, np.arange(len(lane.slots.ids))))
+            for slot in np.flatnonzero(scores >= lane.thresholder.threshold):
+                out.append((lane.spec.name, SensorId(lane.slots.ids[slot]), float(scores[slot])))
+        return out
+
+    def stats(self) -> dict[str, int]:
+        """Counters per lane: sensors held, refused and evicted."""
+        out: dict[str, int] = {}
+        for lane in self._lanes:
+            name = lane.spec.name
+            out[f"{name}.sensors"] = len(lane.slots)
+            out[f"{name}.refused"] = lane.slots.refused
+            out[f"{name}.evicted"] = lane.slots.evicted
+        return out
+
+    # --- snapshots ----------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Serialise every lane (npz + JSON header; no pickle, safe to load)."""
+        lanes_meta: list[dict[str, object]] = []
+        arrays: dict[str, FloatArray] = {}
+        for i, lane in enumerate(self._lanes):
+            snap = lane.detector.snapshot()
+            spec = lane.spec
+            lanes_meta.append(
+                {
+                    "name": spec.name, "detector": spec.detector, "params": dict(snap.params),
+                    "spec_params": dict(spec.params), "threshold": spec.threshold,
+                    "protect": spec.protect, "state_version": snap.version,
+                    "quantities": None if spec.quantities is None else sorted(spec.quantities),
+                    "sensors": lane.slots.ids, "arrays": sorted(snap.arrays),
+                }
+            )  # fmt: skip
+            arrays |= {f"{i}/{key}": value for key, value in snap.arrays.items()}
+            arrays[f"{i}/__last_seen"] = lane.slots.last_seen
+        meta: dict[str, object] = {"version": BANK_VERSION, "max_sensors": self.max_sensors}
+        meta |= {"overflow": self.overflow.value, "lanes": lanes_meta}
+        buffer = io.BytesIO()
+        header = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        np.savez_compressed(buffer, __meta__=header, **arrays)  # type: ignore[arg-type]
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, specs: Sequence[LaneSpec] | None = None) -> DetectorBank:
+        """Rebuild a bank from :meth:`to_bytes`.
+
+        With ``specs`` (the current configuration) lanes are matched by name: a lane whose
+        detector and parameters are unchanged gets its state back, others start cold (logged).
+
+        Raises:
+            SnapshotError: when the data is not a bank snapshot of a known version.
+        """
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                meta = json.loads(bytes(npz["__meta__"]).decode())
+                arrays = {key: np.asarray(npz[key]) for key in npz.files if key != "__meta__"}
+        except (ValueError, OSError, KeyError) as exc:
+            msg = f"not a detector bank snapshot: {exc}"
+            raise SnapshotError(msg) from exc
+        if meta.get("version") != BANK_VERSION:
+            msg = f"bank snapshot version {meta.get('version')!r} != {BANK_VERSION}"
+            raise SnapshotError(msg)
+        saved = [_spec_from_meta(lane) for lane in meta["lanes"]]
+        bank = cls(
+            saved if specs is None else specs,
+            max_sensors=int(meta["max_sensors"]),
+            overflow=OverflowPolicy(meta["overflow"]),
+        )
+        by_name = {lane["name"]: (i, lane) for i, lane in enumerate(meta["lanes"])}
+        for lane in bank._lanes:
+            found = by_name.get(lane.spec.name)
+            if found is None or not _load_lane(lane, *found, arrays):
+                logger.warning("lane %s starts cold: no matching saved state", lane.spec.name)
+        return bank
+
+
+def _spec_from_meta(lane: Mapping[str, object]) -> LaneSpec:
+    quantities = lane["quantities"]
+    params = lane["spec_params"]
+    threshold = lane["threshold"]
+    return LaneSpec(
+        str(lane["name"]),
+        str(lane["detector"]),
+        dict(params) if isinstance(params, dict) else {},
+        None if not isinstance(quantities, list) else frozenset(Quantity(q) for q in quantities),
+        float(threshold) if isinstance(threshold, int | float) else None,
+        bool(lane["protect"]),
+    )
+
+
+def _load_lane(
+    lane: _Lane, index: int, meta: Mapping[str, object], arrays: Mapping[str, FloatArray]
+) -> bool:
+    params = meta["params"]
+    names = meta["arrays"]
+    if meta["detector"] != lane.spec.detector or not isinstance(params, dict):
+        return False
+    if params != lane.detector.params or not isinstance(names, list):
+        return False
+    snapshot = DetectorSnapshot(
+        int(str(meta["state_version"])),
+        lane.spec.detector,
+        params,
+        {str(key): arrays[f"{index}/{key}"] for key in names},
+    )
+    lane.detector = restore(snapshot)
+    sensors = meta["sensors"]
+    lane.slots.restore([str(s) for s in sensors] if isinstance(sensors, list) else [],
+                       arrays[f"{index}/__last_seen"])  # fmt: skip
+    return True
