@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from ingest.registry import StationRef
 from processing.alerts import Alert, Severity
-from processing.rules import Condition, describe
+from processing.rules import Condition
 
 __all__ = ["Clear", "Command", "Lifecycle", "Raise", "Update"]
 
@@ -93,14 +93,19 @@ class Lifecycle:
         return {k for k, t in self._tracks.items() if t.is_open}
 
     def step(self, cond: Condition, station: StationRef | None) -> Command | None:
-        """Feed one condition; returns what to do, if anything."""
+        """Feed one condition; returns what to do, if anything.
+
+        Args:
+            cond: the condition.
+            station: the station (for the alert's domain and district), if registered.
+        """
         reading = cond.reading
         track = self._tracks.get(cond.dedup_key)
         if track is not None and reading.measured_at < track.last_seen:
             return None
         if track is not None:
             track.last_seen = reading.measured_at
-        if cond.level is not None:
+        if cond.severity is not None:
             return self._abnormal(cond, track, station)
         if track is None or not track.is_open:
             return None
@@ -118,8 +123,8 @@ class Lifecycle:
     def _abnormal(
         self, cond: Condition, track: _Track | None, station: StationRef | None
     ) -> Command | None:
-        assert cond.level is not None  # noqa: S101 - checked by the caller
-        severity = cond.level.severity
+        assert cond.severity is not None  # noqa: S101 - checked by the caller
+        severity = cond.severity
         when = cond.reading.measured_at
         if track is not None and track.is_open:
             track.normal_streak = 0
@@ -136,20 +141,17 @@ class Lifecycle:
             self.suppressed += 1
             return None
         self._tracks[cond.dedup_key] = _Track(severity, True, when)
-        district = station.district if station else "?"
-        return Raise(self._alert(cond, station), f"{cond.rule.name}:{district}")
+        return Raise(self._alert(cond, station), cond.group or cond.rule)
 
     @staticmethod
     def _alert(cond: Condition, station: StationRef | None) -> Alert:
-        assert cond.level is not None  # noqa: S101
-        title_vi, title_en, message_vi, message_en = describe(
-            cond.rule, cond.level, cond.reading, station
-        )
+        assert cond.severity is not None  # noqa: S101
+        title_vi, title_en, message_vi, message_en = cond.texts
         return Alert(
             dedup_key=cond.dedup_key,
-            rule=cond.rule.name,
-            category=cond.rule.category,
-            severity=cond.level.severity,
+            rule=cond.rule,
+            category=cond.category,
+            severity=cond.severity,
             station_id=cond.reading.station_id,
             quantity=cond.reading.quantity.value,
             domain=station.domain.value if station else None,
@@ -159,7 +161,7 @@ class Lifecycle:
             message_vi=message_vi,
             message_en=message_en,
             value=cond.reading.value,
-            threshold=cond.level.threshold,
+            threshold=cond.threshold,
             observed_at=cond.reading.measured_at,
-            details={"level_vi": cond.level.name_vi, "level_en": cond.level.name_en},
+            details=cond.details,
         )

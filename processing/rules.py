@@ -19,7 +19,7 @@ Default levels and their sources:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
@@ -85,13 +85,31 @@ class ThresholdRule:
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """What one rule says about one reading."""
+    """What a rule or a detector says about one reading.
+
+    Args:
+        dedup_key: the situation (``<rule>:<station>`` or ``<lane>:<sensor>``).
+        rule: rule or detector lane name.
+        category: event or sensor_health.
+        reading: the reading judged.
+        severity: how bad it is now; None when it is not abnormal.
+        normal: True when it is back to normal (past any hysteresis): counts towards a clear.
+        threshold: the threshold crossed (in the reading's unit, or a score).
+        texts: title_vi, title_en, message_vi, message_en (empty when not abnormal).
+        group: incident grouping key (e.g. ``flood_depth:Đống Đa``).
+        details: extra facts stored with the alert.
+    """
 
     dedup_key: str
-    rule: ThresholdRule
+    rule: str
+    category: Category
     reading: Reading
-    level: Level | None
+    severity: Severity | None
     normal: bool
+    threshold: float | None = None
+    texts: tuple[str, str, str, str] = ("", "", "", "")
+    group: str = ""
+    details: dict[str, str | float | int | bool | None] = field(default_factory=dict)
 
 
 def _sev(x: str) -> Severity:
@@ -131,19 +149,28 @@ DEFAULT_RULES: Final[tuple[ThresholdRule, ...]] = (
 
 
 def evaluate(
-    readings: list[Reading], rules: Mapping[Quantity, list[ThresholdRule]]
+    readings: list[Reading],
+    rules: Mapping[Quantity, list[ThresholdRule]],
+    stations: Mapping[str, StationRef] | None = None,
 ) -> list[Condition]:
     """Conditions for every reading that some rule watches, in reading order."""
     out: list[Condition] = []
     for reading in readings:
         for rule in rules.get(reading.quantity, ()):
+            level = rule.level_of(reading.value)
+            station = stations.get(reading.station_id) if stations else None
             out.append(
                 Condition(
                     f"{rule.name}:{reading.station_id}",
-                    rule,
+                    rule.name,
+                    rule.category,
                     reading,
-                    rule.level_of(reading.value),
+                    None if level is None else level.severity,
                     rule.is_normal(reading.value),
+                    None if level is None else level.threshold,
+                    ("", "", "", "") if level is None else describe(rule, level, reading, station),
+                    f"{rule.name}:{station.district if station else '?'}",
+                    {} if level is None else {"level_vi": level.name_vi, "level_en": level.name_en},
                 )
             )
     return out

@@ -27,14 +27,30 @@ from ingest.pipeline import Pipeline, run_every
 from ingest.registry import RegistrySnapshot, load_registry
 from ingest.storage import Conn, upgrade
 from ingest.validate import Validator
-from ingest.wire import Quantity, Topic
+from ingest.wire import Quantity, SensorInfo, StationInfo, Topic
 from ingest.writer import heartbeat
+from processing.bank import BANK_VERSION, DetectorBank
+from processing.derived import DerivedSeries, store_indices
+from processing.detection import DEFAULT_LANES, conditions_from
+from processing.errors import ProcessingError
 from processing.lifecycle import Command, Lifecycle
 from processing.rules import DEFAULT_RULES, ThresholdRule, evaluate
 from processing.settings import ProcessingSettings
 from processing.sink import apply_commands, escalate_unacknowledged, open_alerts
 
 __all__ = ["ProcessingService", "run_service"]
+
+
+def _station_infos(registry: RegistrySnapshot) -> list[StationInfo]:
+    sensors: dict[str, list[SensorInfo]] = defaultdict(list)
+    for (station, quantity), ref in registry.sensors.items():
+        sensors[station].append(SensorInfo(quantity, ref.interval_s, ref.valid_min, ref.valid_max))
+    return [
+        StationInfo(s.station_id, s.domain, s.name, s.district, s.lat, s.lon, s.kind,
+                    tuple(sensors.get(s.station_id, ())), dict(s.attributes))
+        for s in registry.stations.values()
+    ]  # fmt: skip
+
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +97,8 @@ class ProcessingService:
             clear_after=settings.clear_after_samples, cooldown_s=settings.cooldown_s
         )
         self._registry = RegistrySnapshot({}, {})
+        self._bank = DetectorBank(list(DEFAULT_LANES))
+        self._derived = DerivedSeries(lead_time_s=settings.forecast_lead_time_s)
         self._started_at = datetime.now(UTC)
         self.counts: Counter[str] = Counter()
 
@@ -88,6 +106,7 @@ class ProcessingService:
         await upgrade(self.settings.database_url)
         await self._pool.open(wait=True, timeout=30)
         async with self._pool.connection() as conn:
+            await self._restore_state(conn)
             await self._load_registry(conn)
             self.lifecycle.restore(await open_alerts(conn))
         logger.info("processing resumes with %d open alert(s)", len(self.lifecycle.open_keys))
@@ -112,29 +131,43 @@ class ProcessingService:
                 tg.create_task(run_every(s.heartbeat_interval_s, self._heartbeat), name="beat"),
                 tg.create_task(run_every(s.escalation_check_s, self._escalate), name="escalation"),
                 tg.create_task(run_every(s.registry_refresh_s, self._refresh), name="registry"),
+                tg.create_task(run_every(s.snapshot_interval_s, self.save_state), name="snapshot"),
             ]  # fmt: skip
             await self.pipeline.run()
+            await self.save_state()
             await self._heartbeat()
             for task in background:
                 task.cancel()
 
     async def _handle(self, batch: Batch) -> None:
         readings = [r for outcome in batch.outcomes for r in outcome.readings]
+        if not readings:
+            return
         self.counts["readings"] += len(readings)
+        stations = self._registry.stations
+        # numpy work off the event loop; the bank is touched by this task only
+        scored = await asyncio.to_thread(self._bank.process, readings)
+        self.counts["detections"] += sum(int(lane.flags.sum()) for lane in scored.lanes)
+        open_keys = self.lifecycle.open_keys
+        conditions = evaluate(readings, self._rules, stations)
+        conditions += conditions_from(scored, stations, open_keys)
+        conditions += self._derived.forecasts(readings, stations, open_keys)
+        index_rows = self._derived.observe(readings, self._registry.sensors)
         commands: list[Command] = []
-        for condition in evaluate(readings, self._rules):
-            station = self._registry.stations.get(condition.reading.station_id)
-            command = self.lifecycle.step(condition, station)
+        for condition in sorted(conditions, key=lambda c: c.reading.measured_at):
+            command = self.lifecycle.step(condition, stations.get(condition.reading.station_id))
             if command is not None:
                 commands.append(command)
-        if not commands:
+        if not commands and not index_rows:
             return
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 stale = await apply_commands(conn, commands)
+                await store_indices(conn, index_rows)
         except psycopg.Error as exc:
             msg = f"{len(commands)} alert transition(s) not committed: {exc}"
             raise StorageError(msg) from exc
+        self.counts["index_rows"] += len(index_rows)
         for key in stale:
             self.lifecycle.forget(key)
         for command in commands:
@@ -143,6 +176,36 @@ class ProcessingService:
     async def _load_registry(self, conn: Conn) -> None:
         self._registry = await load_registry(conn)
         self._validator.use(self._registry)
+        self._bank.register(_station_infos(self._registry))
+        self._derived.link(self._registry.stations.values())
+
+    async def _restore_state(self, conn: Conn) -> None:
+        cur = await conn.execute(
+            "SELECT state, saved_at FROM processing_state WHERE instance = %s",
+            (self.settings.instance,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return
+        try:
+            self._bank = DetectorBank.from_bytes(bytes(row[0]), DEFAULT_LANES)
+        except ProcessingError as exc:
+            logger.warning("detector snapshot not restored (%s); starting cold", exc)
+            return
+        logger.info("detector state restored from the snapshot of %s", row[1])
+
+    async def save_state(self) -> None:
+        """Store the detector bank's snapshot (periodically and at shutdown)."""
+        data = await asyncio.to_thread(self._bank.to_bytes)
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """INSERT INTO processing_state (instance, saved_at, version, state)
+                   VALUES (%s, now(), %s, %s)
+                   ON CONFLICT (instance) DO UPDATE SET
+                     saved_at = excluded.saved_at, version = excluded.version,
+                     state = excluded.state""",
+                (self.settings.instance, BANK_VERSION, data),
+            )
 
     async def _refresh(self) -> None:
         async with self._pool.connection() as conn:
@@ -165,6 +228,7 @@ class ProcessingService:
         out["open_alerts"] = len(self.lifecycle.open_keys)
         out["alerts_suppressed_cooldown"] = self.lifecycle.suppressed
         out["buffered_messages"] = self.consumer.buffered
+        out.update({f"bank_{k}": v for k, v in self._bank.stats().items()})
         return out
 
 

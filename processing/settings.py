@@ -41,6 +41,8 @@ class ProcessingSettings(BaseSettings):
     cooldown_s: float = Field(600.0, ge=0)
     escalation_after_s: float = Field(900.0, gt=0)
     escalation_check_s: float = Field(30.0, gt=0)
+    forecast_lead_time_s: float = Field(1800.0, gt=0)
+    snapshot_interval_s: float = Field(60.0, gt=0)
     heartbeat_interval_s: float = Field(5.0, gt=0)
     registry_refresh_s: float = Field(30.0, gt=0)
 

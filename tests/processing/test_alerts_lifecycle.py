@@ -26,7 +26,7 @@ def depth(minute: int, cm: float) -> Reading:
 def run(life: Lifecycle, series: list[float], start: int = 0) -> list[Command]:
     out = []
     for i, cm in enumerate(series):
-        for cond in evaluate([depth(start + i, cm)], RULES):
+        for cond in evaluate([depth(start + i, cm)], RULES, {"fd-x": STATION}):
             command = life.step(cond, STATION)
             if command is not None:
                 out.append(command)

@@ -1,0 +1,143 @@
+"""Detector lanes of the live service and how their verdicts become alert conditions.
+
+Each lane of the :class:`~processing.bank.DetectorBank` is paired with an
+:class:`AlertProfile`: the alert's rule name, category, severity and bilingual wording. A
+flagged reading becomes an abnormal :class:`~processing.rules.Condition` for the key
+``<lane>:<sensor>``; an unflagged reading of a sensor whose alert is open counts towards its
+clear. Lanes without a profile (e.g. ``spatial`` drift on PM) still score and are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from ingest.registry import StationRef
+from ingest.wire import QUANTITIES, Quantity, Reading
+from processing.alerts import Category, Severity
+from processing.bank import BankResult, LaneSpec
+from processing.rules import Condition
+
+__all__ = ["DEFAULT_LANES", "PROFILES", "AlertProfile", "conditions_from"]
+
+_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+_AIR: Final = frozenset({Quantity.PM25, Quantity.PM10, Quantity.NO2, Quantity.CO, Quantity.O3})
+_WATER: Final = frozenset(
+    {Quantity.DISSOLVED_OXYGEN, Quantity.PH, Quantity.TURBIDITY, Quantity.CONDUCTIVITY}
+)
+
+DEFAULT_LANES: Final[tuple[LaneSpec, ...]] = (
+    LaneSpec("water_rising", "rate_of_rise", {"min_rate_scale_per_h": 5.0},
+             frozenset({Quantity.WATER_DEPTH})),
+    LaneSpec("oxygen_risk", "oxygen_risk"),
+    LaneSpec("pollution_unusual", "seasonal_mad", quantities=frozenset({Quantity.PM25})),
+    LaneSpec("pollution_shift", "cusum", quantities=frozenset({Quantity.PM25, Quantity.NO2})),
+    LaneSpec("stuck", "flatline", quantities=_AIR | _WATER | frozenset({Quantity.SPEED})),
+    LaneSpec("stuck_zero_ok", "flatline", {"exempt_value": 0.0},
+             frozenset({Quantity.RAINFALL, Quantity.WATER_DEPTH})),
+    LaneSpec("spike", "spike", quantities=_AIR | _WATER | frozenset({Quantity.WATER_DEPTH})),
+    LaneSpec("neighbours", "spatial", quantities=frozenset({Quantity.PM25, Quantity.PM10})),
+)  # fmt: skip
+"""Lanes of the live service (tuning notes: processing/detectors/*.py docstrings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertProfile:
+    """How a lane's detections are presented to operators."""
+
+    category: Category
+    severity: Severity
+    title_vi: str
+    title_en: str
+    what_vi: str
+    what_en: str
+
+
+PROFILES: Final[Mapping[str, AlertProfile]] = {
+    "water_rising": AlertProfile(
+        "event", Severity.MODERATE, "Nước dâng nhanh", "Water rising fast",
+        "mực nước tại điểm ngập đang dâng nhanh bất thường",
+        "water at this flood hotspot is rising unusually fast",
+    ),
+    "oxygen_risk": AlertProfile(
+        "event", Severity.SEVERE, "Nguy cơ thiếu oxy – cá chết", "Oxygen crash risk – fish kill",
+        "oxy hoà tan có nguy cơ xuống dưới 2 mg/L trước bình minh; cân nhắc bật máy sục khí",
+        "dissolved oxygen is at risk of falling below 2 mg/L before dawn; consider aeration",
+    ),
+    "pollution_unusual": AlertProfile(
+        "event", Severity.MINOR, "Ô nhiễm bất thường", "Unusual pollution",
+        "nồng độ cao bất thường so với cùng giờ các ngày trước",
+        "the level is unusually high for this hour of the day",
+    ),
+    "pollution_shift": AlertProfile(
+        "event", Severity.MINOR, "Ô nhiễm tăng kéo dài", "Sustained pollution rise",
+        "nồng độ tăng kéo dài so với mức thường lệ", "a sustained rise above the usual level",
+    ),
+    "stuck": AlertProfile(
+        "sensor_health", Severity.MINOR, "Cảm biến bị kẹt", "Sensor stuck",
+        "giá trị không đổi lâu bất thường – kiểm tra thiết bị",
+        "the value has not changed for unusually long – check the device",
+    ),
+    "stuck_zero_ok": AlertProfile(
+        "sensor_health", Severity.MINOR, "Cảm biến bị kẹt", "Sensor stuck",
+        "giá trị khác 0 không đổi lâu bất thường – kiểm tra thiết bị",
+        "a non-zero value has not changed for unusually long – check the device",
+    ),
+    "spike": AlertProfile(
+        "sensor_health", Severity.INFO, "Giá trị đột biến", "Spike",
+        "một giá trị đột biến tách biệt – có thể do lỗi cảm biến",
+        "an isolated spike – possibly a sensor glitch",
+    ),
+    "neighbours": AlertProfile(
+        "sensor_health", Severity.MINOR, "Lệch so với trạm lân cận", "Disagrees with neighbours",
+        "số đo lệch xa so với các trạm xung quanh – có thể trôi hiệu chuẩn",
+        "readings differ strongly from nearby stations – possible calibration drift",
+    ),
+}  # fmt: skip
+
+
+def _texts(
+    profile: AlertProfile, reading: Reading, station: StationRef | None, score: float
+) -> tuple[str, str, str, str]:
+    spec = QUANTITIES[reading.quantity]
+    place = station.name if station else reading.station_id
+    local = reading.measured_at.astimezone(_HANOI).strftime("%H:%M %d/%m/%Y")
+    value = f"{reading.value:.2f} {spec.unit}"
+    return (
+        f"{profile.title_vi}: {place} ({spec.label_vi})",
+        f"{profile.title_en}: {place} ({spec.label_en})",
+        f"{spec.label_vi} tại {place} là {value} lúc {local} (giờ Hà Nội): {profile.what_vi} "
+        f"(điểm bất thường {score:.2f}).",
+        f"{spec.label_en} at {place} is {value} at {local} (Hanoi time): {profile.what_en} "
+        f"(anomaly score {score:.2f}).",
+    )
+
+
+def conditions_from(
+    result: BankResult, stations: Mapping[str, StationRef], open_keys: set[str]
+) -> list[Condition]:
+    """Abnormal conditions for flagged readings, normal ones for sensors with open alerts."""
+    out: list[Condition] = []
+    for lane in result.lanes:
+        profile = PROFILES.get(lane.lane)
+        if profile is None:
+            continue
+        for position, score, flag in zip(lane.indices, lane.scores, lane.flags, strict=True):
+            reading = result.readings[int(position)]
+            key = f"{lane.lane}:{reading.sensor_id}"
+            if not flag and key not in open_keys:
+                continue  # the common case: nothing to say
+            station = stations.get(reading.station_id)
+            district = station.district if station else "?"
+            out.append(
+                Condition(
+                    key, lane.lane, profile.category, reading,
+                    profile.severity if flag else None, not flag, lane.threshold,
+                    _texts(profile, reading, station, float(score)) if flag else ("", "", "", ""),
+                    f"{lane.lane}:{district}",
+                    {"detector": lane.detector, "score": round(float(score), 3)},
+                )
+            )  # fmt: skip
+    return out
