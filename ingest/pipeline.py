@@ -11,6 +11,7 @@ holds the backlog.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -70,13 +71,25 @@ class Pipeline:
         return self._queue.qsize()
 
     async def run(self) -> None:
-        """Run until :meth:`stop`; the handler task drains what was queued before returning."""
+        """Run until :meth:`stop`; the handler drains what was queued before returning.
+
+        Raises:
+            Exception: whatever the handler raised other than a retryable
+                :class:`~ingest.errors.StorageError` (its batch stays unacknowledged, so the
+                broker redelivers it to whoever runs next).
+        """
         handling = asyncio.create_task(self._handle_loop(), name="pipeline-handler")
-        try:
-            await self._consume_loop()
-        finally:
-            await self._queue.put(None)
-            await handling
+        consuming = asyncio.create_task(self._consume_loop(), name="pipeline-consumer")
+        done, _ = await asyncio.wait({handling, consuming}, return_when=asyncio.FIRST_COMPLETED)
+        if handling in done:  # it only ends early by failing: stop consuming, report it
+            consuming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consuming
+            handling.result()
+            return
+        await self._queue.put(None)
+        await handling
+        consuming.result()
 
     async def _consume_loop(self) -> None:
         while not self._stopping.is_set():

@@ -62,9 +62,9 @@ async def test_reading_to_alert_over_websocket_and_rest(
                         for s in (ingest, processing)
                     )
 
-                await wait_until(all_acked)
+                await wait_until(all_acked, timeout_s=60)
                 raised: dict[str, Any] = await asyncio.to_thread(
-                    receive_until, ws, "alert_event", timeout_s=15.0
+                    receive_until, ws, "alert_event", timeout_s=30.0
                 )
                 ingest.stop()
                 processing.stop()
