@@ -35,7 +35,7 @@ async def test_reading_to_alert_over_websocket_and_rest(
     processing = ProcessingService(
         ProcessingSettings(
             database_url=db_url, mqtt_url=mqtt_broker.url, topic_root=topic_root,
-            instance=f"e2e-{topic_root.split('/')[0]}", batch_max_age_s=0.05,
+            instance=f"e2e-{topic_root.split('/')[0]}", batch_max_age_s=2.0,
         )
     )  # fmt: skip
     topic = f"{topic_root}/flood/{FLOOD.station_id}/telemetry"
@@ -62,7 +62,11 @@ async def test_reading_to_alert_over_websocket_and_rest(
                         for s in (ingest, processing)
                     )
 
-                await wait_until(all_acked, timeout_s=60)
+                try:
+                    await wait_until(all_acked, timeout_s=60)
+                except TimeoutError:
+                    detail = f"ingest {ingest.stats()}\nprocessing {processing.stats()}"
+                    raise AssertionError(detail) from None
                 raised: dict[str, Any] = await asyncio.to_thread(
                     receive_until, ws, "alert_event", timeout_s=30.0
                 )
