@@ -9,7 +9,7 @@ sensor's plausible range is stored with :data:`QUALITY_SUSPECT` rather than refu
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -98,6 +98,8 @@ class Validator:
                 if status.station_id not in self._registry.stations:
                     msg = f"station {status.station_id!r} is not registered"
                     raise PayloadError("unknown_station", msg)
+                if status.reason is not None:
+                    status = replace(status, reason=_text(status.reason))
                 return Outcome(message, status=status)
             decoded = decode_telemetry(topic, message.payload, message.received_at)
         except PayloadError as exc:
@@ -153,8 +155,18 @@ def _group(rejections: list[Rejection]) -> tuple[Quarantined, ...]:
     for reason, n in counts.items():
         r = first[reason]
         detail = r.detail if n == 1 else f"{r.detail} (and {n - 1} more)"
-        out.append(Quarantined(reason, detail, r.station_id, r.quantity, n))
+        out.append(
+            Quarantined(reason, _text(detail) or "", _text(r.station_id), _text(r.quantity), n)
+        )
     return tuple(out)
+
+
+def _text(value: str | None) -> str | None:
+    """Untrusted text made storable (NUL written as a visible escape).
+
+    PostgreSQL text cannot hold U+0000: one such string would fail its batch for ever.
+    """
+    return None if value is None else value.replace("\x00", "\\u0000")
 
 
 def _station_from_topic(topic: str) -> str | None:

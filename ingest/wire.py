@@ -507,9 +507,10 @@ def decode_telemetry(topic: Topic, payload: bytes, received_at: datetime) -> Dec
         message = _message_decoder.decode(payload)
     except msgspec.ValidationError as exc:
         raise PayloadError("schema", str(exc)) from None
+    except UnicodeDecodeError as exc:  # invalid UTF-8 inside a JSON string
+        raise PayloadError("not_utf8", str(exc)) from None
     except msgspec.DecodeError as exc:
-        reason: RejectReason = "not_utf8" if "UTF-8" in str(exc) else "malformed_json"
-        raise PayloadError(reason, str(exc)) from None
+        raise PayloadError("malformed_json", str(exc)) from None
     if message.station != topic.station_id:
         msg = f"payload station {message.station!r} differs from topic station {topic.station_id!r}"
         raise PayloadError("station_mismatch", msg)
@@ -572,6 +573,8 @@ def _decode_senml(payload: bytes, received_at: datetime) -> Decoded:
         records = _senml_decoder.decode(payload)
     except msgspec.ValidationError as exc:
         raise PayloadError("schema", f"SenML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PayloadError("not_utf8", f"SenML: {exc}") from None
     except msgspec.DecodeError as exc:
         raise PayloadError("malformed_json", str(exc)) from None
     if len(records) > _MAX_READINGS_PER_MESSAGE:
@@ -667,7 +670,7 @@ def decode_status(topic: Topic, payload: bytes, received_at: datetime) -> Status
         return StatusMessage(topic.station_id, text == b"online", received_at)
     try:
         status = _status_decoder.decode(text)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise PayloadError("schema", f"status: {exc}") from None
     at = _utc(status.time) if status.time is not None else received_at
     return StatusMessage(topic.station_id, status.state == "online", at, status.reason)
@@ -801,5 +804,5 @@ def decode_truth(payload: bytes) -> TruthEvent:
     """
     try:
         return _truth_decoder.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise PayloadError("schema", f"truth: {exc}") from None
