@@ -46,6 +46,7 @@ test: tools lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_detectors.py
+	$(BIN)/python benchmarks/bench_ingest.py
 
 dashboards: $(STAMP)
 	$(BIN)/python grafana/build_dashboards.py

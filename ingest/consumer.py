@@ -111,7 +111,7 @@ class Consumer:
         receive_maximum: int = 4000,
         manual_ack: bool = True,
         keepalive_s: int = 30,
-        backoff_max_s: float = 30.0,
+        backoff_max_s: float = 5.0,
     ) -> None:
         self._address = parse_mqtt_url(url)
         self._client_id = client_id
@@ -125,6 +125,7 @@ class Consumer:
         self._buffer: collections.deque[RawMessage] = collections.deque()
         self._ready = asyncio.Event()
         self._connected = asyncio.Event()
+        self._subscribed = asyncio.Event()
         self._lost = asyncio.Event()
         self._generation = 0
         self._paused = False
@@ -152,6 +153,7 @@ class Consumer:
             client.tls_set()
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -210,7 +212,9 @@ class Consumer:
             logger.error("broker refused %s: %s", self._client_id, reason)
             self._lost.set()
             return
-        if self._v5:
+        if not self._subscriptions:
+            self._subscribed.set()
+        elif self._v5:
             options = SubscribeOptions(qos=1)
             client.subscribe([(topic, options) for topic in self._subscriptions])
         else:
@@ -225,11 +229,21 @@ class Consumer:
             ", ".join(self._subscriptions),
         )
 
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if refused:
+            logger.error("%s: broker refused the subscription: %s", self._client_id, refused)
+        # Only now does the broker route messages to us: "connected" means subscribed.
+        self._subscribed.set()
+
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         self.stats.disconnects += 1
         self._connected.clear()
+        self._subscribed.clear()
         self._lost.set()
         if not self._closing:
             logger.warning("%s lost the broker: %s", self._client_id, reason)
@@ -320,9 +334,9 @@ class Consumer:
                 self._client.loop_misc()
 
     async def wait_connected(self, timeout_s: float = 30.0) -> None:
-        """Wait until the subscription is in place."""
+        """Wait until the broker has confirmed the subscriptions (SUBACK)."""
         async with asyncio.timeout(timeout_s):
-            await self._connected.wait()
+            await self._subscribed.wait()
 
     @property
     def generation(self) -> int:

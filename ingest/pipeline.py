@@ -80,7 +80,14 @@ class Pipeline:
         """
         handling = asyncio.create_task(self._handle_loop(), name="pipeline-handler")
         consuming = asyncio.create_task(self._consume_loop(), name="pipeline-consumer")
-        done, _ = await asyncio.wait({handling, consuming}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({handling, consuming}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Our owner cancelled us: our tasks must not outlive us.
+            for task in (consuming, handling):
+                task.cancel()
+            await asyncio.gather(consuming, handling, return_exceptions=True)
+            raise
         if handling in done:  # it only ends early by failing: stop consuming, report it
             consuming.cancel()
             with contextlib.suppress(asyncio.CancelledError):

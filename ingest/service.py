@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ingest.batcher import Batch, Batcher
 from ingest.consumer import Consumer
+from ingest.errors import StorageError
 from ingest.pipeline import Pipeline, run_every
 from ingest.registry import RegistrySnapshot, load_registry
 from ingest.settings import IngestSettings
@@ -68,7 +69,8 @@ class IngestService:
             name=f"ingest-{settings.instance}",
         )
         root = settings.topic_root
-        share = f"$share/{settings.share_group}/" if settings.mqtt_protocol == "5" else ""
+        shared = settings.share_group and settings.mqtt_protocol == "5"
+        share = f"$share/{settings.share_group}/" if shared else ""
         self.consumer = Consumer(
             settings.mqtt_url,
             client_id=settings.client_id,
@@ -161,7 +163,14 @@ class IngestService:
 
     async def _write(self, batch: Batch) -> None:
         assert self._writer is not None  # noqa: S101 - set in __aenter__
-        result = await self._writer.write(batch)
+        try:
+            # A database that stops answering on an open connection would otherwise hold the
+            # batch (and every ack behind it) until the kernel's TCP timeout.
+            async with asyncio.timeout(self.settings.write_timeout_s):
+                result = await self._writer.write(batch)
+        except TimeoutError:
+            msg = f"batch not committed within {self.settings.write_timeout_s:g} s"
+            raise StorageError(msg) from None
         records = sum(o.records for o in batch.outcomes)
         self.counts["stored"] += result.stored
         self.counts["duplicates"] += result.duplicates

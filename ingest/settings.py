@@ -33,7 +33,16 @@ class IngestSettings(BaseSettings):
         DEFAULT_ROOT, validation_alias=AliasChoices("INGEST_TOPIC_ROOT", "TOPIC_ROOT")
     )
     instance: str = Field("0", pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    share_group: str = "ingest"
+    share_group: str = Field(
+        "",
+        description=(
+            "MQTT shared-subscription group; empty = a plain persistent subscription. "
+            "Mosquitto 2.0 does not restore $share subscriptions of persistent sessions after "
+            "a broker restart (messages published before the ingestor resubscribes are "
+            "dropped), so set it only for several ingestors, and prefer EMQX there."
+        ),
+    )
+    write_timeout_s: float = Field(30.0, gt=0)
     session_expiry_s: int = Field(7 * 86400, ge=60)
     receive_maximum: int = Field(4000, ge=10, le=65535)
     batch_max_readings: int = Field(20000, ge=1)

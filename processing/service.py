@@ -74,7 +74,8 @@ class ProcessingService:
             settings.database_url, min_size=1, max_size=3, open=False,
             name=f"processing-{settings.instance}",
         )  # fmt: skip
-        share = f"$share/{settings.share_group}/" if settings.mqtt_protocol == "5" else ""
+        shared = settings.share_group and settings.mqtt_protocol == "5"
+        share = f"$share/{settings.share_group}/" if shared else ""
         self.consumer = Consumer(
             settings.mqtt_url,
             client_id=settings.client_id,

@@ -33,7 +33,7 @@ class ProcessingSettings(BaseSettings):
         DEFAULT_ROOT, validation_alias=AliasChoices("PROC_TOPIC_ROOT", "TOPIC_ROOT")
     )
     instance: str = Field("0", pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    share_group: str = "processing"
+    share_group: str = ""  # empty: plain persistent subscription (see IngestSettings)
     receive_maximum: int = Field(2000, ge=10, le=65535)
     batch_max_age_s: float = Field(0.5, gt=0)
     batch_max_readings: int = Field(20000, ge=1)

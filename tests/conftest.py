@@ -2,7 +2,12 @@
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.services", "tests.fixtures.mqtt", "tests.fixtures.db"]
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.mqtt",
+    "tests.fixtures.db",
+    "tests.fixtures.proxy",
+]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Generated payloads, valid, malformed and hostile, thrown at the validator and a running ingestor.
+"""Generated payloads, valid, malformed and hostile, thrown at a running ingestor.
 
 A Hypothesis corpus (deterministic seed) of at least 10,000 messages is built first and then
 published in bulk. Every message carries an expectation:
@@ -11,9 +11,8 @@ published in bulk. Every message carries an expectation:
   happen to parse); it must only be accounted for, and nothing it did not carry is stored.
 
 The ingestor must never stop, must ack every message, and its counters must balance, both
-in memory and against the tables. Two fast property tests check the same at the validator
-(the loop boundary) without any service, and the poison messages the fuzzing found are kept
-as explicit regression tests.
+in memory and against the tables. The strategies are shared with ``test_fault_poison.py``
+(property tests of the validator alone, and the poison messages this fuzzing found).
 """
 
 import asyncio
@@ -30,10 +29,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from ingest.consumer import RawMessage
-from ingest.registry import RegistrySnapshot, SensorRef, StationRef, register_stations
+from ingest.registry import register_stations
 from ingest.settings import IngestSettings
-from ingest.validate import Validator
 from ingest.wire import (
     MAX_PAYLOAD_BYTES,
     QUANTITIES,
@@ -101,7 +98,7 @@ _WRONG: st.SearchStrategy[object] = st.sampled_from([1, 1.5, True, None, {}, [[1
 _TEXT = st.text(st.sampled_from('\x00\x01\n"\\:ạ€😀'), max_size=12)
 
 
-def _topic(root: str, station: str, domain: str = "air", kind: str = "telemetry") -> str:
+def topic_for(root: str, station: str, domain: str = "air", kind: str = "telemetry") -> str:
     return f"{root}/{domain}/{station}/{kind}"
 
 
@@ -111,7 +108,7 @@ def sample(draw: st.DrawFn, root: str, now: datetime) -> Sample:
     station = draw(_STATION)
     at = now - timedelta(microseconds=draw(_AGE_US))
     values = [(s.quantity, draw(_VALUE[s.quantity])) for s in draw(_SENSORS[station.station_id])]
-    topic = _topic(root, station.station_id, station.domain.value)
+    topic = topic_for(root, station.station_id, station.domain.value)
     return Sample(station, at, values, topic, encode_telemetry(station.station_id, at, values))
 
 
@@ -135,7 +132,7 @@ def valid_senml(draw: st.DrawFn, root: str, now: datetime) -> Case:
         (s.station_id, q.quantity, draw(_VALUE[q.quantity]), now - timedelta(seconds=ago))
         for s, q, ago in draw(_PACK)
     ]
-    topic = _topic(root, f"gw-{draw(st.integers(0, 99))}")
+    topic = topic_for(root, f"gw-{draw(st.integers(0, 99))}")
     payload = encode_senml(readings)
     return Case("valid_senml", topic, payload, "stored", _keys(topic, payload, root, now))
 
@@ -147,7 +144,7 @@ def status(draw: st.DrawFn, root: str) -> Case:
     station = draw(_STATION).station_id if registered else "aq-nowhere-1"
     reason = draw(st.none() | _TEXT)
     payload = draw(st.sampled_from([b"online", b"offline", encode_status(False, reason=reason)]))
-    topic = _topic(root, station, kind="status")
+    topic = topic_for(root, station, kind="status")
     return Case("status", topic, payload, "status" if registered else "refused")
 
 
@@ -221,16 +218,18 @@ def _naive_time(d: st.DrawFn, s: Sample, root: str, now: datetime) -> tuple[str,
 
 
 def _unregistered(d: st.DrawFn, s: Sample, root: str, now: datetime) -> tuple[str, bytes]:
-    return _topic(root, "aq-not-registered"), encode_telemetry("aq-not-registered", s.at, s.values)
+    return topic_for(root, "aq-not-registered"), encode_telemetry(
+        "aq-not-registered", s.at, s.values
+    )
 
 
 def _wrong_domain(d: st.DrawFn, s: Sample, root: str, now: datetime) -> tuple[str, bytes]:
-    return _topic(root, s.station.station_id, "water"), s.good
+    return topic_for(root, s.station.station_id, "water"), s.good
 
 
 def _bad_topic(d: st.DrawFn, s: Sample, root: str, now: datetime) -> tuple[str, bytes]:
     level = d(st.sampled_from(["AQ-UPPER", "trạm-hà-nội", "x" * 80, "-lead"]))
-    return _topic(root, level, d(st.sampled_from(["air", "bogus"]))), s.good
+    return topic_for(root, level, d(st.sampled_from(["air", "bogus"]))), s.good
 
 
 def _oversized(d: st.DrawFn, s: Sample, root: str, now: datetime) -> tuple[str, bytes]:
@@ -276,7 +275,7 @@ def _bad_records(now: datetime) -> list[dict[str, object]]:
 def bad_senml(draw: st.DrawFn, root: str, now: datetime) -> Case:
     """A gateway pack that breaks RFC 8428 or our naming."""
     record = draw(st.sampled_from(_bad_records(now)))
-    return Case("bad_senml", _topic(root, "gw-1"), _json([record]), "refused")
+    return Case("bad_senml", topic_for(root, "gw-1"), _json([record]), "refused")
 
 
 @st.composite
@@ -326,64 +325,15 @@ def build_corpus(root: str, now: datetime, size: int) -> list[Case]:
     return corpus
 
 
-# -- the validator alone (the loop boundary) ---------------------------------------------------
-
-ROOT = "hanoi/v1"
-
-
-def _registry() -> RegistrySnapshot:
-    stations: dict[str, StationRef] = {
-        s.station_id: StationRef(s.station_id, s.domain, s.name, s.district, s.lat, s.lon, s.kind)
-        for s in REGISTERED
-    }
-    sensors: dict[tuple[str, Quantity], SensorRef] = {
-        (s.station_id, sensor.quantity): SensorRef(i, sensor.interval_s, None, None)
-        for i, (s, sensor) in enumerate((s, x) for s in REGISTERED for x in s.sensors)
-    }
-    return RegistrySnapshot(stations, sensors)
-
-
-def _raw(case: Case, now: datetime) -> RawMessage:
-    return RawMessage(case.topic, case.payload, 1, 1, now, 1)
-
-
-_NOW = datetime.now(UTC)
-_ANY_CASE = st.one_of(
-    malformed(ROOT, _NOW), hostile(ROOT, _NOW), bad_senml(ROOT, _NOW), status(ROOT)
-)
-_QUICK = settings(max_examples=300, derandomize=True, database=None, deadline=None)
-
-
-@_QUICK
-@given(_ANY_CASE)
-def test_validator_never_raises(case: Case) -> None:
-    outcome = Validator(_registry(), root=ROOT).check(_raw(case, _NOW))
-    assert outcome.records >= 0
-
-
-@_QUICK
-@given(st.one_of(status(ROOT), hostile(ROOT, _NOW)))
-def test_validator_hands_the_database_no_nul_characters(case: Case) -> None:
-    # PostgreSQL text cannot hold U+0000: such a string fails the whole batch, for ever.
-    try:
-        outcome = Validator(_registry(), root=ROOT).check(_raw(case, _NOW))
-    except UnicodeDecodeError:
-        return  # reported by test_validator_never_raises
-    texts = [t for q in outcome.quarantined for t in (q.reason, q.detail, q.station_id, q.quantity)]
-    if outcome.status is not None:
-        texts.append(outcome.status.reason)
-    assert not [t for t in texts if t is not None and "\x00" in t], outcome
-
-
 # -- a running ingestor ----------------------------------------------------------------------
 
 
-async def _register(db_url: str) -> None:
+async def register_fuzz_stations(db_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         await register_stations(conn, REGISTERED)
 
 
-def _settings_for(db_url: str, broker: Broker, root: str) -> IngestSettings:
+def fuzz_settings(db_url: str, broker: Broker, root: str) -> IngestSettings:
     return settings_for(db_url, broker.url, root, instance="fz-" + root[2:14])
 
 
@@ -394,14 +344,14 @@ def _settings_for(db_url: str, broker: Broker, root: str) -> IngestSettings:
 async def test_ten_thousand_generated_payloads(
     db_url: str, mqtt_broker: Broker, topic_root: str
 ) -> None:
-    await _register(db_url)
+    await register_fuzz_stations(db_url)
     now = datetime.now(UTC)
     corpus = build_corpus(topic_root, now, MESSAGES)
     assert len(corpus) >= MESSAGES
     assert {c.expect for c in corpus} == {"stored", "refused", "status", "any"}
     messages = [(c.topic, c.payload) for c in corpus]
     publisher = Publisher(mqtt_broker.host, mqtt_broker.port, messages, window=500)
-    async with running(_settings_for(db_url, mqtt_broker, topic_root)) as ingest:
+    async with running(fuzz_settings(db_url, mqtt_broker, topic_root)) as ingest:
         await asyncio.to_thread(publisher.run, 120)
         await _drain(ingest, len(corpus), timeout_s=120)
     counts = ingest.service.stats()
@@ -456,46 +406,3 @@ def _decodable(case: Case, root: str, now: datetime) -> set[Key]:
     except (PayloadError, ValueError):
         return set()
     return {(r.station_id, r.quantity.value, r.measured_at) for r in decoded.readings}
-
-
-# -- poison messages the fuzzing found -------------------------------------------------------
-
-POISON = {
-    # msgspec raises UnicodeDecodeError (not DecodeError) for bad UTF-8 inside a string
-    "bad_utf8_in_a_string": ("telemetry", b'{"station":"\xff","time":"2026-01-01T00:00:00Z",'
-                             b'"readings":[]}'),
-    "bad_utf8_in_a_status": ("status", b'{"state":"offline","reason":"\xc3\x28"}'),
-    # a refused reading's raw name goes to a text column, which cannot hold U+0000
-    "nul_in_a_senml_name": ("telemetry", b'[{"n":"urn:dev:hanoi:aq-fault-00:pm\\u000025",'
-                            b'"u":"ug/m3","v":1,"bt":1.7e9}]'),
-    "nul_in_a_status_reason": ("status", b'{"state":"offline","reason":"a\\u0000b"}'),
-}  # fmt: skip
-
-
-@pytest.mark.db
-@pytest.mark.mqtt
-@pytest.mark.anyio
-@pytest.mark.parametrize("poison", sorted(POISON))
-async def test_a_poison_message_is_quarantined_and_the_stream_goes_on(
-    poison: str, db_url: str, mqtt_broker: Broker, topic_root: str
-) -> None:
-    await _register(db_url)
-    kind, payload = POISON[poison]
-    station = AIR[0].station_id
-    after = encode_telemetry(station, datetime.now(UTC), [(Quantity.PM25, 12.0)])
-    messages = [(_topic(topic_root, station, kind=kind), payload),
-                (_topic(topic_root, station), after)]  # fmt: skip
-    async with running(_settings_for(db_url, mqtt_broker, topic_root)) as ingest:
-        await asyncio.to_thread(Publisher(mqtt_broker.host, mqtt_broker.port, messages).run, 30)
-        deadline = time.monotonic() + 15
-        while ingest.service.counts["stored"] < 1 and time.monotonic() < deadline:
-            ingest.assert_alive()
-            await asyncio.sleep(0.1)
-        ingest.assert_alive()
-        stats = ingest.service.stats()
-        assert stats["stored"] == 1, f"the message after the poison was not stored: {stats}"
-    async with await psycopg.AsyncConnection.connect(db_url) as conn:
-        cur = await conn.execute("SELECT count(*) FROM quarantine WHERE payload = %s", (payload,))
-        row = await cur.fetchone()
-    assert row is not None
-    assert row[0] >= 1 or kind == "status"
