@@ -26,7 +26,15 @@ from ingest.wire import (
     decode_telemetry,
 )
 
-__all__ = ["QUALITY_GOOD", "QUALITY_SUSPECT", "Outcome", "Quarantined", "Row", "Validator"]
+__all__ = [
+    "QUALITY_GOOD",
+    "QUALITY_SUSPECT",
+    "Outcome",
+    "Quarantined",
+    "Row",
+    "Validator",
+    "storable",
+]
 
 QUALITY_GOOD: Final = 0
 QUALITY_SUSPECT: Final = 1
@@ -99,7 +107,7 @@ class Validator:
                     msg = f"station {status.station_id!r} is not registered"
                     raise PayloadError("unknown_station", msg)
                 if status.reason is not None:
-                    status = replace(status, reason=_text(status.reason))
+                    status = replace(status, reason=storable(status.reason))
                 return Outcome(message, status=status)
             decoded = decode_telemetry(topic, message.payload, message.received_at)
         except PayloadError as exc:
@@ -156,12 +164,14 @@ def _group(rejections: list[Rejection]) -> tuple[Quarantined, ...]:
         r = first[reason]
         detail = r.detail if n == 1 else f"{r.detail} (and {n - 1} more)"
         out.append(
-            Quarantined(reason, _text(detail) or "", _text(r.station_id), _text(r.quantity), n)
+            Quarantined(
+                reason, storable(detail) or "", storable(r.station_id), storable(r.quantity), n
+            )
         )
     return tuple(out)
 
 
-def _text(value: str | None) -> str | None:
+def storable(value: str | None) -> str | None:
     """Untrusted text made storable (NUL written as a visible escape).
 
     PostgreSQL text cannot hold U+0000: one such string would fail its batch for ever.

@@ -327,10 +327,10 @@ class Topic:
     root: str = DEFAULT_ROOT
 
     def __post_init__(self) -> None:
-        if not _STATION_RE.match(self.station_id):
+        if not _STATION_RE.fullmatch(self.station_id):
             msg = f"station id {self.station_id!r} must match {_STATION_RE.pattern}"
             raise PayloadError("bad_topic", msg)
-        if not _ROOT_RE.match(self.root):
+        if not _ROOT_RE.fullmatch(self.root):
             msg = f"topic root {self.root!r} is not a plain topic path"
             raise PayloadError("bad_topic", msg)
 
@@ -464,7 +464,7 @@ def _collect(
                 msg = f"{name} value is null"
                 raise PayloadError("not_finite", msg)
             canonical = _canonical(quantity, value, unit)
-            if not _STATION_RE.match(station):
+            if not _STATION_RE.fullmatch(station):
                 msg = f"station id {station!r} must match {_STATION_RE.pattern}"
                 raise PayloadError("schema", msg)
         except PayloadError as exc:
@@ -723,7 +723,7 @@ class StationInfo:
     attributes: dict[str, str | float | int | bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not _STATION_RE.match(self.station_id):
+        if not _STATION_RE.fullmatch(self.station_id):
             msg = f"station id {self.station_id!r} must match {_STATION_RE.pattern}"
             raise ValueError(msg)
         for sensor in self.sensors:

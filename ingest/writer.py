@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from ingest.batcher import Batch
 from ingest.errors import StorageError
 from ingest.storage import Conn, Strategy
+from ingest.validate import storable
 
 __all__ = ["WriteResult", "Writer", "configure_connection", "heartbeat"]
 
@@ -135,13 +136,13 @@ class Writer:
         params = [
             (
                 o.message.received_at,
-                o.message.topic,
-                o.message.publisher,
+                storable(o.message.topic),
+                storable(o.message.publisher),
                 o.message.payload,
                 q.reason,
-                q.detail,
-                q.station_id,
-                q.quantity,
+                storable(q.detail),
+                storable(q.station_id),
+                storable(q.quantity),
                 q.readings,
             )
             for o in batch.outcomes
