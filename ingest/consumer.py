@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from paho.mqtt.client import SocketLike
 
 from ingest.backoff import backoff_delay
-from ingest.mqtt_url import parse_mqtt_url
+from ingest.wire import parse_mqtt_url
 
 __all__ = ["Consumer", "ConsumerStats", "RawMessage"]
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final, Literal, NewType
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 
@@ -44,6 +45,7 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "QUANTITIES",
     "SENML_PREFIX",
+    "BrokerAddress",
     "Decoded",
     "Domain",
     "PayloadError",
@@ -67,6 +69,7 @@ __all__ = [
     "encode_status",
     "encode_telemetry",
     "encode_truth",
+    "parse_mqtt_url",
     "sensor_id",
     "truth_topic",
 ]
@@ -806,3 +809,43 @@ def decode_truth(payload: bytes) -> TruthEvent:
         return _truth_decoder.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise PayloadError("schema", f"truth: {exc}") from None
+
+
+# --- where the broker is (shared by devices and services) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where and how to reach a broker."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_mqtt_url(url: str) -> BrokerAddress:
+    """Parse ``mqtt[s]://[user[:password]@]host[:port]``.
+
+    >>> parse_mqtt_url("mqtts://ops:s3cret@broker.example:8883")
+    BrokerAddress(host='broker.example', port=8883, tls=True, username='ops', password='s3cret')
+
+    Raises:
+        ValueError: for another scheme or a missing host.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        msg = f"broker URL {url!r} must start with mqtt:// or mqtts://"
+        raise ValueError(msg)
+    if not parts.hostname:
+        msg = f"broker URL {url!r} has no host"
+        raise ValueError(msg)
+    tls = parts.scheme in ("mqtts", "ssl")
+    return BrokerAddress(
+        parts.hostname,
+        parts.port or (8883 if tls else 1883),
+        tls,
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+    )

@@ -1,11 +1,9 @@
 """SimulatorSettings: one typed settings object for the simulators (env prefix ``SIM_``)."""
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,49 +13,9 @@ from ingest import wire
 __all__ = ["BrokerAddress", "SimulatorSettings", "parse_broker_url"]
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """Where and how to reach the broker.
-
-    Args:
-        host: broker host name or address.
-        port: TCP port.
-        tls: connect with TLS (``mqtts://``).
-        username: optional user name.
-        password: optional password.
-    """
-
-    host: str
-    port: int
-    tls: bool = False
-    username: str | None = None
-    password: str | None = None
-
-
-def parse_broker_url(url: str) -> BrokerAddress:
-    """Parse ``mqtt[s]://[user[:password]@]host[:port]``.
-
-    >>> parse_broker_url("mqtt://127.0.0.1:1884")
-    BrokerAddress(host='127.0.0.1', port=1884, tls=False, username=None, password=None)
-
-    Raises:
-        ValueError: for another scheme or a missing host.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        msg = f"broker URL {url!r} must start with mqtt:// or mqtts://"
-        raise ValueError(msg)
-    if not parts.hostname:
-        msg = f"broker URL {url!r} has no host"
-        raise ValueError(msg)
-    tls = parts.scheme in ("mqtts", "ssl")
-    return BrokerAddress(
-        parts.hostname,
-        parts.port or (8883 if tls else 1883),
-        tls,
-        unquote(parts.username) if parts.username else None,
-        unquote(parts.password) if parts.password else None,
-    )
+# The broker URL format is shared with the services (ingest.wire).
+parse_broker_url = wire.parse_mqtt_url
+BrokerAddress = wire.BrokerAddress
 
 
 class SimulatorSettings(BaseSettings):
