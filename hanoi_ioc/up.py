@@ -114,8 +114,9 @@ async def _prove_ready(database_url: str, api: str, timeout_s: float, out: TextI
         _say(out, f"  no alert over WebSocket within {timeout_s:.0f} s: {exc!r}")
         return False
     _say(out, f"  alert over WebSocket after {time.monotonic() - started:.1f} s")
-    alerts = _get_json(f"{api}/api/alerts")
-    count = len(alerts) if isinstance(alerts, list) else len(dict(alerts).get("alerts", []))  # type: ignore[call-overload]
+    listing = _get_json(f"{api}/api/alerts")
+    alerts = listing.get("alerts", []) if isinstance(listing, dict) else []
+    count = len(alerts) if isinstance(alerts, list) else 0
     _say(out, f"  alerts listed by REST: {count}")
     return readings > 0 and count > 0
 

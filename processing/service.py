@@ -1,6 +1,6 @@
 """The processing service: readings -> rules -> alert lifecycle -> alerts (+ NOTIFY).
 
-It holds its own shared subscription (``$share/processing/…``) with a persistent session,
+It holds its own persistent subscription (``$share/<group>/…`` when a group is set),
 so detector cost never slows database writes and either service can restart alone. Messages
 are validated exactly as ingest validates them (same registry, same rules), then batched;
 a batch's alert transitions are committed in one transaction before its messages are acked.

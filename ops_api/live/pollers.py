@@ -9,6 +9,7 @@ reads everything and doubles as the snapshot.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -42,7 +43,7 @@ class PollStats:
     changes: int = 0
 
 
-class _Poller:
+class _Poller(abc.ABC):
     """Sleep, poll when someone listens, offer changes; never give up on DB errors."""
 
     name = "poller"
@@ -58,14 +59,17 @@ class _Poller:
         """Poll now rather than at the end of the current period."""
         self._poke.set()
 
+    @abc.abstractmethod
     def _wanted(self) -> bool:
-        raise NotImplementedError
+        """True when some client listens to this poller's channel."""
 
+    @abc.abstractmethod
     def _reset(self) -> None:
-        raise NotImplementedError
+        """Forget what was seen (nobody listens any more)."""
 
+    @abc.abstractmethod
     async def _poll(self) -> None:
-        raise NotImplementedError
+        """Read the changes since the last poll and offer them to the clients."""
 
     async def run(self) -> None:
         """Poll forever (cancel to stop)."""

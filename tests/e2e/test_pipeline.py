@@ -35,7 +35,7 @@ async def test_reading_to_alert_over_websocket_and_rest(
     processing = ProcessingService(
         ProcessingSettings(
             database_url=db_url, mqtt_url=mqtt_broker.url, topic_root=topic_root,
-            instance=f"e2e-{topic_root.split('/')[0]}", batch_max_age_s=2.0,
+            instance=f"e2e-{topic_root.split('/')[0]}", batch_max_age_s=0.05,
         )
     )  # fmt: skip
     topic = f"{topic_root}/flood/{FLOOD.station_id}/telemetry"
