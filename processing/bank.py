@@ -56,6 +56,7 @@ __all__ = [
     "LaneResult",
     "LaneSpec",
     "OverflowPolicy",
+    "Silence",
     "SlotMap",
 ]
 
@@ -98,6 +99,23 @@ class Detection:
     detector: str
     score: float
     threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A sensor that has not reported for longer than its dropout lane accepts.
+
+    Args:
+        lane: the dropout lane.
+        sensor: the sensor.
+        score: the lane's silence score.
+        last_seen_s: measurement time of its last reading, epoch seconds.
+    """
+
+    lane: str
+    sensor: SensorId
+    score: float
+    last_seen_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,14 +283,26 @@ class DetectorBank:
 
     def check_silence(self, now_s: float) -> list[tuple[str, SensorId, float]]:
         """(lane, sensor, score) for sensors of dropout lanes silent past the threshold."""
-        out: list[tuple[str, SensorId, float]] = []
+        return [(s.lane, s.sensor, s.score) for s in self.silences(now_s)]
+
+    def silences(self, now_s: float, *, since_s: float | None = None) -> list[Silence]:
+        """Sensors of dropout lanes silent past the lane's threshold at ``now_s``.
+
+        Args:
+            now_s: the current (event) time, epoch seconds.
+            since_s: when watching began; gaps count from no earlier than this.
+        """
+        out: list[Silence] = []
         for lane in self._lanes:
             score_silence = getattr(lane.detector, "score_silence", None)
             if score_silence is None or not len(lane.slots):
                 continue
-            scores = np.asarray(score_silence(now_s, np.arange(len(lane.slots.ids))))
-            for slot in np.flatnonzero(scores >= lane.thresholder.threshold):
-                out.append((lane.spec.name, SensorId(lane.slots.ids[slot]), float(scores[slot])))
+            slots = np.arange(len(lane.slots.ids))
+            scores = np.asarray(score_silence(now_s, slots, since_s=since_s))
+            seen = lane.slots.last_seen
+            for slot in np.flatnonzero(scores >= lane.thresholder.threshold).tolist():
+                sensor = SensorId(lane.slots.ids[slot])
+                out.append(Silence(lane.spec.name, sensor, float(scores[slot]), float(seen[slot])))
         return out
 
     def stats(self) -> dict[str, int]:

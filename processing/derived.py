@@ -3,8 +3,10 @@
 VN_AQI (Decision 1459/QĐ-TCMT) is computed when an hour closes for a station's pollutant
 (hour-ending convention, NowCast for PM) and stored in ``indices`` as ``VN_AQI``; the row is
 updated if another pollutant's hour closes later. Flood nowcasts look at every hotspot that
-reported in the batch and turn "level expected within the lead time" into an early-warning
-condition ``flood_forecast:<hotspot>``, raised before the level is crossed.
+reported and turn "level expected within the lead time" into an early-warning condition
+``flood_forecast:<hotspot>``, raised before the level is crossed. Both work in event time:
+hours close on measurement times and each nowcast is made as of its depth reading's
+measurement time, so a fast backfill gives what the live stream gave.
 """
 
 from __future__ import annotations
@@ -112,15 +114,19 @@ class DerivedSeries:
     def forecasts(
         self, readings: Iterable[Reading], stations: Mapping[str, StationRef], open_keys: set[str]
     ) -> list[Condition]:
-        """Early-warning conditions for the hotspots that reported in this batch."""
-        latest: dict[str, Reading] = {}
-        for reading in readings:
-            if reading.quantity is Quantity.WATER_DEPTH:
-                seen = latest.get(reading.station_id)
-                if seen is None or reading.measured_at > seen.measured_at:
-                    latest[reading.station_id] = reading
+        """Early-warning conditions, one per depth reading, each as of its measurement time.
+
+        Call it after :meth:`observe` has seen the same readings: a nowcast at a reading's
+        time uses only data measured up to that time (later points in the window are left
+        out), so the verdicts do not depend on how the stream was cut into batches.
+        """
+        depths = sorted(
+            (r for r in readings if r.quantity is Quantity.WATER_DEPTH),
+            key=lambda r: r.measured_at,
+        )
         out: list[Condition] = []
-        for hotspot, reading in latest.items():
+        for reading in depths:
+            hotspot = reading.station_id
             cast = self._nowcaster.nowcast(hotspot, reading.measured_at.timestamp())
             if cast is None:
                 continue

@@ -9,7 +9,7 @@ clear. Lanes without a profile (e.g. ``spatial`` drift on PM) still score and ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -20,13 +20,26 @@ from processing.alerts import Category, Severity
 from processing.bank import BankResult, LaneSpec
 from processing.rules import Condition
 
-__all__ = ["DEFAULT_LANES", "PROFILES", "AlertProfile", "conditions_from"]
+__all__ = [
+    "DEFAULT_LANES",
+    "PROFILES",
+    "SILENCE_LANE",
+    "SPIKE_LANE",
+    "AlertProfile",
+    "conditions_from",
+    "spike_positions",
+]
 
 _HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _AIR: Final = frozenset({Quantity.PM25, Quantity.PM10, Quantity.NO2, Quantity.CO, Quantity.O3})
 _WATER: Final = frozenset(
     {Quantity.DISSOLVED_OXYGEN, Quantity.PH, Quantity.TURBIDITY, Quantity.CONDUCTIVITY}
 )
+
+SPIKE_LANE: Final = "spike"
+"""The lane whose flags mark readings as possible glitches (other verdicts on them wait)."""
+SILENCE_LANE: Final = "silence"
+"""The dropout lane behind silent-sensor alerts (:mod:`processing.silence`)."""
 
 DEFAULT_LANES: Final[tuple[LaneSpec, ...]] = (
     LaneSpec("water_rising", "rate_of_rise", {"min_rate_scale_per_h": 5.0},
@@ -37,8 +50,10 @@ DEFAULT_LANES: Final[tuple[LaneSpec, ...]] = (
     LaneSpec("stuck", "flatline", quantities=_AIR | _WATER | frozenset({Quantity.SPEED})),
     LaneSpec("stuck_zero_ok", "flatline", {"exempt_value": 0.0},
              frozenset({Quantity.RAINFALL, Quantity.WATER_DEPTH})),
-    LaneSpec("spike", "spike", quantities=_AIR | _WATER | frozenset({Quantity.WATER_DEPTH})),
+    LaneSpec(SPIKE_LANE, "spike", quantities=_AIR | _WATER | frozenset({Quantity.WATER_DEPTH})),
     LaneSpec("neighbours", "spatial", quantities=frozenset({Quantity.PM25, Quantity.PM10})),
+    # Every quantity: a station that stops reporting is silent in each of its sensors.
+    LaneSpec(SILENCE_LANE, "dropout", {"missed_half": 4.0}, frozenset(Quantity)),
 )  # fmt: skip
 """Lanes of the live service (tuning notes: processing/detectors/*.py docstrings)."""
 
@@ -116,19 +131,33 @@ def _texts(
 
 
 def conditions_from(
-    result: BankResult, stations: Mapping[str, StationRef], open_keys: set[str]
+    result: BankResult,
+    stations: Mapping[str, StationRef],
+    open_keys: set[str],
+    held: Collection[int] = (),
 ) -> list[Condition]:
-    """Abnormal conditions for flagged readings, normal ones for sensors with open alerts."""
+    """Abnormal conditions for flagged readings, normal ones for sensors with open alerts.
+
+    Args:
+        result: the bank's verdicts on a batch.
+        stations: the registry's stations.
+        open_keys: dedup keys whose normal conditions matter (open or held alerts); keys
+            flagged earlier in the same batch count too.
+        held: batch positions of readings the spike lane flagged: other lanes' verdicts on
+            them wait for the sensor's next reading (see :mod:`processing.lifecycle`).
+    """
     out: list[Condition] = []
     for lane in result.lanes:
         profile = PROFILES.get(lane.lane)
         if profile is None:
             continue
+        watched = set(open_keys)
         for position, score, flag in zip(lane.indices, lane.scores, lane.flags, strict=True):
             reading = result.readings[int(position)]
             key = f"{lane.lane}:{reading.sensor_id}"
-            if not flag and key not in open_keys:
+            if not flag and key not in watched:
                 continue  # the common case: nothing to say
+            watched.add(key)
             station = stations.get(reading.station_id)
             district = station.district if station else "?"
             out.append(
@@ -138,6 +167,18 @@ def conditions_from(
                     _texts(profile, reading, station, float(score)) if flag else ("", "", "", ""),
                     f"{lane.lane}:{district}",
                     {"detector": lane.detector, "score": round(float(score), 3)},
+                    hold=bool(flag) and lane.lane != SPIKE_LANE and int(position) in held,
                 )
             )  # fmt: skip
     return out
+
+
+def spike_positions(result: BankResult) -> set[int]:
+    """Batch positions of the readings the spike lane flagged (possible glitches)."""
+    return {
+        int(position)
+        for lane in result.lanes
+        if lane.lane == SPIKE_LANE
+        for position, flag in zip(lane.indices, lane.flags, strict=True)
+        if flag
+    }

@@ -7,7 +7,16 @@
   threshold by the rule's hysteresis).
 - **Cooldown**: after a clear, the same key is not raised again at the same or a lower
   severity for ``cooldown_s`` of measurement time; a worse situation raises at once.
+- **Hold**: an abnormal condition marked ``hold`` (a reading the spike lane flagged as an
+  isolated outlier) is acted upon only if the key's next condition is abnormal too; a single
+  glitch never raises, updates or escalates an event alert (the spike lane reports it as a
+  sensor-health matter instead). This costs one reading of delay, and only on such readings.
 - Readings older than the newest one seen for a key are ignored (out-of-order delivery).
+
+Everything runs in **event time** (the readings' ``measured_at``), never the wall clock, so
+a fast backfill gives the same alerts as the live stream did. Each alert's ``details`` carry
+the event times of its transitions — ``raised_observed_at`` and ``first_<severity>_at`` for
+each severity it reached — because the ``observed_at`` column follows the latest update.
 
 Acknowledgement and escalation are done by people and by time, in the database
 (:mod:`processing.sink`); this module only reacts to measurements.
@@ -15,14 +24,19 @@ Acknowledgement and escalation are done by people and by time, in the database
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from ingest.registry import StationRef
 from processing.alerts import Alert, Severity
 from processing.rules import Condition
 
-__all__ = ["Clear", "Command", "Lifecycle", "Raise", "Update"]
+__all__ = ["Clear", "Command", "Lifecycle", "Raise", "Update", "iso_utc"]
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2025-09-30T02:10:00Z``: how event times are written into alert details."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +74,8 @@ class _Track:
     last_seen: datetime
     normal_streak: int = 0
     cleared_at: datetime | None = None
+    raised_at: datetime | None = None  # unknown for alerts restored after a restart
+    first_at: dict[str, str] = field(default_factory=dict)
 
 
 class Lifecycle:
@@ -74,7 +90,9 @@ class Lifecycle:
         self._clear_after = clear_after
         self._cooldown = timedelta(seconds=cooldown_s)
         self._tracks: dict[str, _Track] = {}
+        self._held: dict[str, datetime] = {}
         self.suppressed = 0
+        self.held_glitches = 0
 
     def restore(self, open_alerts: list[tuple[str, Severity, datetime]]) -> None:
         """Resume after a restart from the alerts still open in the database."""
@@ -92,6 +110,16 @@ class Lifecycle:
         """Dedup keys with an open alert."""
         return {k for k, t in self._tracks.items() if t.is_open}
 
+    @property
+    def held_keys(self) -> set[str]:
+        """Dedup keys whose last abnormal condition waits for confirmation."""
+        return set(self._held)
+
+    @property
+    def watched_keys(self) -> set[str]:
+        """Keys whose *normal* conditions matter: open alerts and held conditions."""
+        return self.open_keys | self.held_keys
+
     def step(self, cond: Condition, station: StationRef | None) -> Command | None:
         """Feed one condition; returns what to do, if anything.
 
@@ -103,6 +131,10 @@ class Lifecycle:
         track = self._tracks.get(cond.dedup_key)
         if track is not None and reading.measured_at < track.last_seen:
             return None
+        if cond.severity is not None and self._holds(cond):
+            return None
+        if cond.severity is None and self._held.pop(cond.dedup_key, None) is not None:
+            self.held_glitches += 1  # the held reading was a glitch: nothing to act on
         if track is not None:
             track.last_seen = reading.measured_at
         if cond.severity is not None:
@@ -110,15 +142,25 @@ class Lifecycle:
         if track is None or not track.is_open:
             return None
         track.normal_streak = track.normal_streak + 1 if cond.normal else 0
-        if track.normal_streak < self._clear_after:
+        needed = cond.clear_after or self._clear_after
+        if track.normal_streak < needed:
             return None
         track.is_open = False
         track.cleared_at = reading.measured_at
         note = (
-            f"Trở lại bình thường sau {self._clear_after} lần đo / "
-            f"back to normal for {self._clear_after} readings"
+            f"Trở lại bình thường sau {needed} lần đo / back to normal for {needed} readings"
+            if cond.measured
+            else "Có dữ liệu trở lại / data is arriving again"
         )
         return Clear(cond.dedup_key, reading.value, reading.measured_at, note)
+
+    def _holds(self, cond: Condition) -> bool:
+        """True when an abnormal condition waits for the next one to confirm it."""
+        held = self._held.pop(cond.dedup_key, None)
+        if cond.hold and held is None:
+            self._held[cond.dedup_key] = cond.reading.measured_at
+            return True
+        return False
 
     def _abnormal(
         self, cond: Condition, track: _Track | None, station: StationRef | None
@@ -131,7 +173,8 @@ class Lifecycle:
             if severity.rank <= track.severity.rank:
                 return None
             track.severity = severity
-            return Update(self._alert(cond, station))
+            track.first_at.setdefault(f"first_{severity.value}_at", iso_utc(when))
+            return Update(self._alert(cond, station, track))
         if (
             track is not None
             and track.cleared_at is not None
@@ -140,20 +183,26 @@ class Lifecycle:
         ):
             self.suppressed += 1
             return None
-        self._tracks[cond.dedup_key] = _Track(severity, True, when)
-        return Raise(self._alert(cond, station), cond.group or cond.rule)
+        track = _Track(severity, True, when, raised_at=when)
+        track.first_at[f"first_{severity.value}_at"] = iso_utc(when)
+        self._tracks[cond.dedup_key] = track
+        return Raise(self._alert(cond, station, track), cond.group or cond.rule)
 
     @staticmethod
-    def _alert(cond: Condition, station: StationRef | None) -> Alert:
+    def _alert(cond: Condition, station: StationRef | None, track: _Track) -> Alert:
         assert cond.severity is not None  # noqa: S101
         title_vi, title_en, message_vi, message_en = cond.texts
+        details = dict(cond.details)
+        if track.raised_at is not None:
+            details["raised_observed_at"] = iso_utc(track.raised_at)
+        details.update(track.first_at)
         return Alert(
             dedup_key=cond.dedup_key,
             rule=cond.rule,
             category=cond.category,
             severity=cond.severity,
             station_id=cond.reading.station_id,
-            quantity=cond.reading.quantity.value,
+            quantity=cond.reading.quantity.value if cond.measured else None,
             domain=station.domain.value if station else None,
             district=station.district if station else None,
             title_vi=title_vi,
@@ -163,5 +212,5 @@ class Lifecycle:
             value=cond.reading.value,
             threshold=cond.threshold,
             observed_at=cond.reading.measured_at,
-            details=cond.details,
+            details=details,
         )

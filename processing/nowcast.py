@@ -40,6 +40,7 @@ __all__ = ["FloodNowcast", "FloodNowcaster", "LevelEta", "NowcastConfig", "nowca
 FloatArray = npt.NDArray[np.float64]
 
 _S_PER_H: Final = 3600.0
+_WINDOW_SLACK_S: Final = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,8 @@ class NowcastConfig:
         levels: depth levels to forecast (project proposal [U], configurable).
         window_s: depth history used for the trend.
         min_points: depth readings needed in the window.
+        min_span_s: time those readings must span: a trend of a few minutes' history is
+            too sure of itself to warn anyone.
         horizon_s: crossings expected later than this are reported as None.
         rain_window_s: window of the upstream rain intensity.
         drain_capacity_mm_h: rain intensity the drains absorb [U].
@@ -61,6 +64,7 @@ class NowcastConfig:
     levels: FloodLevels = field(default_factory=FloodLevels)
     window_s: float = 1800.0
     min_points: int = 4
+    min_span_s: float = 300.0
     horizon_s: float = 3 * _S_PER_H
     rain_window_s: float = 1800.0
     drain_capacity_mm_h: float = 25.0
@@ -72,6 +76,9 @@ class NowcastConfig:
         positive = (self.window_s, self.horizon_s, self.rain_window_s, self.min_rate_cm_h)
         if min(positive) <= 0 or self.min_points < 3 or not 0 < self.confidence_level < 1:
             msg = "nowcast windows, horizon and min_rate_cm_h must be > 0, min_points >= 3"
+            raise DetectorConfigError(msg)
+        if self.min_span_s < 0 or self.min_span_s >= self.window_s:
+            msg = "min_span_s must be >= 0 and shorter than window_s"
             raise DetectorConfigError(msg)
         if self.drain_capacity_mm_h < 0 or self.rain_gain_cm_per_mm < 0:
             msg = "drain_capacity_mm_h and rain_gain_cm_per_mm must be >= 0"
@@ -188,7 +195,8 @@ def nowcast_flood(
         hotspot_id: carried into the result.
 
     Returns:
-        None when the window holds fewer than ``min_points`` depth readings.
+        None when the window holds fewer than ``min_points`` depth readings or they span
+        less than ``min_span_s``.
     """
     cfg = config or NowcastConfig()
     times = np.asarray(depth_times_s, dtype=np.float64)
@@ -200,7 +208,7 @@ def nowcast_flood(
     now = float(times.max()) if now_s is None else float(now_s)
     keep = (times >= now - cfg.window_s) & (times <= now)
     times, depths = times[keep], depths[keep]
-    if times.size < cfg.min_points or np.ptp(times) <= 0:
+    if times.size < cfg.min_points or np.ptp(times) <= 0 or np.ptp(times) < cfg.min_span_s:
         return None
     slope, _, low, high = theilslopes(depths, times, alpha=cfg.confidence_level)
     trend, low_h, high_h = slope * _S_PER_H, low * _S_PER_H, high * _S_PER_H
@@ -275,7 +283,9 @@ class FloodNowcaster:
             if len(self._depth) + len(self._rain) >= self.max_series:
                 self.refused += 1
                 return None
-            window = store[key] = TimeWindow(span_s)
+            # Some slack beyond the span: a batch may hold points measured a little later
+            # than the nowcast's time, and those must not push needed points out.
+            window = store[key] = TimeWindow(span_s + _WINDOW_SLACK_S)
         return window
 
     def observe_depth(self, hotspot_id: str, time_s: float, depth_cm: float) -> None:

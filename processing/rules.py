@@ -98,6 +98,13 @@ class Condition:
         texts: title_vi, title_en, message_vi, message_en (empty when not abnormal).
         group: incident grouping key (e.g. ``flood_depth:Đống Đa``).
         details: extra facts stored with the alert.
+        hold: an abnormal verdict on a reading that may be a glitch (an isolated spike):
+            the lifecycle acts only if the key's next condition is abnormal too.
+        clear_after: consecutive normal conditions that clear the alert (None: the
+            lifecycle's default).
+        measured: False for a condition about *missing* data (a silent sensor): the
+            reading is then only a marker carrying the station, the event time and, as its
+            value, the minutes of silence; the alert names no quantity.
     """
 
     dedup_key: str
@@ -110,6 +117,9 @@ class Condition:
     texts: tuple[str, str, str, str] = ("", "", "", "")
     group: str = ""
     details: dict[str, str | float | int | bool | None] = field(default_factory=dict)
+    hold: bool = False
+    clear_after: int | None = None
+    measured: bool = True
 
 
 def _sev(x: str) -> Severity:

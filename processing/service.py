@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
@@ -27,29 +28,18 @@ from ingest.pipeline import Pipeline, run_every
 from ingest.registry import RegistrySnapshot, load_registry
 from ingest.storage import Conn, upgrade
 from ingest.validate import Validator
-from ingest.wire import Quantity, SensorInfo, StationInfo, Topic
+from ingest.wire import Topic
 from ingest.writer import heartbeat
 from processing.bank import BANK_VERSION, DetectorBank
-from processing.derived import DerivedSeries, store_indices
-from processing.detection import DEFAULT_LANES, conditions_from
+from processing.derived import store_indices
+from processing.engine import Engine
 from processing.errors import ProcessingError
-from processing.lifecycle import Command, Lifecycle
-from processing.rules import DEFAULT_RULES, ThresholdRule, evaluate
+from processing.lifecycle import Lifecycle
+from processing.rules import DEFAULT_RULES, ThresholdRule
 from processing.settings import ProcessingSettings
 from processing.sink import apply_commands, escalate_unacknowledged, open_alerts
 
 __all__ = ["ProcessingService", "run_service"]
-
-
-def _station_infos(registry: RegistrySnapshot) -> list[StationInfo]:
-    sensors: dict[str, list[SensorInfo]] = defaultdict(list)
-    for (station, quantity), ref in registry.sensors.items():
-        sensors[station].append(SensorInfo(quantity, ref.interval_s, ref.valid_min, ref.valid_max))
-    return [
-        StationInfo(s.station_id, s.domain, s.name, s.district, s.lat, s.lon, s.kind,
-                    tuple(sensors.get(s.station_id, ())), dict(s.attributes))
-        for s in registry.stations.values()
-    ]  # fmt: skip
 
 
 logger = logging.getLogger(__name__)
@@ -67,9 +57,6 @@ class ProcessingService:
         self, settings: ProcessingSettings, rules: tuple[ThresholdRule, ...] = DEFAULT_RULES
     ) -> None:
         self.settings = settings
-        self._rules: dict[Quantity, list[ThresholdRule]] = defaultdict(list)
-        for rule in rules:
-            self._rules[rule.quantity].append(rule)
         self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             settings.database_url, min_size=1, max_size=3, open=False,
             name=f"processing-{settings.instance}",
@@ -83,7 +70,12 @@ class ProcessingService:
             protocol=settings.mqtt_protocol,
             receive_maximum=settings.receive_maximum,
         )
-        self._validator = Validator(RegistrySnapshot({}, {}), root=settings.topic_root)
+        self._validator = Validator(
+            RegistrySnapshot({}, {}),
+            root=settings.topic_root,
+            max_future_s=settings.max_future_s,
+            max_age_s=settings.max_age_days * 86400.0,
+        )
         self.pipeline = Pipeline(
             self.consumer,
             self._validator,
@@ -97,9 +89,13 @@ class ProcessingService:
         self.lifecycle = Lifecycle(
             clear_after=settings.clear_after_samples, cooldown_s=settings.cooldown_s
         )
-        self._registry = RegistrySnapshot({}, {})
-        self._bank = DetectorBank(list(DEFAULT_LANES))
-        self._derived = DerivedSeries(lead_time_s=settings.forecast_lead_time_s)
+        self.engine = Engine(
+            self.lifecycle, rules=rules, lead_time_s=settings.forecast_lead_time_s,
+            slice_s=settings.slice_s, min_silence_s=settings.min_silence_s,
+        )  # fmt: skip
+        # The engine runs in a worker thread; registry swaps and snapshots wait for it.
+        self._engine_lock = asyncio.Lock()
+        self._open_alerts = 0
         self._started_at = datetime.now(UTC)
         self.counts: Counter[str] = Counter()
 
@@ -110,6 +106,7 @@ class ProcessingService:
             await self._restore_state(conn)
             await self._load_registry(conn)
             self.lifecycle.restore(await open_alerts(conn))
+        self._open_alerts = len(self.lifecycle.open_keys)
         logger.info("processing resumes with %d open alert(s)", len(self.lifecycle.open_keys))
         await self.consumer.__aenter__()
         return self
@@ -144,41 +141,31 @@ class ProcessingService:
         readings = [r for outcome in batch.outcomes for r in outcome.readings]
         if not readings:
             return
+        async with self._engine_lock:
+            # numpy work off the event loop; only this task touches the engine meanwhile
+            result = await asyncio.to_thread(self.engine.process, readings)
+            self._open_alerts = len(self.lifecycle.open_keys)
         self.counts["readings"] += len(readings)
-        stations = self._registry.stations
-        # numpy work off the event loop; the bank is touched by this task only
-        scored = await asyncio.to_thread(self._bank.process, readings)
-        self.counts["detections"] += sum(int(lane.flags.sum()) for lane in scored.lanes)
-        open_keys = self.lifecycle.open_keys
-        conditions = evaluate(readings, self._rules, stations)
-        conditions += conditions_from(scored, stations, open_keys)
-        conditions += self._derived.forecasts(readings, stations, open_keys)
-        index_rows = self._derived.observe(readings, self._registry.sensors)
-        commands: list[Command] = []
-        for condition in sorted(conditions, key=lambda c: c.reading.measured_at):
-            command = self.lifecycle.step(condition, stations.get(condition.reading.station_id))
-            if command is not None:
-                commands.append(command)
-        if not commands and not index_rows:
-            return
-        try:
-            async with self._pool.connection() as conn, conn.transaction():
-                stale = await apply_commands(conn, commands)
-                await store_indices(conn, index_rows)
-        except psycopg.Error as exc:
-            msg = f"{len(commands)} alert transition(s) not committed: {exc}"
-            raise StorageError(msg) from exc
-        self.counts["index_rows"] += len(index_rows)
-        for key in stale:
-            self.lifecycle.forget(key)
-        for command in commands:
-            self.counts[f"alerts_{type(command).__name__.lower()}"] += 1
+        self.counts["detections"] += result.detections
+        if result.commands or result.index_rows:
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    stale = await apply_commands(conn, result.commands)
+                    await store_indices(conn, result.index_rows)
+            except psycopg.Error as exc:
+                msg = f"{len(result.commands)} alert transition(s) not committed: {exc}"
+                raise StorageError(msg) from exc
+            self.counts["index_rows"] += len(result.index_rows)
+            for key in stale:
+                self.lifecycle.forget(key)
+            for command in result.commands:
+                self.counts[f"alerts_{type(command).__name__.lower()}"] += 1
 
     async def _load_registry(self, conn: Conn) -> None:
-        self._registry = await load_registry(conn)
-        self._validator.use(self._registry)
-        self._bank.register(_station_infos(self._registry))
-        self._derived.link(self._registry.stations.values())
+        registry = await load_registry(conn)
+        self._validator.use(registry)
+        async with self._engine_lock:
+            self.engine.use(registry)
 
     async def _restore_state(self, conn: Conn) -> None:
         cur = await conn.execute(
@@ -189,15 +176,17 @@ class ProcessingService:
         if row is None:
             return
         try:
-            self._bank = DetectorBank.from_bytes(bytes(row[0]), DEFAULT_LANES)
+            bank = DetectorBank.from_bytes(bytes(row[0]), self.engine.lanes)
         except ProcessingError as exc:
             logger.warning("detector snapshot not restored (%s); starting cold", exc)
             return
+        self.engine.bank = bank
         logger.info("detector state restored from the snapshot of %s", row[1])
 
     async def save_state(self) -> None:
         """Store the detector bank's snapshot (periodically and at shutdown)."""
-        data = await asyncio.to_thread(self._bank.to_bytes)
+        async with self._engine_lock:
+            data = await asyncio.to_thread(self.engine.bank.to_bytes)
         async with self._pool.connection() as conn:
             await conn.execute(
                 """INSERT INTO processing_state (instance, saved_at, version, state)
@@ -226,10 +215,13 @@ class ProcessingService:
         out: dict[str, float | int | str] = {"readings": 0, "open_alerts": 0}
         out.update(self.counts)
         out.update(self.pipeline.counts)
-        out["open_alerts"] = len(self.lifecycle.open_keys)
+        out["open_alerts"] = self._open_alerts
         out["alerts_suppressed_cooldown"] = self.lifecycle.suppressed
+        out["held_glitches"] = self.lifecycle.held_glitches
         out["buffered_messages"] = self.consumer.buffered
-        out.update({f"bank_{k}": v for k, v in self._bank.stats().items()})
+        watermark = self.engine.silence.watermark_s
+        out["event_time_watermark_s"] = watermark if math.isfinite(watermark) else 0.0
+        out.update({f"bank_{k}": v for k, v in self.engine.bank.stats().items()})
         return out
 
 

@@ -42,6 +42,12 @@ class ProcessingSettings(BaseSettings):
     escalation_after_s: float = Field(900.0, gt=0)
     escalation_check_s: float = Field(30.0, gt=0)
     forecast_lead_time_s: float = Field(1800.0, gt=0)
+    slice_s: float = Field(60.0, gt=0)  # event time decided in one step (see engine.py)
+    min_silence_s: float = Field(300.0, ge=0)  # shortest gap called a silent sensor
+    # Measurement times accepted, as ingest accepts them: how far ahead of arrival, and how
+    # far behind (a backfill of an older period needs a larger max_age_days).
+    max_future_s: float = Field(300.0, ge=0)
+    max_age_days: float = Field(400.0, gt=0)
     snapshot_interval_s: float = Field(60.0, gt=0)
     heartbeat_interval_s: float = Field(5.0, gt=0)
     registry_refresh_s: float = Field(30.0, gt=0)

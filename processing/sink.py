@@ -2,7 +2,10 @@
 
 Rows first, then notifications: every ``alert_events`` insert fires ``pg_notify`` through a
 trigger, and PostgreSQL delivers notifications only at commit, so a listener never hears of
-an alert that was rolled back.
+an alert that was rolled back. An update merges its details into the stored ones (the
+event times of earlier transitions stay), and a clear adds its event time as
+``cleared_observed_at``: the columns ``raised_at``/``cleared_at`` are wall-clock audit times,
+the details say when it happened in the data.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Final
 
 from ingest.storage import Conn
 from processing.alerts import Alert, AlertAction, Severity
-from processing.lifecycle import Clear, Command, Raise, Update
+from processing.lifecycle import Clear, Command, Raise, Update, iso_utc
 
 __all__ = ["ACTOR", "apply_commands", "escalate_unacknowledged", "open_alerts"]
 
@@ -40,12 +43,13 @@ ON CONFLICT (dedup_key) WHERE state <> 'cleared' DO NOTHING
 RETURNING alert_id"""
 _UPDATE: Final = """
 UPDATE alerts SET severity = %s, value = %s, threshold = %s, observed_at = %s,
-       title_vi = %s, title_en = %s, message_vi = %s, message_en = %s, details = %s,
-       updated_at = now()
+       title_vi = %s, title_en = %s, message_vi = %s, message_en = %s,
+       details = details || %s::jsonb, updated_at = now()
 WHERE dedup_key = %s AND state <> 'cleared'
 RETURNING alert_id"""
 _CLEAR: Final = """
-UPDATE alerts SET state = 'cleared', cleared_at = now(), cleared_by = %s, updated_at = now()
+UPDATE alerts SET state = 'cleared', cleared_at = now(), cleared_by = %s, updated_at = now(),
+       details = details || jsonb_build_object('cleared_observed_at', %s::text)
 WHERE dedup_key = %s AND state <> 'cleared'
 RETURNING alert_id, incident_id"""
 _CLOSE_INCIDENT: Final = """
@@ -128,7 +132,7 @@ async def _update(conn: Conn, alert: Alert) -> bool:
 
 
 async def _clear(conn: Conn, command: Clear) -> bool:
-    cur = await conn.execute(_CLEAR, (ACTOR, command.dedup_key))
+    cur = await conn.execute(_CLEAR, (ACTOR, iso_utc(command.observed_at), command.dedup_key))
     row = await cur.fetchone()
     if row is None:
         return False

@@ -100,16 +100,27 @@ class DropoutDetector(VectorDetector):
     def _score(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
         return self._gap_score(slots, times_s)
 
-    def score_silence(self, now_s: float, slots: npt.ArrayLike | None = None) -> FloatArray:
+    def score_silence(
+        self, now_s: float, slots: npt.ArrayLike | None = None, *, since_s: float | None = None
+    ) -> FloatArray:
         """Score how overdue each slot's next reading is at ``now_s`` (0 for unseen slots).
 
         Args:
             now_s: the current time, epoch seconds.
             slots: the slots to check; all allocated slots when None.
+            since_s: when watching began (e.g. a restart): a gap is counted from no earlier
+                than this, so sensors are not called silent for the time nobody listened.
         """
         chosen = np.arange(self._capacity) if slots is None else np.asarray(slots, np.intp)
+        if chosen.size:
+            self.ensure_capacity(int(chosen.max()) + 1)  # slots reserved, never scored yet
+        now = np.full(chosen.shape[0], float(now_s))
+        if since_s is not None:
+            # Counting the gap from max(last_t, since) is scoring "now - (since - last_t)".
+            last = self._state["last_t"][chosen]
+            now = now - np.maximum(0.0, np.nan_to_num(float(since_s) - last, nan=0.0))
         with np.errstate(all="ignore"):
-            scores = self._gap_score(chosen, np.full(chosen.shape[0], float(now_s)))
+            scores = self._gap_score(chosen, now)
         return np.clip(np.nan_to_num(scores, nan=0.0), 0.0, 1.0)
 
     def _learn(

@@ -1,0 +1,172 @@
+"""Silent sensors: no data for longer than a sensor's own reporting habit allows (pure).
+
+The dropout lane of the :class:`~processing.bank.DetectorBank` knows each sensor's reporting
+interval (learned from its gaps) and when it last reported; :class:`SilenceWatch` asks it,
+after every slice of readings, which sensors are overdue, and turns the answer into one
+:class:`~processing.rules.Condition` per *station*: dedup key ``sensor_silent:<station>``,
+category ``sensor_health``, bilingual text naming the silent quantities and since when.
+The alert clears on the first reading of the station once none of its sensors is overdue.
+
+Everything is judged in **event time**: "now" is a watermark that follows the median
+measurement time of each slice (a median, so one device with a fast clock cannot make the
+rest of the city look silent), never the wall clock, so a backfill raises the same silence
+alerts the live stream would have. A sensor is called silent only when
+
+- its dropout lane scores the gap at or above the lane's threshold (by default four
+  reporting intervals missed), and
+- the gap is at least ``min_silence_s`` (a 10-second sensor is not "dead" after 50 s), and
+- gaps are counted from no earlier than the moment this watch began (after a restart nobody
+  listened in between: a sensor is not blamed for that).
+
+A city-wide silence (the broker or the network down) stops the watermark, so it raises no
+flood of per-station alerts; ingest's station status and the service heartbeats report that.
+
+>>> from datetime import UTC, datetime
+>>> from processing.bank import Silence
+>>> watch = SilenceWatch(min_silence_s=300.0)
+>>> t0 = datetime(2025, 9, 30, tzinfo=UTC).timestamp()
+>>> watch.advance([t0])
+>>> watch.advance([t0 + 900.0])
+>>> silent = [Silence("silent", SensorId("aq-x.pm25"), 0.7, t0)]
+>>> [(c.dedup_key, c.severity, c.reading.value) for c in watch.conditions(silent, {}, set())]
+[('sensor_silent:aq-x', <Severity.MINOR: 'minor'>, 15.0)]
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from ingest.registry import StationRef
+from ingest.wire import QUANTITIES, Quantity, Reading, SensorId, StationId
+from processing.alerts import Severity
+from processing.bank import Silence
+from processing.errors import DetectorConfigError
+from processing.rules import Condition
+
+__all__ = ["SILENT_RULE", "SilenceWatch"]
+
+SILENT_RULE: Final = "sensor_silent"
+_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def _split(sensor: SensorId) -> tuple[str, Quantity | None]:
+    station, _, quantity = sensor.rpartition(".")
+    try:
+        return station, Quantity(quantity)
+    except ValueError:
+        return station, None
+
+
+class SilenceWatch:
+    """Event-time watermark and silence conditions, station by station.
+
+    Args:
+        min_silence_s: shortest gap ever called a silence, whatever the interval.
+        severity: severity of a silence alert.
+    """
+
+    def __init__(self, *, min_silence_s: float = 300.0, severity: Severity = Severity.MINOR):
+        if not min_silence_s >= 0:
+            msg = f"min_silence_s must be >= 0, got {min_silence_s!r}"
+            raise DetectorConfigError(msg)
+        self.min_silence_s = min_silence_s
+        self.severity = severity
+        self.watermark_s = -math.inf
+        self.since_s: float | None = None
+
+    def advance(self, times_s: Iterable[float]) -> None:
+        """Move the watermark with a slice's measurement times (never backwards)."""
+        finite = [t for t in times_s if math.isfinite(t)]
+        if not finite:
+            return
+        self.watermark_s = max(self.watermark_s, statistics.median(finite))
+        if self.since_s is None:
+            self.since_s = self.watermark_s
+
+    @property
+    def now(self) -> datetime:
+        """The watermark as a UTC datetime."""
+        return datetime.fromtimestamp(self.watermark_s, UTC)
+
+    def conditions(
+        self,
+        silences: Iterable[Silence],
+        stations: Mapping[str, StationRef],
+        open_keys: Collection[str],
+        reported: Collection[str] = (),
+    ) -> list[Condition]:
+        """Abnormal conditions for silent stations, normal ones for stations heard again.
+
+        Args:
+            silences: what the bank's dropout lanes say at :attr:`watermark_s`.
+            stations: the registry's stations (names and districts for the texts).
+            open_keys: dedup keys of the open alerts.
+            reported: stations that sent readings in the slice just processed.
+        """
+        if not math.isfinite(self.watermark_s):
+            return []
+        by_station: dict[str, list[Silence]] = defaultdict(list)
+        for silence in silences:
+            if self.watermark_s - silence.last_seen_s >= self.min_silence_s:
+                by_station[_split(silence.sensor)[0]].append(silence)
+        out = [self._silent(station, found, stations) for station, found in by_station.items()]
+        for station in reported:
+            key = f"{SILENT_RULE}:{station}"
+            if key in open_keys and station not in by_station:
+                out.append(
+                    Condition(key, SILENT_RULE, "sensor_health", self._marker(station, None, 0.0),
+                              None, True, clear_after=1, measured=False)
+                )  # fmt: skip
+        return out
+
+    def _marker(self, station: str, quantity: Quantity | None, minutes: float) -> Reading:
+        now = self.now
+        return Reading(StationId(station), quantity or Quantity.PM25, minutes, now, now)
+
+    def _silent(
+        self, station: str, found: list[Silence], stations: Mapping[str, StationRef]
+    ) -> Condition:
+        quantities = sorted({q for s in found if (q := _split(s.sensor)[1]) is not None})
+        last_seen = min(s.last_seen_s for s in found)
+        minutes = round((self.watermark_s - last_seen) / 60.0, 1)
+        ref = stations.get(station)
+        district = ref.district if ref else "?"
+        return Condition(
+            f"{SILENT_RULE}:{station}", SILENT_RULE, "sensor_health",
+            self._marker(station, quantities[0] if quantities else None, minutes),
+            self.severity, False, round(self.min_silence_s / 60.0, 1),
+            _texts(ref, station, quantities, last_seen, minutes),
+            f"{SILENT_RULE}:{district}",
+            {"silent_min": minutes,
+             "last_seen_at": datetime.fromtimestamp(last_seen, UTC).isoformat(),
+             "quantities": ",".join(q.value for q in quantities)},
+            measured=False,
+        )  # fmt: skip
+
+
+def _texts(
+    ref: StationRef | None,
+    station: str,
+    quantities: list[Quantity],
+    last_seen_s: float,
+    minutes: float,
+) -> tuple[str, str, str, str]:
+    place = ref.name if ref else station
+    district = f", {ref.district}" if ref else ""
+    local = datetime.fromtimestamp(last_seen_s, UTC).astimezone(_HANOI).strftime("%H:%M %d/%m/%Y")
+    what_vi = ", ".join(QUANTITIES[q].label_vi for q in quantities) or "mọi số đo"
+    what_en = ", ".join(QUANTITIES[q].label_en for q in quantities) or "all quantities"
+    return (
+        f"Mất tín hiệu: {place}",
+        f"Sensor silent: {place}",
+        f"Không nhận được dữ liệu ({what_vi}) từ {place}{district} kể từ {local} (giờ Hà Nội), "
+        f"đã {minutes:.0f} phút. Kiểm tra nguồn điện, đường truyền và thiết bị.",
+        f"No data ({what_en}) from {place}{district} since {local} (Hanoi time), "
+        f"{minutes:.0f} min so far. Check the power supply, the link and the device.",
+    )
