@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Self
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -45,11 +46,15 @@ __all__ = ["Consumer", "ConsumerStats", "RawMessage"]
 logger = logging.getLogger(__name__)
 
 _MISC_INTERVAL_S: Final = 1.0
+_READ_BURST: Final = 256
+"""Packets read per wake-up of the event loop at most (paho reads one per ``loop_read``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
+class RawMessage(msgspec.Struct, frozen=True, gc=False):
     """One MQTT message as received, before decoding.
+
+    (A msgspec ``Struct`` rather than a frozen dataclass: one is built per message, and a
+    frozen dataclass costs about 1.9 µs to build against 0.17 µs.)
 
     Args:
         topic: the topic it was published on.
@@ -179,7 +184,18 @@ class Consumer:
             self._loop.add_reader(sock, self._read)
 
     def _read(self) -> None:
-        self._client.loop_read()
+        # paho's loop_read handles one packet; one selector wake-up per message would cost
+        # more than the message. Drain what the socket holds instead, in a bounded burst that
+        # stops at the first call delivering nothing (no data left, a partial packet, or a
+        # control packet), when reading pauses, or when the connection drops.
+        client = self._client
+        stats = self.stats
+        for _ in range(_READ_BURST):
+            before = stats.received
+            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or self._paused:
+                return
+            if stats.received == before:
+                return
 
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: SocketLike) -> None:
         self._call(self._drop_socket, sock)
@@ -260,7 +276,7 @@ class Consumer:
                 bytes(msg.payload),
                 msg.mid,
                 msg.qos,
-                datetime.now(UTC),
+                datetime.now(UTC),  # per message: status transitions are ordered by it
                 self._generation,
                 publisher,
                 bool(msg.retain),
@@ -357,6 +373,21 @@ class Consumer:
         if self._paused and len(self._buffer) <= self._capacity // 2:
             self._resume()
         return message
+
+    async def get_many(self, limit: int) -> list[RawMessage]:
+        """The next messages in arrival order: at least one, at most ``limit``."""
+        while not self._buffer:
+            self._ready.clear()
+            await self._ready.wait()
+        buffer = self._buffer
+        if len(buffer) <= limit:
+            taken = list(buffer)
+            buffer.clear()
+        else:
+            taken = [buffer.popleft() for _ in range(limit)]
+        if self._paused and len(buffer) <= self._capacity // 2:
+            self._resume()
+        return taken
 
     async def __aiter__(self) -> AsyncIterator[RawMessage]:
         """Iterate over messages forever."""

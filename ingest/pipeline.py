@@ -99,19 +99,24 @@ class Pipeline:
         consuming.result()
 
     async def _consume_loop(self) -> None:
+        batcher, check, on_outcome = self._batcher, self.validator.check, self._on_outcome
         while not self._stopping.is_set():
-            due = self._batcher.due_in(time.monotonic())
+            due = batcher.due_in(time.monotonic())
             try:
                 async with asyncio.timeout(0.5 if due is None else min(due, 0.5)):
-                    message = await self.consumer.get()
+                    messages = await self.consumer.get_many(batcher.max_messages)
             except TimeoutError:
-                if self._batcher.due_in(time.monotonic()) == 0.0:
+                if batcher.due_in(time.monotonic()) == 0.0:
                     await self._flush()
                 continue
-            outcome = self.validator.check(message)
-            if self._on_outcome is not None:
-                self._on_outcome(outcome)
-            if self._batcher.add(outcome, time.monotonic()):
+            now = time.monotonic()  # one clock reading per chunk: ages are coarse anyway
+            for message in messages:
+                outcome = check(message)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+                if batcher.add(outcome, now):
+                    await self._flush()
+            if batcher.due_in(time.monotonic()) == 0.0:
                 await self._flush()
         await self._flush()
 

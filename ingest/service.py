@@ -33,7 +33,7 @@ from ingest.settings import IngestSettings
 from ingest.storage import Conn, Strategy, strategy_for, upgrade
 from ingest.validate import Outcome, Validator
 from ingest.wire import Topic
-from ingest.writer import Writer, configure_connection, heartbeat
+from ingest.writer import Writer, configure_connection, heartbeat, stale_stations
 
 __all__ = ["IngestService"]
 
@@ -84,6 +84,7 @@ class IngestService:
             root=root,
             max_future_s=settings.max_future_s,
             max_age_s=settings.max_age_days * 86400,
+            keep_readings=False,  # rows are all the writer needs
         )
         self.pipeline = Pipeline(
             self.consumer,
@@ -117,6 +118,8 @@ class IngestService:
             self._validator.use(await load_registry(conn))
             await self._strategy.maintain(conn, self.settings.retention_days)
         self._writer = Writer(self._pool, self._strategy)
+        async with self._pool.connection() as conn:
+            self._writer.stale = await stale_stations(conn)
         await self.consumer.__aenter__()
         return self
 
@@ -157,9 +160,9 @@ class IngestService:
             self.counts["status_messages"] += 1
         for q in outcome.quarantined:
             self.quarantine_reasons[q.reason] += q.readings
-        if outcome.readings:
-            last = outcome.readings[-1]
-            self._last["lag_s"] = (last.received_at - last.measured_at).total_seconds()
+        if outcome.rows:
+            last = outcome.rows[-1]  # (time, sensor, value, quality, received_at)
+            self._last["lag_s"] = (last[4] - last[0]).total_seconds()
 
     async def _write(self, batch: Batch) -> None:
         assert self._writer is not None  # noqa: S101 - set in __aenter__
@@ -186,9 +189,7 @@ class IngestService:
         # Measurement-to-commit lag of each message's first reading: for live devices this is
         # the publish-to-commit latency operators care about (bounded reservoir).
         self._lags_ms.extend(
-            (committed - o.readings[0].measured_at).total_seconds() * 1000
-            for o in batch.outcomes
-            if o.readings
+            (committed - o.rows[0][0]).total_seconds() * 1000 for o in batch.outcomes if o.rows
         )
 
     async def _maintain(self) -> None:
@@ -198,6 +199,8 @@ class IngestService:
             cur = await conn.execute(_STALE, (self.settings.stale_factor,))
             if cur.rowcount:
                 logger.info("%d station(s) became stale", cur.rowcount)
+            if self._writer is not None:  # (including those another instance marked)
+                self._writer.stale = await stale_stations(conn)
         logger.debug("maintenance: %s", summary)
 
     async def _refresh(self) -> None:

@@ -9,21 +9,25 @@ sensor's plausible range is stored with :data:`QUALITY_SUSPECT` rather than refu
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
+
+import msgspec
 
 from ingest.consumer import RawMessage
 from ingest.registry import RegistrySnapshot
 from ingest.wire import (
     DEFAULT_ROOT,
     PayloadError,
+    Quantity,
     Reading,
     Rejection,
+    StationId,
     StatusMessage,
     Topic,
+    Value,
     decode_status,
-    decode_telemetry,
+    decode_values,
 )
 
 __all__ = [
@@ -43,8 +47,7 @@ Row = tuple[datetime, int, float, int, datetime]
 """One row for ``readings``: (time, sensor_id, value, quality, received_at)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Quarantined:
+class Quarantined(msgspec.Struct, frozen=True, gc=False):
     """Readings of one message refused for one reason (one quarantine row)."""
 
     reason: str
@@ -54,13 +57,23 @@ class Quarantined:
     readings: int
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Everything one message turned into."""
+class Outcome(msgspec.Struct, frozen=True, gc=False):
+    """Everything one message turned into.
+
+    Args:
+        message: the message.
+        rows: accepted readings as rows for the ``readings`` table.
+        readings: the same as :class:`~ingest.wire.Reading` values (when the validator keeps
+            them; ingest only needs the rows).
+        stations: stations with at least one accepted reading.
+        quarantined: refusals, one per reason.
+        status: the device status a status message carried.
+    """
 
     message: RawMessage
     rows: tuple[Row, ...] = ()
     readings: tuple[Reading, ...] = ()
+    stations: tuple[str, ...] = ()
     quarantined: tuple[Quarantined, ...] = ()
     status: StatusMessage | None = None
 
@@ -68,6 +81,9 @@ class Outcome:
     def records(self) -> int:
         """Accounting units: each reading, or 1 for a message that could not be split."""
         return len(self.rows) + sum(q.readings for q in self.quarantined)
+
+
+_TOPIC_CACHE_MAX: Final = 100_000
 
 
 class Validator:
@@ -78,6 +94,8 @@ class Validator:
         root: topic root.
         max_future_s: how far ahead of arrival a measurement time may be.
         max_age_s: how far behind arrival a measurement time may be (backfill window).
+        keep_readings: also give each accepted reading as a :class:`~ingest.wire.Reading`
+            (processing needs them; ingest writes rows only).
     """
 
     def __init__(
@@ -87,67 +105,104 @@ class Validator:
         root: str = DEFAULT_ROOT,
         max_future_s: float = 300.0,
         max_age_s: float = 400 * 86400.0,
+        keep_readings: bool = True,
     ) -> None:
         self._registry = registry
         self._root = root
         self._max_future = timedelta(seconds=max_future_s)
         self._max_age = timedelta(seconds=max_age_s)
+        self._keep_readings = keep_readings
+        self._topics: dict[str, Topic] = {}
 
     def use(self, registry: RegistrySnapshot) -> None:
         """Switch to a newer registry snapshot."""
         self._registry = registry
 
+    def _topic(self, name: str) -> Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = Topic.parse(name, self._root)  # raises for a bad topic: never cached
+            if len(self._topics) >= _TOPIC_CACHE_MAX:
+                self._topics.clear()
+            self._topics[name] = topic
+        return topic
+
     def check(self, message: RawMessage) -> Outcome:
         """Validate one message; never raises for bad input."""
+        received_at = message.received_at
         try:
-            topic = Topic.parse(message.topic, self._root)
+            topic = self._topic(message.topic)
             if topic.kind == "status":
-                status = decode_status(topic, message.payload, message.received_at)
+                status = decode_status(topic, message.payload, received_at)
                 if status.station_id not in self._registry.stations:
                     msg = f"station {status.station_id!r} is not registered"
                     raise PayloadError("unknown_station", msg)
                 if status.reason is not None:
-                    status = replace(status, reason=storable(status.reason))
+                    status = msgspec.structs.replace(status, reason=storable(status.reason))
                 return Outcome(message, status=status)
-            decoded = decode_telemetry(topic, message.payload, message.received_at)
+            decoded = decode_values(topic, message.payload, received_at)
         except PayloadError as exc:
             station = _station_from_topic(message.topic)
             return Outcome(
                 message, quarantined=(Quarantined(exc.reason, exc.detail, station, None, 1),)
             )
         rows: list[Row] = []
-        accepted: list[Reading] = []
-        refused = list(decoded.rejections)
-        for reading in decoded.readings:
-            rejection = self._check_reading(topic, reading)
-            if rejection is not None:
-                refused.append(rejection)
+        refused = decoded.rejections
+        stations, sensors, domain = self._registry.stations, self._registry.sensors, topic.domain
+        window: tuple[datetime, Rejection | None] | None = None  # one check per distinct time
+        accepted: list[Value] = []
+        for value in decoded.values:
+            station_id, quantity, number, measured_at = value
+            ref = sensors.get((station_id, quantity))
+            where = stations.get(station_id)
+            if ref is None or where is None or where.domain is not domain:
+                refused.append(self._unregistered(topic, station_id, quantity))
                 continue
-            ref = self._registry.sensors[(reading.station_id, reading.quantity)]
-            quality = QUALITY_GOOD if ref.is_plausible(reading.value) else QUALITY_SUSPECT
-            rows.append(
-                (reading.measured_at, ref.sensor_id, reading.value, quality, reading.received_at)
-            )
-            accepted.append(reading)
-        return Outcome(message, tuple(rows), tuple(accepted), _group(refused))
+            if window is None or window[0] != measured_at:
+                verdict = self._check_time(station_id, quantity, measured_at, received_at)
+                window = (measured_at, verdict)
+            if window[1] is not None:
+                refused.append(window[1])
+                continue
+            low, high = ref.valid_min, ref.valid_max
+            plausible = (low is None or number >= low) and (high is None or number <= high)
+            quality = QUALITY_GOOD if plausible else QUALITY_SUSPECT
+            rows.append((measured_at, ref.sensor_id, number, quality, received_at))
+            accepted.append(value)
+        if not accepted:
+            return Outcome(message, quarantined=_group(refused))
+        readings: tuple[Reading, ...] = ()
+        if self._keep_readings:
+            readings = tuple(Reading(StationId(s), q, v, t, received_at) for s, q, v, t in accepted)
+        at: tuple[str, ...]
+        if topic.station_id == accepted[0][0] and topic.station_id == accepted[-1][0]:
+            at = (topic.station_id,)  # the common case: one station per message
+        else:
+            at = tuple(dict.fromkeys(v[0] for v in accepted))
+        return Outcome(message, tuple(rows), readings, at, _group(refused))
 
-    def _check_reading(self, topic: Topic, reading: Reading) -> Rejection | None:
-        station = self._registry.stations.get(reading.station_id)
-        sid, q = reading.station_id, reading.quantity.value
+    def _unregistered(self, topic: Topic, station_id: str, quantity: Quantity) -> Rejection:
+        sid, q = station_id, quantity.value
+        station = self._registry.stations.get(sid)
         if station is None:
             return Rejection("unknown_station", f"station {sid!r} is not registered", sid, q)
         if station.domain is not topic.domain:
             detail = f"station {sid!r} is a {station.domain} station, topic says {topic.domain}"
             return Rejection("domain_mismatch", detail, sid, q)
-        if self._registry.sensor(sid, reading.quantity) is None:
-            return Rejection("unknown_sensor", f"station {sid!r} has no {q} sensor", sid, q)
-        lag = reading.received_at - reading.measured_at
+        return Rejection("unknown_sensor", f"station {sid!r} has no {q} sensor", sid, q)
+
+    def _check_time(
+        self, station_id: str, quantity: Quantity, measured_at: datetime, received_at: datetime
+    ) -> Rejection | None:
+        """The time-window verdict for a measurement time (shared by its message)."""
+        q = quantity.value
+        lag = received_at - measured_at
         if -lag > self._max_future:
-            detail = f"{q} measured {-lag.total_seconds():.0f} s in the future"
-            return Rejection("future_time", detail, sid, q)
+            detail = f"measured {-lag.total_seconds():.0f} s in the future"
+            return Rejection("future_time", detail, station_id, q)
         if lag > self._max_age:
-            detail = f"{q} measured {lag.total_seconds() / 86400:.1f} days ago"
-            return Rejection("stale_time", detail, sid, q)
+            detail = f"measured {lag.total_seconds() / 86400:.1f} days ago"
+            return Rejection("stale_time", detail, station_id, q)
         return None
 
 

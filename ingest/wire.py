@@ -29,6 +29,7 @@ Every rejection raises :class:`PayloadError` with a stable machine ``reason`` an
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -60,10 +61,13 @@ __all__ = [
     "StatusMessage",
     "Topic",
     "TruthEvent",
+    "Value",
+    "Values",
     "decode_registry",
     "decode_status",
     "decode_telemetry",
     "decode_truth",
+    "decode_values",
     "encode_registry",
     "encode_senml",
     "encode_status",
@@ -266,9 +270,11 @@ def sensor_id(station_id: str, quantity: Quantity) -> SensorId:
     return SensorId(f"{station_id}.{quantity.value}")
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(msgspec.Struct, frozen=True, gc=False):
     """One measured value, decoded and converted to the canonical unit.
+
+    (Values on the hot path are msgspec ``Struct`` types: immutable and typed like a frozen
+    dataclass, but about ten times cheaper to build.)
 
     Args:
         station_id: the reporting station.
@@ -295,8 +301,7 @@ class Reading:
         return QUANTITIES[self.quantity].unit
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
+class Rejection(msgspec.Struct, frozen=True, gc=False):
     """One reading (or a whole message) refused, with its reason."""
 
     reason: RejectReason
@@ -305,8 +310,7 @@ class Rejection:
     quantity: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(msgspec.Struct, frozen=True, gc=False):
     """The result of decoding one telemetry message: accepted readings and refusals."""
 
     readings: tuple[Reading, ...]
@@ -407,6 +411,12 @@ _senml_decoder: Final = msgspec.json.Decoder(list[_SenMLRecord])
 _encoder: Final = msgspec.json.Encoder()
 
 
+_BY_NAME: Final[dict[str, Quantity]] = {q.value: q for q in Quantity}
+_STATION_OK: Final[dict[str, bool]] = {}
+"""Station ids already checked against the pattern (bounded: cleared when it grows)."""
+_STATION_CACHE_MAX: Final = 100_000
+
+
 def _canonical(quantity: Quantity, value: float, unit: str) -> float:
     spec = QUANTITIES[quantity]
     if unit == spec.unit:
@@ -433,12 +443,13 @@ def _canonical(quantity: Quantity, value: float, unit: str) -> float:
     return converted
 
 
-def _quantity(name: str) -> Quantity:
-    try:
-        return Quantity(name)
-    except ValueError:
-        msg = f"unknown quantity {name!r}"
-        raise PayloadError("unknown_quantity", msg) from None
+def _station_ok(station: str) -> bool:
+    known = _STATION_OK.get(station)
+    if known is None:
+        if len(_STATION_OK) >= _STATION_CACHE_MAX:
+            _STATION_OK.clear()
+        known = _STATION_OK[station] = _STATION_RE.fullmatch(station) is not None
+    return known
 
 
 def _utc(moment: datetime) -> datetime:
@@ -448,33 +459,68 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _collect(
-    items: Iterable[tuple[str, str, float | None, str, datetime]], received_at: datetime
-) -> Decoded:
-    """Turn raw (station, quantity, value, unit, time) items into readings and refusals."""
-    readings: list[Reading] = []
+RawItem = tuple[str, str, float | None, str, datetime, float]
+"""A reading as sent: (station, quantity name, value, unit, time, time key for duplicates)."""
+
+Value = tuple[str, Quantity, float, datetime]
+"""A reading that passed the contract, as a plain tuple: (station, quantity, value, time)."""
+
+
+class Values(msgspec.Struct, frozen=True, gc=False):
+    """One telemetry message decoded into plain value tuples (the ingest hot path's form).
+
+    :func:`decode_telemetry` gives the same as :class:`Reading` values; this form skips
+    building an object per reading where the caller only needs the numbers.
+    """
+
+    values: list[Value]
+    rejections: list[Rejection]
+
+
+def _collect(items: Iterable[RawItem]) -> Values:
+    """Check raw items against the contract: accepted values and per-reading refusals.
+
+    The duplicate check keys on the time's float seconds, not the ``datetime``: hashing an
+    aware datetime costs about 0.9 µs, more than the rest of the check.
+    """
+    values: list[Value] = []
     rejections: list[Rejection] = []
-    seen: set[tuple[str, str, datetime]] = set()
-    for station, name, value, unit, measured_at in items:
-        key = (station, name, measured_at)
+    seen: set[tuple[str, str, float]] = set()
+    by_name, specs, station_ok = _BY_NAME, QUANTITIES, _STATION_OK  # locals: hot loop
+    for station, name, value, unit, measured_at, time_key in items:
+        key = (station, name, time_key)
+        quantity = by_name.get(name)
+        if (
+            key not in seen
+            and quantity is not None
+            and value is not None
+            and unit == (spec := specs[quantity]).unit
+            and spec.physical_min <= value <= spec.physical_max
+            and station_ok.get(station)
+        ):  # the common case: a new key, a known quantity in its unit, in range, good id
+            seen.add(key)
+            values.append((station, quantity, value, measured_at))
+            continue
         try:
             if key in seen:
                 msg = f"{name} at {measured_at.isoformat()} appears twice in one message"
                 raise PayloadError("duplicate_key", msg)
             seen.add(key)
-            quantity = _quantity(name)
+            if quantity is None:
+                msg = f"unknown quantity {name!r}"
+                raise PayloadError("unknown_quantity", msg)
             if value is None:
                 msg = f"{name} value is null"
                 raise PayloadError("not_finite", msg)
             canonical = _canonical(quantity, value, unit)
-            if not _STATION_RE.fullmatch(station):
+            if not _station_ok(station):
                 msg = f"station id {station!r} must match {_STATION_RE.pattern}"
                 raise PayloadError("schema", msg)
         except PayloadError as exc:
             rejections.append(Rejection(exc.reason, exc.detail, station, name))
             continue
-        readings.append(Reading(StationId(station), quantity, canonical, measured_at, received_at))
-    return Decoded(tuple(readings), tuple(rejections))
+        values.append((station, quantity, canonical, measured_at))
+    return Values(values, rejections)
 
 
 def _check_size(payload: bytes) -> None:
@@ -502,8 +548,21 @@ def decode_telemetry(topic: Topic, payload: bytes, received_at: datetime) -> Dec
     >>> (r.sensor_id, round(r.value, 1), r.unit, r.measured_at.isoformat())
     ('fd-thai-ha.water_depth', 31.0, 'cm', '2026-09-29T23:00:00+00:00')
     """
+    decoded = decode_values(topic, payload, received_at)
+    readings = tuple(Reading(StationId(s), q, v, t, received_at) for s, q, v, t in decoded.values)
+    return Decoded(readings, tuple(decoded.rejections))
+
+
+def decode_values(topic: Topic, payload: bytes, received_at: datetime) -> Values:
+    """:func:`decode_telemetry`, giving plain value tuples instead of :class:`Reading` objects.
+
+    Raises:
+        PayloadError: when the message as a whole is unusable.
+    """
     _check_size(payload)
-    head = payload.lstrip()[:1]
+    head = payload[:1]
+    if head.isspace():  # (rare) leading whitespace: look past it without copying it all
+        head = payload[: len(payload) - len(payload.lstrip()) + 1][-1:]
     if head == b"[":
         return _decode_senml(payload, received_at)
     try:
@@ -521,16 +580,104 @@ def decode_telemetry(topic: Topic, payload: bytes, received_at: datetime) -> Dec
         msg = f"{len(message.readings)} readings in one message (max {_MAX_READINGS_PER_MESSAGE})"
         raise PayloadError("oversized", msg)
     measured_at = _utc(message.time)
+    station = message.station
     return _collect(
-        ((message.station, r.quantity, r.value, r.unit, measured_at) for r in message.readings),
-        received_at,
+        [(station, r.quantity, r.value, r.unit, measured_at, 0.0) for r in message.readings]
     )
 
 
-def _senml_items(
-    records: Sequence[_SenMLRecord], received_at: datetime
-) -> Iterator[tuple[str, str, float, str, datetime]]:
+class _SimpleRecord(msgspec.Struct, forbid_unknown_fields=True):
+    """The SenML record form gateways send (names, units, numeric values, times)."""
+
+    bn: str | None = None
+    bt: float | None = None
+    n: str | None = None
+    u: str | None = None
+    v: float | None = None
+    t: float | None = None
+
+
+_simple_senml_decoder: Final = msgspec.json.Decoder(list[_SimpleRecord])
+
+
+class _Clock:
+    """SenML times to datetimes, converting each distinct time once (packs share times)."""
+
+    __slots__ = ("last", "moment", "received_at")
+
+    def __init__(self, received_at: datetime) -> None:
+        self.received_at = received_at
+        self.last = math.nan
+        self.moment = received_at
+
+    def at(self, index: int, seconds: float) -> datetime:
+        if seconds == self.last:
+            return self.moment
+        if not math.isfinite(seconds):
+            msg = f"record {index}: time is not finite"
+            raise PayloadError("senml", msg)
+        if abs(seconds) < _SENML_ABSOLUTE_TIME:  # RFC 8428: relative to now
+            self.moment = self.received_at + timedelta(seconds=seconds)
+        else:
+            try:
+                self.moment = datetime.fromtimestamp(seconds, UTC)
+            except (OverflowError, OSError, ValueError):
+                msg = f"record {index}: time {seconds!r} out of range"
+                raise PayloadError("senml", msg) from None
+        self.last = seconds
+        return self.moment
+
+
+_NAMES: Final[dict[str, tuple[str, str]]] = {}
+"""Resolved SenML names already split into (station, quantity) (bounded: cleared when full)."""
+_NAMES_MAX: Final = 200_000
+
+
+def _senml_name(index: int, name: str) -> tuple[str, str]:
+    known = _NAMES.get(name)
+    if known is not None:
+        return known
+    parts = name.split(":")
+    if len(parts) != 5 or not name.startswith(SENML_PREFIX):
+        msg = f"record {index}: name {name!r} is not {SENML_PREFIX}<station>:<quantity>"
+        raise PayloadError("senml", msg)
+    if len(_NAMES) >= _NAMES_MAX:
+        _NAMES.clear()
+    known = _NAMES[name] = (parts[3], parts[4])
+    return known
+
+
+def _simple_items(records: Sequence[_SimpleRecord], received_at: datetime) -> list[RawItem]:
+    """The fast path of :func:`_senml_items` for records without rarely used fields."""
+    base_name, base_time, clock, names = "", 0.0, _Clock(received_at), _NAMES
+    last, moment = math.nan, received_at
+    items: list[RawItem] = []
+    for index, rec in enumerate(records):
+        if rec.bn is not None:
+            base_name = rec.bn
+        if rec.bt is not None:
+            base_time = rec.bt
+        value, n, unit, t = rec.v, rec.n, rec.u, rec.t
+        if value is None or unit is None:
+            if value is None and n is None:
+                continue  # a base-only record carries no measurement
+            if value is None:
+                msg = f"record {index}: no numeric value"
+                raise PayloadError("senml", msg)
+            msg = f"record {index}: no unit"
+            raise PayloadError("bad_unit", msg)
+        name = base_name + n if n is not None else base_name
+        parsed = names.get(name) or _senml_name(index, name)
+        seconds = base_time + t if t is not None else base_time
+        if seconds != last:
+            moment, last = clock.at(index, seconds), seconds
+        items.append((parsed[0], parsed[1], value, unit, moment, seconds))
+    return items
+
+
+def _senml_items(records: Sequence[_SenMLRecord], received_at: datetime) -> Iterator[RawItem]:
     base_name, base_time, base_unit, base_value = "", 0.0, None, 0.0
+    clock = _Clock(received_at)
     for index, rec in enumerate(records):
         if rec.bver is not None and rec.bver > 10:
             msg = f"record {index}: SenML version {rec.bver} is newer than 10"
@@ -547,33 +694,22 @@ def _senml_items(
                 continue  # a base-only record carries no measurement
             msg = f"record {index}: no numeric value"
             raise PayloadError("senml", msg)
-        name = base_name + (rec.n or "")
-        if not name.startswith(SENML_PREFIX) or name.count(":") != 4:
-            msg = f"record {index}: name {name!r} is not {SENML_PREFIX}<station>:<quantity>"
-            raise PayloadError("senml", msg)
-        station, quantity = name[len(SENML_PREFIX) :].split(":")
+        station, quantity = _senml_name(index, base_name + (rec.n or ""))
         unit = rec.u if rec.u is not None else base_unit
         if unit is None:
             msg = f"record {index}: no unit"
             raise PayloadError("bad_unit", msg)
         seconds = base_time + (rec.t or 0.0)
-        if not math.isfinite(seconds):
-            msg = f"record {index}: time is not finite"
-            raise PayloadError("senml", msg)
-        if abs(seconds) < _SENML_ABSOLUTE_TIME:
-            moment = received_at + timedelta(seconds=seconds)
-        else:
-            try:
-                moment = datetime.fromtimestamp(seconds, UTC)
-            except (OverflowError, OSError, ValueError):
-                msg = f"record {index}: time {seconds!r} out of range"
-                raise PayloadError("senml", msg) from None
-        yield station, quantity, base_value + (rec.v or 0.0), unit, moment
+        moment = clock.at(index, seconds)
+        yield station, quantity, base_value + (rec.v or 0.0), unit, moment, seconds
 
 
-def _decode_senml(payload: bytes, received_at: datetime) -> Decoded:
+def _decode_senml(payload: bytes, received_at: datetime) -> Values:
+    simple: list[_SimpleRecord] | None = None
+    with contextlib.suppress(msgspec.DecodeError, UnicodeDecodeError):  # then: the full form
+        simple = _simple_senml_decoder.decode(payload)
     try:
-        records = _senml_decoder.decode(payload)
+        records = simple if simple is not None else _senml_decoder.decode(payload)
     except msgspec.ValidationError as exc:
         raise PayloadError("schema", f"SenML: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -583,7 +719,9 @@ def _decode_senml(payload: bytes, received_at: datetime) -> Decoded:
     if len(records) > _MAX_READINGS_PER_MESSAGE:
         msg = f"{len(records)} SenML records in one pack (max {_MAX_READINGS_PER_MESSAGE})"
         raise PayloadError("oversized", msg)
-    return _collect(list(_senml_items(records, received_at)), received_at)
+    if simple is not None:
+        return _collect(_simple_items(simple, received_at))
+    return _collect(list(_senml_items(records, received_at)))  # type: ignore[arg-type]
 
 
 def encode_telemetry(
@@ -632,8 +770,7 @@ def encode_senml(readings: Iterable[tuple[str, Quantity, float, datetime]]) -> b
 # --- status (last will) ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class StatusMessage:
+class StatusMessage(msgspec.Struct, frozen=True, gc=False):
     """A device's online/offline state as published on its retained status topic."""
 
     station_id: StationId

@@ -24,7 +24,7 @@ from ingest.errors import StorageError
 from ingest.storage import Conn, Strategy
 from ingest.validate import storable
 
-__all__ = ["WriteResult", "Writer", "configure_connection", "heartbeat"]
+__all__ = ["WriteResult", "Writer", "configure_connection", "heartbeat", "stale_stations"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,9 @@ class Writer:
     def __init__(self, pool: AsyncConnectionPool[Conn], strategy: Strategy) -> None:
         self._pool = pool
         self._strategy = strategy
+        self.stale: frozenset[str] = frozenset()
+        """Stations last known to be stale (set by the owner from :func:`stale_stations`): a
+        batch with data from one of them records that its data resumed."""
 
     async def write(self, batch: Batch) -> WriteResult:
         """Write one batch in one transaction.
@@ -166,11 +169,19 @@ class Writer:
                           "reason": reason}  # fmt: skip
                 await cur.execute(_STATUS, params)
                 changes += cur.rowcount
-            stations = sorted({r.station_id for o in batch.outcomes for r in o.readings})
-            if stations:
-                await cur.execute(_RESUMED, (stations,))
-                changes += max(cur.rowcount, 0)
+            stale = self.stale
+            if stale:  # usually empty: then no query at all on the hot path
+                resumed = sorted({s for o in batch.outcomes for s in o.stations if s in stale})
+                if resumed:
+                    await cur.execute(_RESUMED, (resumed,))
+                    changes += max(cur.rowcount, 0)
         return changes
+
+
+async def stale_stations(conn: Conn) -> frozenset[str]:
+    """Stations whose latest status is ``stale``."""
+    cur = await conn.execute("SELECT station_id FROM station_state WHERE state = 'stale'")
+    return frozenset(str(r[0]) for r in await cur.fetchall())
 
 
 async def heartbeat(

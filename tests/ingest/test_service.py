@@ -149,3 +149,38 @@ async def test_restart_receives_what_was_published_while_down(
         service.stop()
         await runner
     assert await count(registered, "SELECT count(*) FROM readings") == 600
+
+
+async def test_silent_station_becomes_stale_and_resumes_with_data(
+    registered: str, mqtt_broker: Broker, topic_root: str
+) -> None:
+    air = f"{topic_root}/air/{AIR.station_id}/telemetry"
+    now = datetime.now(UTC).replace(microsecond=0)
+    service = IngestService(settings_for(registered, mqtt_broker, topic_root, "sl"))
+    async with service:
+        await service.consumer.wait_connected()
+        runner = asyncio.create_task(service.run())
+        await asyncio.to_thread(publish, mqtt_broker, [(air, air_sample(now, 10.0))])
+        await wait_until(lambda: _settled(service, 1))
+        # The station falls silent: its last data arrived an hour ago (60 s interval, k = 3).
+        async with await psycopg.AsyncConnection.connect(registered) as conn:
+            await conn.execute("UPDATE latest SET received_at = received_at - interval '1 hour'")
+        await service._maintain()  # noqa: SLF001 - the periodic job, run now
+        state = "SELECT state FROM station_state WHERE station_id = 'aq-test-hoan-kiem'"
+        async with await psycopg.AsyncConnection.connect(registered) as conn:
+            assert (await (await conn.execute(state)).fetchone()) == ("stale",)
+        await asyncio.to_thread(
+            publish, mqtt_broker, [(air, air_sample(now + timedelta(seconds=60), 11.0))]
+        )
+        await wait_until(lambda: _settled(service, 2))
+        service.stop()
+        await runner
+    async with await psycopg.AsyncConnection.connect(registered) as conn:
+        cur = await conn.execute(
+            "SELECT state, reason FROM sensor_status WHERE station_id = %s ORDER BY recorded_at",
+            (AIR.station_id,),
+        )
+        history = await cur.fetchall()
+    assert [h[0] for h in history] == ["stale", "online"]  # history, not a flag
+    assert "data resumed" in str(history[1][1])
+    assert service.stats()["status_changes"] == 1
