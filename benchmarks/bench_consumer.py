@@ -160,8 +160,9 @@ def main() -> None:
         EmbeddedBroker(Path(tmp) / "mqtt") as broker,
     ):
         preload(broker.port, "bench-base", shape, count)
-        stages.append(("baseline: bare paho, ack on receipt", baseline(broker.port, "bench-base", count)))  # fmt: skip
-        for name, checker in (("Consumer, manual ack", None), ("Consumer + Validator.check", validator)):  # fmt: skip
+        stages.append(("baseline: bare paho, ack on receipt", baseline(broker.port, "bench-base", count)))  # noqa: E501  # fmt: skip
+        runs = (("Consumer, manual ack", None), ("Consumer + Validator.check", validator))
+        for name, checker in runs:
             preload(broker.port, "bench-run", shape, count)
             stages.append((name, asyncio.run(consume(broker.url, "bench-run", count, checker))))
     base = stages[0][1]

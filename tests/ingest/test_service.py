@@ -165,7 +165,7 @@ async def test_silent_station_becomes_stale_and_resumes_with_data(
         # The station falls silent: its last data arrived an hour ago (60 s interval, k = 3).
         async with await psycopg.AsyncConnection.connect(registered) as conn:
             await conn.execute("UPDATE latest SET received_at = received_at - interval '1 hour'")
-        await service._maintain()  # noqa: SLF001 - the periodic job, run now
+        await service._maintain()  # the periodic job, run now
         state = "SELECT state FROM station_state WHERE station_id = 'aq-test-hoan-kiem'"
         async with await psycopg.AsyncConnection.connect(registered) as conn:
             assert (await (await conn.execute(state)).fetchone()) == ("stale",)
