@@ -87,7 +87,8 @@ def batch_readings(shape: str) -> int:
     """The size of the ingestor's full batches, from the same INGEST_* settings it reads."""
     settings = IngestSettings()
     per_message = readings_per_message(shape)
-    messages = min(settings.receive_maximum, -(-settings.batch_max_readings // per_message))
+    window = settings.receive_maximum // (settings.write_queue_batches + 2)  # as IngestService
+    messages = min(window, -(-settings.batch_max_readings // per_message))
     return messages * per_message
 
 

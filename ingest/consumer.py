@@ -100,6 +100,8 @@ class Consumer:
         protocol: ``"5"`` (default) or ``"3.1.1"`` for brokers without MQTT 5.
         session_expiry_s: how long the broker keeps the session while we are away.
         receive_maximum: MQTT 5 in-flight window; also the local buffer bound.
+        buffer_max_bytes: the local buffer's bound in payload bytes (reading pauses beyond
+            it, so a window of large gateway packs cannot take unbounded memory).
         manual_ack: ack only through :meth:`ack` (False: ack on receipt).
         keepalive_s: MQTT keepalive.
         backoff_max_s: upper bound of the reconnect delay.
@@ -114,6 +116,7 @@ class Consumer:
         protocol: Literal["5", "3.1.1"] = "5",
         session_expiry_s: int = 7 * 86400,
         receive_maximum: int = 4000,
+        buffer_max_bytes: int = 64 * 1024 * 1024,
         manual_ack: bool = True,
         keepalive_s: int = 30,
         backoff_max_s: float = 5.0,
@@ -124,6 +127,8 @@ class Consumer:
         self._v5 = protocol == "5"
         self._session_expiry_s = session_expiry_s
         self._capacity = receive_maximum
+        self._max_bytes = buffer_max_bytes
+        self._bytes = 0
         self._manual_ack = manual_ack
         self._keepalive_s = keepalive_s
         self._backoff_max_s = backoff_max_s
@@ -283,8 +288,10 @@ class Consumer:
             )
         )
         self.stats.received += 1
+        self._bytes += len(msg.payload)
         self._ready.set()
-        if len(self._buffer) >= self._capacity and not self._paused:
+        full = len(self._buffer) >= self._capacity or self._bytes >= self._max_bytes
+        if full and not self._paused:
             # The broker overran the window (or speaks MQTT 3.1.1): stop reading so the
             # backlog stays in the broker, and resume once the writer catches up.
             self._pause()
@@ -370,9 +377,17 @@ class Consumer:
             self._ready.clear()
             await self._ready.wait()
         message = self._buffer.popleft()
-        if self._paused and len(self._buffer) <= self._capacity // 2:
-            self._resume()
+        self._bytes -= len(message.payload)
+        self._maybe_resume()
         return message
+
+    def _maybe_resume(self) -> None:
+        if (
+            self._paused
+            and len(self._buffer) <= self._capacity // 2
+            and self._bytes <= self._max_bytes // 2
+        ):
+            self._resume()
 
     async def get_many(self, limit: int) -> list[RawMessage]:
         """The next messages in arrival order: at least one, at most ``limit``."""
@@ -385,8 +400,8 @@ class Consumer:
             buffer.clear()
         else:
             taken = [buffer.popleft() for _ in range(limit)]
-        if self._paused and len(buffer) <= self._capacity // 2:
-            self._resume()
+        self._bytes -= sum(len(m.payload) for m in taken)
+        self._maybe_resume()
         return taken
 
     async def __aiter__(self) -> AsyncIterator[RawMessage]:

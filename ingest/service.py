@@ -78,6 +78,7 @@ class IngestService:
             protocol=settings.mqtt_protocol,
             session_expiry_s=settings.session_expiry_s,
             receive_maximum=settings.receive_maximum,
+            buffer_max_bytes=int(settings.buffer_max_mb * 1024 * 1024),
         )
         self._validator = Validator(
             RegistrySnapshot({}, {}),  # replaced by the database's in __aenter__
@@ -91,7 +92,10 @@ class IngestService:
             self._validator,
             Batcher(
                 max_readings=settings.batch_max_readings,
-                max_messages=settings.receive_maximum,
+                # Unacked messages of the batch being written, the queued ones and the one
+                # filling must fit the in-flight window, or the broker stops sending while the
+                # database works: the pipeline would stall instead of overlapping.
+                max_messages=max(1, settings.receive_maximum // (settings.write_queue_batches + 2)),
                 max_age_s=settings.batch_max_age_s,
             ),
             self._write,

@@ -1,0 +1,53 @@
+"""The consumer's bounds on a real broker: reading pauses, the broker keeps the backlog."""
+
+import asyncio
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ingest.consumer import Consumer
+from tests.fixtures.mqtt import Broker
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.anyio]
+
+
+def _publish(broker: Broker, topic: str, payloads: list[bytes]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        for info in [client.publish(topic, p, qos=1) for p in payloads]:
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.parametrize("bound", ["messages", "bytes"])
+async def test_a_full_buffer_pauses_reading_and_nothing_is_lost(
+    mqtt_broker: Broker, topic_root: str, bound: str
+) -> None:
+    topic = f"{topic_root}/air/aq-bound/telemetry"
+    payloads = [f"{i:06d}".encode() * 700 for i in range(300)]  # 4.2 kB each
+    limits = {"receive_maximum": 40} if bound == "messages" else {"buffer_max_bytes": 40_000}
+    consumer = Consumer(
+        mqtt_broker.url, client_id=f"bound-{topic_root.split('/')[0]}-{bound}",
+        subscriptions=[f"{topic_root}/+/+/telemetry"], **limits,  # type: ignore[arg-type]
+    )  # fmt: skip
+    got: list[bytes] = []
+    high_water = 0
+    async with consumer:
+        await consumer.wait_connected()
+        await asyncio.to_thread(_publish, mqtt_broker, topic, payloads)
+        async with asyncio.timeout(30):
+            while len(got) < len(payloads):
+                await asyncio.sleep(0.01)  # a slow writer: the buffer fills meanwhile
+                high_water = max(high_water, consumer.buffered)
+                for message in await consumer.get_many(15):
+                    got.append(message.payload)
+                    assert consumer.ack(message)
+    assert got == payloads  # all of them, once, in order
+    assert consumer.stats.paused >= 1
+    limit = 40 if bound == "messages" else 40_000 // 4200 + 1
+    assert high_water <= limit + 1
