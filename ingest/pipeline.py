@@ -40,6 +40,9 @@ class Pipeline:
         handler: writes a batch; raise :class:`~ingest.errors.StorageError` to retry it.
         queue_batches: full batches waiting for the handler (bounded).
         on_outcome: called for every outcome as it is validated (for counters).
+        shutdown_grace_s: after :meth:`stop`, how long a failing handler is still retried;
+            past it the remaining batches are left unacknowledged (the broker redelivers
+            them to the next run), so a shutdown with the database down ends.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Pipeline:
         *,
         queue_batches: int = 2,
         on_outcome: Callable[[Outcome], None] | None = None,
+        shutdown_grace_s: float = 30.0,
     ) -> None:
         self.consumer = consumer
         self.validator = validator
@@ -59,11 +63,24 @@ class Pipeline:
         self._on_outcome = on_outcome
         self._queue: asyncio.Queue[Batch | None] = asyncio.Queue(queue_batches)
         self._stopping = asyncio.Event()
+        self._grace_s = shutdown_grace_s
+        self._stop_at: float | None = None
+        self._attempt: asyncio.Timeout | None = None
         self.counts: Counter[str] = Counter()
 
     def stop(self) -> None:
         """Finish the pending batch, handle it, ack, and return from :meth:`run`."""
+        if self._stop_at is None:
+            self._stop_at = time.monotonic()
+            if self._attempt is not None:  # a write in flight gets the grace, no more
+                self._attempt.reschedule(asyncio.get_running_loop().time() + self._grace_s)
         self._stopping.set()
+
+    def _grace_left(self) -> float:
+        """Seconds of retrying left (infinite until :meth:`stop`)."""
+        if self._stop_at is None:
+            return float("inf")
+        return self._stop_at + self._grace_s - time.monotonic()
 
     @property
     def queued_batches(self) -> int:
@@ -125,26 +142,57 @@ class Pipeline:
             await self._queue.put(self._batcher.take())
 
     async def _handle_loop(self) -> None:
+        abandoning = False
         while (batch := await self._queue.get()) is not None:
-            await self._handle_with_retry(batch)
+            if abandoning or not await self._handle_with_retry(batch):
+                # Shutting down and the handler still fails: nothing of this batch (or any
+                # later one) is acknowledged, so the broker keeps them for the next run.
+                abandoning = True
+                self.counts["unacked_at_shutdown"] += len(batch)
+                continue
             for outcome in batch.outcomes:  # arrival order, after the commit
                 self.consumer.ack(outcome.message)
             self.counts["batches"] += 1
             self.counts["acked_messages"] += len(batch)
+        if abandoning:
+            logger.error(
+                "stopped with %d message(s) not committed: they stay unacknowledged and the "
+                "broker redelivers them to the next run",
+                self.counts["unacked_at_shutdown"],
+            )
 
-    async def _handle_with_retry(self, batch: Batch) -> None:
+    async def _handle_with_retry(self, batch: Batch) -> bool:
+        """Handle a batch, retrying; False when shutdown's grace ran out first."""
         attempt = 0
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                await self._handler(batch)
-                return
+                try:
+                    async with asyncio.timeout(None) as self._attempt:
+                        if self._stop_at is not None:
+                            self._attempt.reschedule(loop.time() + max(0.0, self._grace_left()))
+                        await self._handler(batch)
+                finally:
+                    self._attempt = None
+                return True
+            except TimeoutError:  # only ours: the handler turns its own into StorageError
+                logger.error("batch not committed within the shutdown grace")
+                return False
             except StorageError as exc:
                 attempt += 1
                 self.counts["handler_retries"] += 1
                 delay = backoff_delay(attempt)
+                if self._grace_left() <= delay:
+                    logger.error("batch not committed (attempt %d) at shutdown: %s", attempt, exc)
+                    return False
                 log = logger.warning if attempt < 5 else logger.error
                 log("batch not committed (attempt %d), retrying in %.1f s: %s", attempt, delay, exc)
-                await asyncio.sleep(delay)
+                if self._stop_at is None:  # a stop cuts the wait short (then: one more try)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self._stopping.wait()
+                else:
+                    await asyncio.sleep(delay)
 
 
 async def run_every(interval_s: float, job: Callable[[], Awaitable[object]]) -> None:

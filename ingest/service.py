@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ingest.batcher import Batch, Batcher
@@ -101,6 +102,7 @@ class IngestService:
             self._write,
             queue_batches=settings.write_queue_batches,
             on_outcome=self._count,
+            shutdown_grace_s=settings.shutdown_grace_s,
         )
         self._writer: Writer | None = None
         self._strategy: Strategy | None = None
@@ -149,10 +151,14 @@ class IngestService:
                                name="registry"),
             ]  # fmt: skip
             await self.pipeline.run()
-            await self._heartbeat()
             for task in background:
                 task.cancel()
-        logger.info("ingest %s stopped cleanly: %s", self.settings.instance, self.stats())
+            try:  # the last counters, if the database is there to take them
+                async with asyncio.timeout(5):
+                    await self._heartbeat()
+            except (TimeoutError, psycopg.Error) as exc:
+                logger.warning("last heartbeat not recorded: %s", exc)
+        logger.info("ingest %s stopped: %s", self.settings.instance, self.stats())
 
     # -- loops -------------------------------------------------------------------------------
 

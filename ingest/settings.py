@@ -43,6 +43,7 @@ class IngestSettings(BaseSettings):
         ),
     )
     write_timeout_s: float = Field(30.0, gt=0)
+    shutdown_grace_s: float = Field(30.0, ge=0)
     session_expiry_s: int = Field(7 * 86400, ge=60)
     receive_maximum: int = Field(20000, ge=10, le=65535)
     buffer_max_mb: float = Field(64.0, gt=0)

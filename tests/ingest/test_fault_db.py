@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hanoi_ioc.embedded import EmbeddedPostgres
+from ingest.service import IngestService
 from ingest.storage import upgrade
 from tests.fixtures.mqtt import Broker
 from tests.fixtures.proxy import TcpProxy
@@ -167,3 +168,41 @@ async def test_slow_database_applies_backpressure(
     await assert_exactly_once(db_url, stream)
     assert_balanced(ingest.service.stats(), len(stream.keys))
     assert ingest.service.counts["stored"] == len(stream.keys)
+
+
+async def test_stop_with_the_database_down_ends_and_leaves_the_batch_to_the_broker(
+    pg_proxy: TcpProxy, db_url: str, mqtt_broker: Broker, topic_root: str
+) -> None:
+    # An operator stops the ingestor (SIGTERM) while the database is down: the stop must end
+    # within the shutdown grace instead of retrying for ever, ack nothing it did not commit,
+    # and the next run must store everything exactly once.
+    await register(db_url)
+    stream = station_stream(topic_root, 400)
+    publisher = Publisher(mqtt_broker.host, mqtt_broker.port, stream.messages, rate_per_s=2000)
+    settings = settings_for(pg_proxy.url(db_url), mqtt_broker.url, topic_root, shutdown_grace_s=2)
+    service = IngestService(settings)
+    async with service:
+        await service.consumer.wait_connected()
+        task = asyncio.create_task(service.run())
+        pg_proxy.cut()
+        async with publishing(publisher):
+            await wait_until(lambda: _past(publisher, len(stream.messages)), 30, "published")
+        await wait_until(lambda: _retried_service(service), 30, "a failed write")
+        service.stop()
+        stopped_at = time.monotonic()
+        async with asyncio.timeout(20):  # the grace (2 s) bounds even a write in flight
+            await task
+        stop_s = time.monotonic() - stopped_at
+    assert service.consumer.stats.acked == 0  # nothing committed, nothing acknowledged
+    assert service.pipeline.counts["unacked_at_shutdown"] > 0
+    assert service.counts["pending_records"] > 0  # accounted as pending, not lost
+    pg_proxy.restore()
+    async with running(settings_for(db_url, mqtt_broker.url, topic_root)) as ingest:
+        await wait_until(stored_all(db_url, len(stream.keys)), 60, "all stored")
+        await wait_until(lambda: _idle(ingest), 30, "nothing pending")
+    await assert_exactly_once(db_url, stream)
+    assert stop_s < 10, f"stop took {stop_s:.0f} s"
+
+
+async def _retried_service(service: IngestService) -> bool:
+    return service.pipeline.counts["handler_retries"] > 0
