@@ -87,7 +87,8 @@ def batch_readings(shape: str) -> int:
     """The size of the ingestor's full batches, from the same INGEST_* settings it reads."""
     settings = IngestSettings()
     per_message = readings_per_message(shape)
-    window = settings.receive_maximum // (settings.write_queue_batches + 2)  # as IngestService
+    in_flight = settings.write_concurrency + settings.write_queue_batches + 1  # as IngestService
+    window = settings.receive_maximum // in_flight
     messages = min(window, -(-settings.batch_max_readings // per_message))
     return messages * per_message
 

@@ -11,6 +11,7 @@ holds the backlog.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -43,6 +44,10 @@ class Pipeline:
         shutdown_grace_s: after :meth:`stop`, how long a failing handler is still retried;
             past it the remaining batches are left unacknowledged (the broker redelivers
             them to the next run), so a shutdown with the database down ends.
+        concurrency: batches handled at once (each on its own database connection, so the
+            database can use more than one core). Acks still go out in arrival order: a
+            batch is acknowledged only when it and every batch before it have committed.
+            Keep 1 where the handler's effects must follow arrival order (processing).
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class Pipeline:
         queue_batches: int = 2,
         on_outcome: Callable[[Outcome], None] | None = None,
         shutdown_grace_s: float = 30.0,
+        concurrency: int = 1,
     ) -> None:
         self.consumer = consumer
         self.validator = validator
@@ -65,15 +71,18 @@ class Pipeline:
         self._stopping = asyncio.Event()
         self._grace_s = shutdown_grace_s
         self._stop_at: float | None = None
-        self._attempt: asyncio.Timeout | None = None
+        self._attempts: set[asyncio.Timeout] = set()
+        self._concurrency = max(1, concurrency)
+        self._abandoning = False
         self.counts: Counter[str] = Counter()
 
     def stop(self) -> None:
         """Finish the pending batch, handle it, ack, and return from :meth:`run`."""
         if self._stop_at is None:
             self._stop_at = time.monotonic()
-            if self._attempt is not None:  # a write in flight gets the grace, no more
-                self._attempt.reschedule(asyncio.get_running_loop().time() + self._grace_s)
+            deadline = asyncio.get_running_loop().time() + self._grace_s
+            for attempt in self._attempts:  # writes in flight get the grace, no more
+                attempt.reschedule(deadline)
         self._stopping.set()
 
     def _grace_left(self) -> float:
@@ -142,24 +151,67 @@ class Pipeline:
             await self._queue.put(self._batcher.take())
 
     async def _handle_loop(self) -> None:
-        abandoning = False
-        while (batch := await self._queue.get()) is not None:
-            if abandoning or not await self._handle_with_retry(batch):
-                # Shutting down and the handler still fails: nothing of this batch (or any
-                # later one) is acknowledged, so the broker keeps them for the next run.
-                abandoning = True
-                self.counts["unacked_at_shutdown"] += len(batch)
-                continue
-            for outcome in batch.outcomes:  # arrival order, after the commit
-                self.consumer.ack(outcome.message)
-            self.counts["batches"] += 1
-            self.counts["acked_messages"] += len(batch)
-        if abandoning:
+        inflight: collections.deque[tuple[Batch, asyncio.Task[bool]]] = collections.deque()
+        getter: asyncio.Task[Batch | None] | None = None
+        try:
+            while True:
+                if getter is None:
+                    getter = asyncio.create_task(self._queue.get())
+                # Wake for a new batch or for the oldest write finishing (which may release
+                # acknowledgements of later batches that committed before it).
+                head = {inflight[0][1]} if inflight else set()
+                await asyncio.wait({getter, *head}, return_when=asyncio.FIRST_COMPLETED)
+                self._settle(inflight)
+                if not getter.done():
+                    continue
+                batch, getter = getter.result(), None
+                if batch is None:
+                    break
+                while len(inflight) >= self._concurrency:
+                    await asyncio.wait({inflight[0][1]})  # the oldest decides what may be acked
+                    self._settle(inflight)
+                if self._abandoning:
+                    self._abandon(batch)
+                    continue
+                task = asyncio.create_task(self._handle_with_retry(batch), name="pipeline-write")
+                inflight.append((batch, task))
+            while inflight:
+                await asyncio.wait({inflight[0][1]})
+                self._settle(inflight)
+        finally:  # a failing handler: the batches still being written must not outlive us
+            pending: list[asyncio.Task[bool] | asyncio.Task[Batch | None]] = [
+                task for _, task in inflight
+            ]
+            if getter is not None:
+                pending.append(getter)
+            for waiting in pending:
+                waiting.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._abandoning:
             logger.error(
                 "stopped with %d message(s) not committed: they stay unacknowledged and the "
                 "broker redelivers them to the next run",
                 self.counts["unacked_at_shutdown"],
             )
+
+    def _settle(self, inflight: collections.deque[tuple[Batch, asyncio.Task[bool]]]) -> None:
+        """Acknowledge the committed batches at the head of ``inflight``, in arrival order."""
+        while inflight and inflight[0][1].done():
+            batch, task = inflight.popleft()
+            committed = task.result()  # re-raises a handler's bug
+            if not committed or self._abandoning:
+                # Shutting down and the handler still fails: nothing of this batch (or any
+                # later one) is acknowledged, so the broker keeps them for the next run.
+                self._abandon(batch)
+                continue
+            for outcome in batch.outcomes:  # arrival order, after the commit
+                self.consumer.ack(outcome.message)
+            self.counts["batches"] += 1
+            self.counts["acked_messages"] += len(batch)
+
+    def _abandon(self, batch: Batch) -> None:
+        self._abandoning = True
+        self.counts["unacked_at_shutdown"] += len(batch)
 
     async def _handle_with_retry(self, batch: Batch) -> bool:
         """Handle a batch, retrying; False when shutdown's grace ran out first."""
@@ -167,13 +219,14 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                try:
-                    async with asyncio.timeout(None) as self._attempt:
-                        if self._stop_at is not None:
-                            self._attempt.reschedule(loop.time() + max(0.0, self._grace_left()))
+                async with asyncio.timeout(None) as deadline:
+                    if self._stop_at is not None:
+                        deadline.reschedule(loop.time() + max(0.0, self._grace_left()))
+                    self._attempts.add(deadline)
+                    try:
                         await self._handler(batch)
-                finally:
-                    self._attempt = None
+                    finally:
+                        self._attempts.discard(deadline)
                 return True
             except TimeoutError:  # only ours: the handler turns its own into StorageError
                 logger.error("batch not committed within the shutdown grace")

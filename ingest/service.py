@@ -52,6 +52,11 @@ WHERE s.last < now() - make_interval(secs => s.interval_s * %s)
 ON CONFLICT DO NOTHING"""
 
 
+def _batches_in_flight(settings: IngestSettings) -> int:
+    """Batches holding unacknowledged messages at most: being written, queued, filling."""
+    return settings.write_concurrency + settings.write_queue_batches + 1
+
+
 class IngestService:
     """One ingestor instance.
 
@@ -64,7 +69,7 @@ class IngestService:
         self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             settings.database_url,
             min_size=2,
-            max_size=4,
+            max_size=settings.write_concurrency + 2,  # writers + upkeep + heartbeat
             open=False,
             configure=configure_connection,
             name=f"ingest-{settings.instance}",
@@ -96,13 +101,14 @@ class IngestService:
                 # Unacked messages of the batch being written, the queued ones and the one
                 # filling must fit the in-flight window, or the broker stops sending while the
                 # database works: the pipeline would stall instead of overlapping.
-                max_messages=max(1, settings.receive_maximum // (settings.write_queue_batches + 2)),
+                max_messages=max(1, settings.receive_maximum // _batches_in_flight(settings)),
                 max_age_s=settings.batch_max_age_s,
             ),
             self._write,
             queue_batches=settings.write_queue_batches,
             on_outcome=self._count,
             shutdown_grace_s=settings.shutdown_grace_s,
+            concurrency=settings.write_concurrency,
         )
         self._writer: Writer | None = None
         self._strategy: Strategy | None = None

@@ -50,6 +50,7 @@ class IngestSettings(BaseSettings):
     batch_max_readings: int = Field(50000, ge=1)
     batch_max_age_s: float = Field(0.2, gt=0)
     write_queue_batches: int = Field(2, ge=1)
+    write_concurrency: int = Field(2, ge=1, le=8)
     max_future_s: float = Field(300.0, ge=0)
     max_age_days: float = Field(400.0, gt=0)
     stale_factor: float = Field(3.0, gt=1)

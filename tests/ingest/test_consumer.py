@@ -1,4 +1,4 @@
-"""The consumer's bounds on a real broker: reading pauses, the broker keeps the backlog."""
+"""The consumer and pipeline on a real broker: bounds that pause reading, ordered acks."""
 
 import asyncio
 
@@ -6,7 +6,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.consumer import Consumer
+from ingest.batcher import Batch, Batcher
+from ingest.consumer import Consumer, RawMessage
+from ingest.pipeline import Pipeline
+from ingest.registry import RegistrySnapshot
+from ingest.validate import Validator
 from tests.fixtures.mqtt import Broker
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.anyio]
@@ -51,3 +55,54 @@ async def test_a_full_buffer_pauses_reading_and_nothing_is_lost(
     assert consumer.stats.paused >= 1
     limit = 40 if bound == "messages" else 40_000 // 4200 + 1
     assert high_water <= limit + 1
+
+
+class _RecordingConsumer(Consumer):
+    """The real consumer, noting the order of its acknowledgements."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.acked_payloads: list[bytes] = []
+
+    def ack(self, message: RawMessage) -> bool:
+        self.acked_payloads.append(message.payload)
+        return super().ack(message)
+
+
+async def test_concurrent_writes_commit_out_of_order_but_ack_in_arrival_order(
+    mqtt_broker: Broker, topic_root: str
+) -> None:
+    topic = f"{topic_root}/air/aq-order/telemetry"
+    payloads = [f"m{i:04d}".encode() for i in range(120)]
+    consumer = _RecordingConsumer(
+        mqtt_broker.url, client_id=f"order-{topic_root.split('/')[0]}",
+        subscriptions=[f"{topic_root}/+/+/telemetry"],
+    )  # fmt: skip
+    committed: list[int] = []
+    started = 0
+
+    async def write(batch: Batch) -> None:  # every other batch is slow to commit
+        nonlocal started
+        number, started = started, started + 1
+        await asyncio.sleep(0.15 if number % 2 == 0 else 0.01)
+        committed.append(number)
+
+    pipeline = Pipeline(
+        consumer,
+        Validator(RegistrySnapshot({}, {}), root=topic_root),
+        Batcher(max_readings=10**6, max_messages=10, max_age_s=0.05),
+        write,
+        concurrency=3,
+    )
+    async with consumer:
+        await consumer.wait_connected()
+        runner = asyncio.create_task(pipeline.run())
+        await asyncio.to_thread(_publish, mqtt_broker, topic, payloads)
+        async with asyncio.timeout(30):
+            while len(consumer.acked_payloads) < len(payloads):
+                await asyncio.sleep(0.02)
+        pipeline.stop()
+        await runner
+    assert committed != sorted(committed)  # the writes really overlapped
+    assert consumer.acked_payloads == payloads  # yet every ack in arrival order, once
+    assert consumer.stats.acked == len(payloads)
