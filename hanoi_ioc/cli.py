@@ -1,7 +1,8 @@
 """The ``hanoi-ioc`` command.
 
 Subcommands: ``up`` (everything, for a demo), ``simulate``, ``ingest``, ``process``, ``api``,
-``db upgrade``, ``registry export|load``, ``quarantine list|replay``, ``backtest``.
+``db upgrade``, ``registry export|load``, ``quarantine list|replay``, ``backtest``,
+``evaluate``.
 """
 
 from __future__ import annotations
@@ -142,6 +143,11 @@ def _parser() -> argparse.ArgumentParser:
         ("process", "processing.__main__", "run processing (detectors, indices, alerts)"),
         ("api", "ops_api.__main__", "run the ops API and console"),
         ("backtest", "processing.backtest", "run a detector over stored data or a CSV"),
+        (
+            "evaluate",
+            "hanoi_ioc.evaluate.command",
+            "score detection on simulator scenarios through the real pipeline",
+        ),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.set_defaults(func=None, module=module)

@@ -28,8 +28,10 @@ from processing.indices.vn_aqi import Pollutant
 from processing.nowcast import FloodNowcast, FloodNowcaster, LevelEta
 from processing.rules import Condition
 
-__all__ = ["DerivedSeries", "IndexRow", "store_indices"]
+__all__ = ["FORECAST_RULE", "DerivedSeries", "IndexRow", "store_indices"]
 
+FORECAST_RULE: Final = "flood_forecast"
+"""Rule name (and dedup-key prefix) of the flood early warnings."""
 _HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _AQI_QUANTITIES: Final = frozenset(Quantity(p.value) for p in Pollutant)
 _FORECAST_SEVERITY: Final = {
@@ -130,19 +132,19 @@ class DerivedSeries:
             cast = self._nowcaster.nowcast(hotspot, reading.measured_at.timestamp())
             if cast is None:
                 continue
-            key = f"flood_forecast:{hotspot}"
+            key = f"{FORECAST_RULE}:{hotspot}"
             warnings = cast.warnings(self._lead_time_s)
             if not warnings:
                 if key in open_keys:
-                    out.append(Condition(key, "flood_forecast", "event", reading, None, True))
+                    out.append(Condition(key, FORECAST_RULE, "event", reading, None, True))
                 continue
             worst = warnings[-1]
             station = stations.get(hotspot)
             out.append(
                 Condition(
-                    key, "flood_forecast", "event", reading, _FORECAST_SEVERITY[worst.level],
+                    key, FORECAST_RULE, "event", reading, _FORECAST_SEVERITY[worst.level],
                     False, worst.depth_cm, _forecast_texts(cast, worst, reading, station),
-                    f"flood_forecast:{station.district if station else '?'}",
+                    f"{FORECAST_RULE}:{station.district if station else '?'}",
                     {"eta_min": round((worst.eta_s or 0) / 60, 1), "level": worst.level.value,
                      "rate_cm_h": round(cast.rate_cm_h, 1),
                      "confidence": round(cast.confidence, 2),

@@ -161,7 +161,7 @@ class Engine:
         conditions += conditions_from(scored, stations, watched, spikes)
         conditions += self.derived.forecasts(chunk, stations, watched)
         self._step(sorted(conditions, key=lambda c: c.reading.measured_at), result)
-        self.silence.advance(r.measured_at.timestamp() for r in chunk)
+        self.silence.advance(chunk)
         silences = self.bank.silences(self.silence.watermark_s, since_s=self.silence.since_s)
         reported = {r.station_id for r in chunk}
         self._step(

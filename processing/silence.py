@@ -15,19 +15,27 @@ alerts the live stream would have. A sensor is called silent only when
 - its dropout lane scores the gap at or above the lane's threshold (by default four
   reporting intervals missed), and
 - the gap is at least ``min_silence_s`` (a 10-second sensor is not "dead" after 50 s), and
+- nothing from it has *arrived* while the watermark advanced by ``min_silence_s``: a device
+  uploading a backlog (a gateway catching up, a backfill where some devices run behind
+  others) is late, not silent — it keeps delivering, only older data; a dead one delivers
+  nothing. Live, both conditions coincide; in a replay this keeps per-device lag from
+  looking like silence;
 - gaps are counted from no earlier than the moment this watch began (after a restart nobody
   listened in between: a sensor is not blamed for that).
 
 A city-wide silence (the broker or the network down) stops the watermark, so it raises no
 flood of per-station alerts; ingest's station status and the service heartbeats report that.
 
->>> from datetime import UTC, datetime
+>>> from datetime import UTC, datetime, timedelta
 >>> from processing.bank import Silence
+>>> from ingest.wire import Quantity, Reading, StationId
 >>> watch = SilenceWatch(min_silence_s=300.0)
->>> t0 = datetime(2025, 9, 30, tzinfo=UTC).timestamp()
->>> watch.advance([t0])
->>> watch.advance([t0 + 900.0])
->>> silent = [Silence("silent", SensorId("aq-x.pm25"), 0.7, t0)]
+>>> t0 = datetime(2025, 9, 30, tzinfo=UTC)
+>>> def pm25(station: str, at: datetime) -> Reading:
+...     return Reading(StationId(station), Quantity.PM25, 30.0, at, at)
+>>> watch.advance([pm25("aq-x", t0), pm25("aq-y", t0)])
+>>> watch.advance([pm25("aq-y", t0 + timedelta(minutes=15))])
+>>> silent = [Silence("silent", SensorId("aq-x.pm25"), 0.7, t0.timestamp())]
 >>> [(c.dedup_key, c.severity, c.reading.value) for c in watch.conditions(silent, {}, set())]
 [('sensor_silent:aq-x', <Severity.MINOR: 'minor'>, 15.0)]
 """
@@ -37,7 +45,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -79,15 +87,18 @@ class SilenceWatch:
         self.severity = severity
         self.watermark_s = -math.inf
         self.since_s: float | None = None
+        self._heard: dict[str, float] = {}  # sensor -> watermark when it last delivered
 
-    def advance(self, times_s: Iterable[float]) -> None:
-        """Move the watermark with a slice's measurement times (never backwards)."""
-        finite = [t for t in times_s if math.isfinite(t)]
+    def advance(self, readings: Sequence[Reading]) -> None:
+        """Move the watermark with a slice's readings (never backwards); note who was heard."""
+        finite = [t for r in readings if math.isfinite(t := r.measured_at.timestamp())]
         if not finite:
             return
         self.watermark_s = max(self.watermark_s, statistics.median(finite))
         if self.since_s is None:
             self.since_s = self.watermark_s
+        for reading in readings:
+            self._heard[reading.sensor_id] = self.watermark_s
 
     @property
     def now(self) -> datetime:
@@ -112,8 +123,12 @@ class SilenceWatch:
         if not math.isfinite(self.watermark_s):
             return []
         by_station: dict[str, list[Silence]] = defaultdict(list)
+        since = self.since_s if self.since_s is not None else self.watermark_s
         for silence in silences:
-            if self.watermark_s - silence.last_seen_s >= self.min_silence_s:
+            heard = self._heard.get(silence.sensor, since)
+            if min(self.watermark_s - silence.last_seen_s, self.watermark_s - heard) >= (
+                self.min_silence_s
+            ):
                 by_station[_split(silence.sensor)[0]].append(silence)
         out = [self._silent(station, found, stations) for station, found in by_station.items()]
         for station in reported:

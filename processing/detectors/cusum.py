@@ -50,6 +50,8 @@ class CusumDetector(VectorDetector):
         h: decision interval; ``S = h`` scores 0.5.
         cap: the sums never exceed ``cap * h``.
         daily: reference by local hour of day (24 bins) rather than one level.
+        direction: ``both`` sums, or only ``up`` (rises) or ``down`` (falls): a pollution
+            alert about a rise must not fire when rain washes the air clean.
         prior: readings an hour needs before it is trusted (and scored).
         clip: residual clipping of the reference, in spreads.
         warmup: readings learned before scoring starts.
@@ -83,6 +85,7 @@ class CusumDetector(VectorDetector):
         h: float = 8.0,
         cap: float = 1.5,
         daily: bool = True,
+        direction: str = "both",
         prior: float = 3.0,
         clip: float = 3.0,
         warmup: int = 20,
@@ -98,10 +101,14 @@ class CusumDetector(VectorDetector):
             check_positive(key, value)
         check_positive("min_scale", min_scale)
         check_count("warmup", warmup, 1)
+        if direction not in ("both", "up", "down"):
+            msg = f"direction must be 'both', 'up' or 'down', got {direction!r}"
+            raise DetectorConfigError(msg)
         if not (np.isfinite(k) and k >= 0):
             msg = f"k must be a finite number >= 0, got {k!r}"
             raise DetectorConfigError(msg)
         self.alpha, self.k, self.h, self.cap, self.daily = alpha, k, h, cap, daily
+        self.direction = direction
         self.warmup, self.utc_offset_s = warmup, float(utc_offset_s)
         bins = 24 if daily else 1
         self._cfg = BaselineConfig(
@@ -110,7 +117,7 @@ class CusumDetector(VectorDetector):
         params: dict[str, ParamValue] = {"alpha": alpha, "k": k, "h": h, "cap": cap}
         params |= {"daily": daily, "prior": prior, "clip": clip, "warmup": warmup}
         params |= {"utc_offset_s": self.utc_offset_s, "min_scale": min_scale}
-        params |= {"rel_scale": rel_scale, "level_alpha": level_alpha}
+        params |= {"rel_scale": rel_scale, "level_alpha": level_alpha, "direction": direction}
         super().__init__(params, relearn_after=relearn_after, capacity=capacity)
 
     def _fields(self) -> dict[str, StateField]:
@@ -136,6 +143,10 @@ class CusumDetector(VectorDetector):
 
     def _score(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
         s_hi, s_lo, ready = self._sums(slots, values, times_s)
+        if self.direction == "up":
+            s_lo = np.zeros_like(s_lo)
+        elif self.direction == "down":
+            s_hi = np.zeros_like(s_hi)
         return np.where(ready, squash(np.maximum(s_hi, s_lo), self.h), 0.0)
 
     def _learn(

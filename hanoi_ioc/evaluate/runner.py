@@ -1,0 +1,282 @@
+"""Running one scenario through the real pipeline (the async shell of ``evaluate``).
+
+Simulator → MQTT broker → ingest → PostgreSQL, and broker → processing → alerts, exactly as
+in production: the services are the real :class:`~ingest.service.IngestService` and
+:class:`~processing.service.ProcessingService` on a real broker and database, the registry
+is the simulated fleet, and the simulator's :class:`~simulators.Publisher` backfills the
+scenario at ``--speed max`` with its ground truth written to a JSON-lines truth file.
+
+Completion is proved by counters, not by waiting: the stream handed to the publisher counts
+every telemetry message it yields; the run is over when processing has acknowledged (after
+committing its alerts) at least that many telemetry messages, ingest has received as many
+and holds no record unwritten, and neither holds anything buffered. While the run is going
+the stream also applies backpressure: the simulator stops generating when processing lags
+more than ``max_backlog`` messages behind, so the broker's queue stays bounded.
+
+Old periods: a scenario of 2016 is "nine years old" to services that quarantine stale
+measurement times (400 days by default); both services are configured to accept any age
+and to keep the data, since evaluating history is the point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final, Literal
+
+import psycopg
+
+from hanoi_ioc.evaluate.panels import select_panels, series_keys, upstream_gauges
+from hanoi_ioc.evaluate.records import RunResult
+from hanoi_ioc.evaluate.store import read_alerts, read_series
+from ingest.registry import register_stations
+from ingest.service import IngestService
+from ingest.settings import IngestSettings
+from ingest.storage import upgrade
+from ingest.wire import StationInfo, TruthEvent
+from processing.service import ProcessingService
+from processing.settings import ProcessingSettings
+from simulators import (
+    Outgoing,
+    OutgoingKind,
+    Publisher,
+    SimClock,
+    SimulatorSettings,
+    TruthFile,
+    generate,
+    hanoi_fleet,
+    load_scenario,
+    read_truth_file,
+    select_stations,
+)
+from simulators.faults import FaultRates
+
+__all__ = ["EvaluationError", "RunSpec", "run_scenario"]
+
+logger = logging.getLogger(__name__)
+
+_ANY_AGE_DAYS: Final = 36500.0  # a century: history is what is evaluated
+_DEFAULT_DURATION_S: Final = 6 * 3600.0  # for scenarios that run until stopped (demo)
+_STALL_S: Final = 300.0  # no counter moved for this long: the run is broken
+
+
+class EvaluationError(RuntimeError):
+    """A scenario could not be run or did not complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """What to run.
+
+    Args:
+        scenario: bundled scenario name or a YAML path.
+        seed: simulator seed.
+        start: simulated start (default: the scenario's).
+        max_duration_s: cut longer scenarios to their first this-many seconds.
+        stations: station id patterns to simulate (default: the whole fleet).
+        faults: inject the scenario's sensor faults.
+        max_backlog: telemetry messages processing may lag behind the simulator.
+    """
+
+    scenario: str
+    seed: int = 0
+    start: datetime | None = None
+    max_duration_s: float | None = None
+    stations: tuple[str, ...] = ()
+    faults: bool = True
+    max_backlog: int = 50_000
+
+
+@dataclass(slots=True)
+class _Tally:
+    telemetry: int = 0
+
+
+def _counted(
+    stream: Iterator[Outgoing], tally: _Tally, processed: Callable[[], int], max_backlog: int
+) -> Iterator[Outgoing]:
+    """The stream, counting telemetry and pausing while processing lags too far behind.
+
+    It runs in the publisher's worker thread (the publisher pulls the stream with
+    ``asyncio.to_thread``), so waiting here never blocks the event loop.
+    """
+    for item in stream:
+        if item.kind is OutgoingKind.TELEMETRY:
+            tally.telemetry += 1
+            while tally.telemetry - processed() > max_backlog:
+                time.sleep(0.05)
+        yield item
+
+
+def _period(
+    spec: RunSpec, scenario_start: datetime, duration_s: float | None
+) -> tuple[datetime, datetime]:
+    start = spec.start or scenario_start
+    length = duration_s or _DEFAULT_DURATION_S
+    if spec.max_duration_s is not None:
+        length = min(length, spec.max_duration_s)
+    end = start + timedelta(seconds=length)
+    now = datetime.now(UTC).replace(microsecond=0)
+    if end > now:  # a backfill never publishes the future
+        end = now
+    if end <= start:
+        msg = f"{spec.scenario}: nothing to run between {start} and {end}"
+        raise EvaluationError(msg)
+    return start, end
+
+
+async def _drained(ingest: IngestService, processing: ProcessingService, tally: _Tally) -> None:
+    """Return once everything published was stored and processed (counters, not sleeps)."""
+    last: tuple[int, ...] = ()
+    moved = time.monotonic()
+    while True:
+        done = processing.pipeline.counts["acked_messages"]
+        seen = ingest.counts["received_messages"] - ingest.counts["status_messages"]
+        pending = ingest.counts["pending_records"]
+        buffered = processing.consumer.buffered + ingest.consumer.buffered
+        if done >= tally.telemetry and seen >= tally.telemetry and pending == 0 and not buffered:
+            return
+        now = (done, seen, pending, buffered)
+        if now != last:
+            last, moved = now, time.monotonic()
+        elif time.monotonic() - moved > _STALL_S:
+            msg = (
+                f"stalled: published {tally.telemetry}, processing acked {done}, ingest "
+                f"received {seen} with {pending} records pending"
+            )
+            raise EvaluationError(msg)
+        await asyncio.sleep(0.1)
+
+
+def _services(
+    database_url: str, mqtt_url: str, protocol: Literal["5", "3.1.1"], root: str, name: str
+) -> tuple[IngestService, ProcessingService]:
+    ingest = IngestService(
+        IngestSettings(
+            database_url=database_url, mqtt_url=mqtt_url, mqtt_protocol=protocol,
+            topic_root=root, instance=name[:40], max_age_days=_ANY_AGE_DAYS,
+            retention_days=int(_ANY_AGE_DAYS), maintenance_interval_s=600.0,
+        )
+    )  # fmt: skip
+    processing = ProcessingService(
+        ProcessingSettings(
+            database_url=database_url, mqtt_url=mqtt_url, mqtt_protocol=protocol,
+            topic_root=root, instance=name[:40], max_age_days=_ANY_AGE_DAYS,
+            escalation_after_s=1e9, snapshot_interval_s=600.0,
+        )
+    )  # fmt: skip
+    return ingest, processing
+
+
+async def _publish(
+    spec: RunSpec,
+    fleet: list[StationInfo],
+    period: tuple[datetime, datetime],
+    settings: SimulatorSettings,
+    truth: Path,
+    tally: _Tally,
+    processed: Callable[[], int],
+) -> None:
+    scenario = load_scenario(spec.scenario, hanoi_fleet())
+    rates = scenario.fault_rates if spec.faults else FaultRates()
+    stream = generate(scenario, fleet, period[0], period[1], spec.seed, faults=rates,
+                      root=settings.topic_root)  # fmt: skip
+    with TruthFile(truth) as truth_file:
+        publisher = Publisher(settings, fleet, SimClock(period[0], math.inf),
+                              truth_file=truth_file)  # fmt: skip
+        stats = await publisher.run(_counted(stream, tally, processed, spec.max_backlog))
+    logger.info("%s: published %d telemetry messages (%d acknowledged by the broker)",
+                spec.scenario, tally.telemetry, stats.acked)  # fmt: skip
+
+
+async def run_scenario(
+    spec: RunSpec,
+    *,
+    database_url: str,
+    mqtt_url: str,
+    topic_root: str,
+    work_dir: Path,
+    mqtt_protocol: Literal["5", "3.1.1"] = "5",
+) -> RunResult:
+    """Run one scenario through the real services and collect what they produced.
+
+    Args:
+        spec: what to run.
+        database_url: a fresh (empty or migrated) database of its own.
+        mqtt_url: the broker.
+        topic_root: a topic root no one else uses.
+        work_dir: where the truth file goes.
+        mqtt_protocol: ``5`` or ``3.1.1``.
+
+    Raises:
+        EvaluationError: on an empty period, or when the pipeline stalls.
+    """
+    started = time.monotonic()
+    scenario = load_scenario(spec.scenario, hanoi_fleet())
+    fleet = select_stations(hanoi_fleet(), spec.stations)
+    if not fleet:
+        msg = f"no station matches {list(spec.stations)}"
+        raise EvaluationError(msg)
+    period = _period(spec, scenario.default_start(datetime.now(UTC)), scenario.duration_s)
+    await upgrade(database_url)
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        await register_stations(conn, fleet)
+    name = f"eval-{topic_root.split('/')[0]}"
+    ingest, processing = _services(database_url, mqtt_url, mqtt_protocol, topic_root, name)
+    sim = SimulatorSettings(mqtt_url=mqtt_url, mqtt_protocol=mqtt_protocol,
+                            topic_root=topic_root, speed=math.inf, seed=spec.seed)  # fmt: skip
+    tally = _Tally()
+    truth = work_dir / "truth.jsonl"
+    truth.unlink(missing_ok=True)
+    logger.info("%s: %s → %s, %d stations, seed %d", spec.scenario, period[0].isoformat(),
+                period[1].isoformat(), len(fleet), spec.seed)  # fmt: skip
+    async with ingest, processing:
+        await ingest.consumer.wait_connected()
+        await processing.consumer.wait_connected()
+        async with asyncio.TaskGroup() as group:
+            for service in (ingest, processing):
+                group.create_task(service.run(), name=f"run:{type(service).__name__}")
+            try:
+                await _publish(spec, fleet, period, sim, truth, tally,
+                               lambda: processing.pipeline.counts["acked_messages"])  # fmt: skip
+                await _drained(ingest, processing, tally)
+            finally:
+                ingest.stop()
+                processing.stop()
+    counters = {"ingest": ingest.stats(), "processing": processing.stats()}
+    labels = tuple(read_truth_file(truth)) if truth.exists() else ()
+    elapsed = time.monotonic() - started
+    return await _collect(spec, scenario.title_vi, scenario.title_en, period, fleet, labels,
+                          database_url, tally.telemetry, counters, elapsed)  # fmt: skip
+
+
+async def _collect(
+    spec: RunSpec,
+    title_vi: str,
+    title_en: str,
+    period: tuple[datetime, datetime],
+    fleet: list[StationInfo],
+    labels: tuple[TruthEvent, ...],
+    database_url: str,
+    published: int,
+    counters: Mapping[str, Mapping[str, float | int | str]],
+    elapsed_s: float,
+) -> RunResult:
+    stations: dict[str, StationInfo] = {str(s.station_id): s for s in fleet}
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        alerts = await read_alerts(conn)
+        panels = select_panels(labels, alerts, stations)
+        upstream = upstream_gauges(stations)
+        floods = {(x.station_id, "water_depth") for x in labels if x.kind == "flood"}
+        rain = {(upstream[s], "rainfall") for s, _ in floods if s in upstream}
+        series = await read_series(conn, series_keys(panels, floods | rain))
+    return RunResult(
+        spec.scenario, title_vi, title_en, spec.seed, period[0], period[1], stations, labels,
+        tuple(alerts), series, published, counters, elapsed_s,
+    )  # fmt: skip
