@@ -133,7 +133,7 @@ def publish(
 ) -> dict[str, float]:
     """Publish QoS 1 for ``seconds`` (flat out when ``rate_msgs`` is 0); wait for every PUBACK."""
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}", protocol=mqtt.MQTTv5
+        CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}", protocol=mqtt.MQTTv311
     )
     client.max_inflight_messages_set(window)
     acked = [0]
