@@ -29,7 +29,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +63,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BANK_VERSION: Final = 1
+Cadence = Literal["reading", "hourly"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
@@ -80,6 +81,8 @@ class LaneSpec:
         quantities: quantities it scores; None = the detector's primary quantity, or all.
         threshold: decision threshold; None = the detector's documented default.
         protect: flagged readings do not train the baseline.
+        cadence: ``reading`` (every raw reading) or ``hourly`` (hourly means, for
+            phenomena that last hours, such as pollution episodes).
     """
 
     name: str
@@ -88,6 +91,7 @@ class LaneSpec:
     quantities: frozenset[Quantity] | None = None
     threshold: float | None = None
     protect: bool = True
+    cadence: Cadence = "reading"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,11 +249,18 @@ class DetectorBank:
                         slots[placed], np.full(n, station.lat), np.full(n, station.lon), codes
                     )
 
-    def process(self, readings: Sequence[Reading]) -> BankResult:
-        """Score, decide and learn a batch in every lane (exact stream semantics)."""
+    def process(self, readings: Sequence[Reading], cadence: Cadence = "reading") -> BankResult:
+        """Score, decide and learn a batch in every lane of ``cadence`` (stream semantics).
+
+        Args:
+            readings: raw readings, or hourly means as readings (measured at the hour's end).
+            cadence: which lanes take them.
+        """
         batch = _Batch(readings)
         results = []
         for lane in self._lanes:
+            if lane.spec.cadence != cadence:
+                continue
             self._apply_context(lane, batch)
             chosen = np.flatnonzero(lane.mask[batch.codes])
             slots = lane.assign([batch.sensor_ids[i] for i in chosen.tolist()], batch.times[chosen])
@@ -328,7 +339,8 @@ class DetectorBank:
                 {
                     "name": spec.name, "detector": spec.detector, "params": dict(snap.params),
                     "spec_params": dict(spec.params), "threshold": spec.threshold,
-                    "protect": spec.protect, "state_version": snap.version,
+                    "protect": spec.protect, "cadence": spec.cadence,
+                    "state_version": snap.version,
                     "quantities": None if spec.quantities is None else sorted(spec.quantities),
                     "sensors": lane.slots.ids, "arrays": sorted(snap.arrays),
                 }
@@ -387,6 +399,7 @@ def _spec_from_meta(lane: Mapping[str, object]) -> LaneSpec:
         None if not isinstance(quantities, list) else frozenset(Quantity(q) for q in quantities),
         float(threshold) if isinstance(threshold, int | float) else None,
         bool(lane["protect"]),
+        "hourly" if lane.get("cadence") == "hourly" else "reading",
     )
 
 

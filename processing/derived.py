@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 
 from ingest.registry import SensorRef, StationRef
 from ingest.storage import Conn
-from ingest.wire import Quantity, Reading
+from ingest.wire import Quantity, Reading, StationId
 from processing.alerts import Severity
 from processing.indices.flood import FloodLevel
-from processing.indices.hourly import AqiTracker, HourlyAggregator
+from processing.indices.hourly import AqiTracker, HourlyAggregator, HourlyMean
 from processing.indices.vn_aqi import Pollutant
 from processing.nowcast import FloodNowcast, FloodNowcaster, LevelEta
 from processing.rules import Condition
@@ -71,6 +71,7 @@ class DerivedSeries:
     def __init__(self, *, lead_time_s: float = 1800.0) -> None:
         self._hourly = HourlyAggregator()
         self._aqi = AqiTracker()
+        self._means: list[HourlyMean] = []
         self._nowcaster = FloodNowcaster()
         self._lead_time_s = lead_time_s
 
@@ -90,11 +91,25 @@ class DerivedSeries:
             if reading.quantity in _AQI_QUANTITIES:
                 ref = sensors.get((reading.station_id, reading.quantity))
                 for mean in self._hourly.add(reading, ref.interval_s if ref else None):
+                    if mean.valid:
+                        self._means.append(mean)
                     if self._aqi.add_mean(mean):
                         closed[(reading.station_id, mean.hour_end)] = None
             elif reading.quantity in (Quantity.WATER_DEPTH, Quantity.RAINFALL):
                 self._nowcaster.observe(reading)
         return [self._aqi_row(station, hour_end) for station, hour_end in closed]
+
+    def take_hourly(self) -> list[Reading]:
+        """Valid hourly means closed since the last call, as readings at the hour's end."""
+        means, self._means = self._means, []
+        out = []
+        for mean in means:
+            station, _, quantity = mean.sensor_id.rpartition(".")
+            out.append(
+                Reading(StationId(station), Quantity(quantity), mean.mean, mean.hour_end,
+                        mean.hour_end)
+            )  # fmt: skip
+        return out
 
     def _aqi_row(self, station_id: str, hour_end: datetime) -> IndexRow:
         result = self._aqi.hourly(station_id, hour_end)

@@ -33,8 +33,9 @@ __all__ = [
 _HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _AIR: Final = frozenset({Quantity.PM25, Quantity.PM10, Quantity.NO2, Quantity.CO, Quantity.O3})
 _WATER: Final = frozenset(
-    {Quantity.DISSOLVED_OXYGEN, Quantity.PH, Quantity.TURBIDITY, Quantity.CONDUCTIVITY}
-)
+    {Quantity.DISSOLVED_OXYGEN, Quantity.PH, Quantity.TURBIDITY, Quantity.CONDUCTIVITY,
+     Quantity.CHLOROPHYLL_A, Quantity.AMMONIUM}
+)  # fmt: skip
 
 SPIKE_LANE: Final = "spike"
 """The lane whose flags mark readings as possible glitches (other verdicts on them wait)."""
@@ -45,14 +46,20 @@ DEFAULT_LANES: Final[tuple[LaneSpec, ...]] = (
     LaneSpec("water_rising", "rate_of_rise", {"min_rate_scale_per_h": 5.0},
              frozenset({Quantity.WATER_DEPTH})),
     LaneSpec("oxygen_risk", "oxygen_risk"),
-    LaneSpec("pollution_unusual", "seasonal_mad", quantities=frozenset({Quantity.PM25})),
+    # Pollution builds up over hours: these lanes judge hourly means (one value per hour of
+    # day per day, so "usual for this hour" means usual across days, not across minutes of
+    # autocorrelated noise), and only rises count.
+    LaneSpec("pollution_unusual", "seasonal_mad", {"weekly": False, "direction": "up"},
+             frozenset({Quantity.PM25}), cadence="hourly"),
     LaneSpec("pollution_shift", "cusum", {"direction": "up"},
-             frozenset({Quantity.PM25, Quantity.NO2})),
-    LaneSpec("stuck", "flatline", quantities=_AIR | _WATER | frozenset({Quantity.SPEED})),
+             frozenset({Quantity.PM25, Quantity.NO2}), cadence="hourly"),
+    LaneSpec("stuck", "flatline", {"floor_visits": 2},
+             _AIR | _WATER | frozenset({Quantity.SPEED})),
     LaneSpec("stuck_zero_ok", "flatline", {"exempt_value": 0.0},
              frozenset({Quantity.RAINFALL, Quantity.WATER_DEPTH})),
     LaneSpec(SPIKE_LANE, "spike", quantities=_AIR | _WATER | frozenset({Quantity.WATER_DEPTH})),
-    LaneSpec("neighbours", "spatial", quantities=frozenset({Quantity.PM25, Quantity.PM10})),
+    LaneSpec("neighbours", "spatial", {"log": True},
+             frozenset({Quantity.PM25, Quantity.PM10})),
     # Every quantity: a station that stops reporting is silent in each of its sensors.
     LaneSpec(SILENCE_LANE, "dropout", {"missed_half": 4.0}, frozenset(Quantity)),
 )  # fmt: skip

@@ -2,7 +2,9 @@
 
 :class:`Engine` is everything the processing service decides, without I/O: the detector
 bank, the threshold rules, the derived series (VN_AQI, flood nowcasts), the silence watch
-and the alert lifecycle. The service feeds it each batch and commits what it returns.
+the air-quality alerts from the hourly VN_AQI and the alert lifecycle. The service feeds it
+each batch and commits what it returns. Lanes of ``hourly`` cadence see the hourly means of
+their quantities as the hours close (pollution episodes are judged on hours, not minutes).
 
 **Event time.** A batch is sorted by measurement time and cut into *slices* of at most
 ``slice_s`` seconds of measurement time, processed in order: detectors score, indices and
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 
 from ingest.registry import RegistrySnapshot, StationRef
 from ingest.wire import Quantity, Reading, SensorInfo, StationInfo
+from processing.air_quality import aqi_conditions
 from processing.bank import DetectorBank, LaneSpec
 from processing.derived import DerivedSeries, IndexRow
 from processing.detection import DEFAULT_LANES, conditions_from, spike_positions
@@ -149,7 +152,8 @@ class Engine:
         scored = self.bank.process(chunk)
         spikes = spike_positions(scored)
         suspect = {id(chunk[i]) for i in spikes}
-        result.index_rows.extend(self.derived.observe(chunk, self._registry.sensors))
+        rows = self.derived.observe(chunk, self._registry.sensors)
+        result.index_rows.extend(rows)
         watched = self.lifecycle.watched_keys
         stations = self.stations
         conditions = [
@@ -160,6 +164,10 @@ class Engine:
         ]
         conditions += conditions_from(scored, stations, watched, spikes)
         conditions += self.derived.forecasts(chunk, stations, watched)
+        conditions += aqi_conditions(rows, stations)
+        hourly = self.derived.take_hourly()
+        if hourly:
+            conditions += conditions_from(self.bank.process(hourly, "hourly"), stations, watched)
         self._step(sorted(conditions, key=lambda c: c.reading.measured_at), result)
         self.silence.advance(chunk)
         silences = self.bank.silences(self.silence.watermark_s, since_s=self.silence.since_s)

@@ -150,7 +150,7 @@ class Lifecycle:
         note = (
             f"Trở lại bình thường sau {needed} lần đo / back to normal for {needed} readings"
             if cond.measured
-            else "Có dữ liệu trở lại / data is arriving again"
+            else "Trở lại bình thường / back to normal"
         )
         return Clear(cond.dedup_key, reading.value, reading.measured_at, note)
 

@@ -14,6 +14,9 @@ Default levels and their sources:
 - PM2.5 (µg/m³, a single sample): ≥ 150 moderate, ≥ 250 severe, ≥ 350 extreme — the VN_AQI
   "Xấu"/"Rất xấu"/"Nguy hại" breakpoints (Decision 1459, §1.4) applied to raw samples as an
   early warning; the official hourly index is computed separately.
+- Chlorophyll-a in West Lake (µg/L): ≥ 80 minor (above the hot season's usual 20–60),
+  ≥ 100 moderate (algal bloom), ≥ 150 severe — the domain reference's envelopes (§4.2,
+  tagged [U]); a bloom is what drives the dawn oxygen sag and, when it collapses, fish kills.
 """
 
 from __future__ import annotations
@@ -154,6 +157,15 @@ DEFAULT_RULES: Final[tuple[ThresholdRule, ...]] = (
             Level(350.0, _sev("extreme"), "Nguy hại", "Hazardous"),
         ),
         hysteresis=20.0, title_vi="Bụi PM2.5 cao", title_en="High PM2.5",
+    ),
+    ThresholdRule(
+        "algal_bloom", Quantity.CHLOROPHYLL_A, "above",
+        (
+            Level(80.0, _sev("minor"), "Theo dõi", "Watch"),
+            Level(100.0, _sev("moderate"), "Tảo nở hoa", "Bloom"),
+            Level(150.0, _sev("severe"), "Tảo nở hoa dày đặc", "Dense bloom"),
+        ),
+        hysteresis=15.0, title_vi="Tảo nở hoa", title_en="Algal bloom",
     ),
 )  # fmt: skip
 

@@ -19,7 +19,10 @@ The rules, in full — the report restates them so a reader can check every numb
 4. **False alarms.** An alert that matches *no* label of any kind is a false positive of
    every kind that lists its rule. An alert that matches a label of another kind is explained
    by it and is neither a true nor a false positive of this kind (a ``low_oxygen`` alert
-   during a labelled hypoxia night is not a false oxygen-crash alarm).
+   during a labelled hypoxia night is not a false oxygen-crash alarm). A kind may also list
+   *related* rules: alerts that its labels explain (same station, same window) without
+   detecting them — a dawn ``low_oxygen`` alert during a labelled algal bloom is the bloom's
+   consequence, true but not a bloom detection.
 5. **Precision** of a kind = its true alerts / (true + false alerts); **recall** = expected
    labels detected / expected labels. A label is *expected* unless it is too short for any
    detector to call (``min_span_intervals``: a dropout of two messages is not a silent
@@ -47,6 +50,7 @@ The rules, in full — the report restates them so a reader can check every numb
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -103,6 +107,7 @@ class KindSpec:
         min_span_intervals: labels spanning less are not expected to be detected.
         quantities: labels concerning none of these are not expected (None: any).
         note: what the kind is, for the report.
+        related: rules whose alerts a label of this kind explains without detecting it.
     """
 
     kind: str
@@ -112,6 +117,7 @@ class KindSpec:
     min_span_intervals: float = 0.0
     quantities: frozenset[str] | None = None
     note: str = ""
+    related: frozenset[str] = frozenset()
 
 
 def _spec(kind: str, rules: Iterable[str], **kw: float | frozenset[str] | str | None) -> KindSpec:
@@ -128,10 +134,12 @@ KINDS: Final[Mapping[str, KindSpec]] = MappingProxyType(
                   note="West Lake bloom collapse and oxygen depletion"),
             _spec("hypoxia", ("oxygen_risk", "low_oxygen"), early_s=6 * _HOUR,
                   note="dissolved oxygen < 2 mg/L (until > 3)"),
-            _spec("pollution_episode", ("pm25_high", "pollution_unusual", "pollution_shift"),
+            _spec("pollution_episode", ("air_quality", "pm25_high", "pollution_unusual",
+                                        "pollution_shift"),
                   early_s=_HOUR, note="scripted PM episode"),
             _spec("heavy_rain", ("heavy_rain",), early_s=0.0, note="scripted rain event"),
-            _spec("algal_bloom", ("algal_bloom",), early_s=0.0, note="scripted algal bloom"),
+            _spec("algal_bloom", ("algal_bloom",), early_s=0.0, note="scripted algal bloom",
+                  related=frozenset({"low_oxygen", "oxygen_risk"})),
             _spec("traffic_incident", ("traffic_incident",), early_s=0.0,
                   note="scripted crash or blockage, with its queue"),
             _spec("stuck", ("stuck", "stuck_zero_ok"),
@@ -320,6 +328,10 @@ def score_alerts(
         outcomes[label.kind].append(outcome)
         for alert in found:
             explained[alert.alert_id].add(label.kind)
+        if spec.related:
+            related = dataclasses.replace(spec, rules=spec.related)
+            for alert in _outcome(label, related, station_alerts, interval_s(label.station_id))[1]:
+                explained[alert.alert_id].add(f"~{label.kind}")  # explained, not a detection
     scores = []
     for kind, spec in kinds.items():
         candidates = [a for a in all_alerts if a.rule in spec.rules]

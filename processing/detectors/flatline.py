@@ -35,6 +35,10 @@ class FlatlineDetector(VectorDetector):
     behaviour would produce less than once in 10 000 tries: a noisy analogue sensor after
     ``min_run`` repeats, a coarsely quantised one much later. Readings equal to
     ``exempt_value`` never count (a rain gauge at 0 mm or a dry street at 0 cm is not stuck).
+    With ``floor_visits`` the detector also learns the sensor's *floor*, the lowest value its
+    runs start at: once runs have come down to the same floor ``floor_visits`` separate times
+    it is a detection limit or a physical zero (ozone at night), and runs there are normal.
+    A sensor frozen at a new low is still flagged: its first visit does not make a floor.
 
     Args:
         tolerance: absolute difference still counted as a repeat.
@@ -47,6 +51,7 @@ class FlatlineDetector(VectorDetector):
         alpha: smallest learning rate of the probability.
         warmup: transitions learned before scoring starts.
         exempt_value: a value whose runs are normal, or None.
+        floor_visits: separate runs at the lowest value that make it a floor (0: off).
         relearn_after: see :class:`~processing.detectors.base.VectorDetector` (0: a stuck
             sensor stays flagged).
         capacity: slots allocated up front.
@@ -79,6 +84,7 @@ class FlatlineDetector(VectorDetector):
         alpha: float = 0.01,
         warmup: int = 10,
         exempt_value: float | None = None,
+        floor_visits: int = 0,
         relearn_after: int = 0,
         capacity: int = 0,
     ) -> None:
@@ -92,6 +98,8 @@ class FlatlineDetector(VectorDetector):
         check_count("warmup", warmup, 0)
         check_positive("surprise_half", surprise_half)
         check_fraction("alpha", alpha)
+        check_count("floor_visits", floor_visits, 0)
+        self.floor_visits = floor_visits
         self.tolerance, self.rel_tolerance, self.min_run = tolerance, rel_tolerance, min_run
         self.surprise_half, self.prior_p, self.alpha = surprise_half, prior_p, alpha
         self.p_min, self.p_max, self.warmup = p_min, p_max, warmup
@@ -103,7 +111,7 @@ class FlatlineDetector(VectorDetector):
         }
         params |= {"surprise_half": surprise_half, "prior_p": prior_p, "alpha": alpha}
         params |= {"p_min": p_min, "p_max": p_max, "warmup": warmup}
-        params |= {"exempt_value": exempt_value}
+        params |= {"exempt_value": exempt_value, "floor_visits": floor_visits}
         super().__init__(params, relearn_after=relearn_after, capacity=capacity)
 
     def _fields(self) -> dict[str, StateField]:
@@ -112,6 +120,8 @@ class FlatlineDetector(VectorDetector):
             "run": StateField(),
             "p_same": StateField((), self.prior_p),
             "n": StateField(),
+            "floor": StateField((), np.nan),
+            "visits": StateField(),
         }
 
     def _repeats(self, slots: IntArray, values: FloatArray) -> tuple[BoolArray, FloatArray]:
@@ -127,13 +137,35 @@ class FlatlineDetector(VectorDetector):
         active = (repeats >= self.min_run) & (self._state["n"][slots] >= self.warmup)
         if self.exempt_value is not None:
             active &= np.abs(values - self.exempt_value) > self.tolerance
+        if self.floor_visits:
+            active &= ~(self._at_floor(slots, values) & (self._state["visits"][slots]
+                                                         >= self.floor_visits))  # fmt: skip
         return np.where(active, squash(surprise, self.surprise_half), 0.0)
+
+    def _at_floor(self, slots: IntArray, values: FloatArray) -> BoolArray:
+        floor = self._state["floor"][slots]
+        near: BoolArray = np.abs(values - floor) <= self.tolerance + self.rel_tolerance * np.abs(
+            floor
+        )
+        return near & np.isfinite(floor)
+
+    def _learn_floor(self, slots: IntArray, values: FloatArray, starts: BoolArray) -> None:
+        """A run starting at the floor is one more visit; lower than it, a new floor."""
+        st = self._state
+        s, v = slots[starts], values[starts]
+        again = self._at_floor(s, v)
+        lower = ~again & ~(v > st["floor"][s])  # also where no floor is known yet (NaN)
+        st["visits"][s] = np.where(again, st["visits"][s] + 1.0,
+                                   np.where(lower, 1.0, st["visits"][s]))  # fmt: skip
+        st["floor"][s] = np.where(lower, v, st["floor"][s])
 
     def _learn(
         self, slots: IntArray, values: FloatArray, times_s: FloatArray, train: BoolArray
     ) -> None:
         st = self._state
         same, repeats = self._repeats(slots, values)
+        if self.floor_visits:
+            self._learn_floor(slots, values, train & (repeats == 1.0))
         learn = train & np.isfinite(st["last"][slots])
         st["run"][slots] = repeats
         st["last"][slots] = values

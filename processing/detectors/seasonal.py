@@ -24,6 +24,7 @@ from processing.detectors._private import (
     squash,
 )
 from processing.detectors.base import ParamValue, StateField, VectorDetector
+from processing.errors import DetectorConfigError
 
 __all__ = ["SeasonalMadDetector"]
 
@@ -49,6 +50,7 @@ class SeasonalMadDetector(VectorDetector):
         prior: readings a bin needs to weigh as much as the global baseline.
         warmup: readings learned before the detector scores anything above 0.
         weekly: separate bins for Saturday/Sunday.
+        direction: ``both`` (unusually high or low), or only ``up`` or ``down``.
         utc_offset_s: local time offset (Hanoi: +7 h, no daylight saving).
         min_scale: absolute floor on the spread.
         rel_scale: floor as a fraction of ``|level|``.
@@ -77,6 +79,7 @@ class SeasonalMadDetector(VectorDetector):
         prior: float = 3.0,
         warmup: int = 10,
         weekly: bool = True,
+        direction: str = "both",
         utc_offset_s: float = HANOI_UTC_OFFSET_S,
         min_scale: float = 1e-6,
         rel_scale: float = 1e-3,
@@ -89,6 +92,10 @@ class SeasonalMadDetector(VectorDetector):
             check_positive(key, value)
         check_positive("min_scale", min_scale)
         check_count("warmup", warmup, 1)
+        if direction not in ("both", "up", "down"):
+            msg = f"direction must be 'both', 'up' or 'down', got {direction!r}"
+            raise DetectorConfigError(msg)
+        self.direction = direction
         self.alpha, self.z_half, self.clip, self.prior = alpha, z_half, clip, prior
         self.warmup, self.weekly, self.utc_offset_s = warmup, weekly, float(utc_offset_s)
         self.min_scale, self.rel_scale = min_scale, rel_scale
@@ -104,6 +111,7 @@ class SeasonalMadDetector(VectorDetector):
         }
         params |= {"warmup": warmup, "weekly": weekly, "utc_offset_s": self.utc_offset_s}
         params |= {"min_scale": min_scale, "rel_scale": rel_scale, "level_alpha": level_alpha}
+        params |= {"direction": direction}
         super().__init__(params, relearn_after=relearn_after, capacity=capacity)
 
     def _fields(self) -> dict[str, StateField]:
@@ -112,7 +120,12 @@ class SeasonalMadDetector(VectorDetector):
     def _score(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
         bins = seasonal_bin(times_s, self.utc_offset_s, self.weekly)
         level, scale, _ = baseline(self._state, self._cfg, slots, bins[:, None])
-        z = np.abs(values - level[:, 0]) / scale[:, 0]
+        deviation = values - level[:, 0]
+        if self.direction == "up":
+            deviation = np.maximum(deviation, 0.0)
+        elif self.direction == "down":
+            deviation = np.minimum(deviation, 0.0)
+        z = np.abs(deviation) / scale[:, 0]
         return np.where(self._state["n"][slots] >= self.warmup, squash(z, self.z_half), 0.0)
 
     def _learn(

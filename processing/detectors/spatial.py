@@ -42,6 +42,10 @@ class SpatialDetector(VectorDetector):
     residuals (a drift, scores 0.5 at ``drift_half``). The score is the larger; the default
     threshold is 0.5. A sensor without positioned neighbours scores 0.
 
+    With ``log`` the comparison is made on ``log(1 + x)``: concentrations scale together (a
+    city-wide episode multiplies every site, so absolute site differences grow with it, while
+    ratios stay), and a sensor's drift is judged relative to the level.
+
     Sequential semantics are per *timestamp*, not per reading: one batch gives the same
     result as the same readings fed one timestamp at a time (when each timestamp holds at
     most one reading per sensor), while ``learn_one``/``score_one`` calls are rounds of
@@ -60,6 +64,7 @@ class SpatialDetector(VectorDetector):
         drift_half: drift z-score that scores 0.5.
         warmup: residuals learned before scoring starts.
         min_scale: floor on the residual spread.
+        log: compare ``log(1 + x)`` (for concentrations) instead of ``x``.
         relearn_after: see :class:`~processing.detectors.base.VectorDetector`.
         capacity: slots allocated up front.
 
@@ -93,6 +98,7 @@ class SpatialDetector(VectorDetector):
         drift_half: float = 2.5,
         warmup: int = 10,
         min_scale: float = 1e-6,
+        log: bool = False,
         relearn_after: int = 0,
         capacity: int = 0,
     ) -> None:
@@ -124,7 +130,8 @@ class SpatialDetector(VectorDetector):
         params |= {"max_age_s": max_age_s, "bias_tau_s": bias_tau_s, "fast_tau_s": fast_tau_s}
         params |= {"alpha": alpha, "z_half": z_half, "drift_half": drift_half}
         params |= {"spread_tau_s": spread_tau_s}
-        params |= {"warmup": warmup, "min_scale": min_scale}
+        params |= {"warmup": warmup, "min_scale": min_scale, "log": log}
+        self.log = log
         self._neighbours: IntArray = np.full((0, k), -1, dtype=np.intp)
         self._dirty = True
         super().__init__(params, relearn_after=relearn_after, capacity=capacity)
@@ -162,6 +169,15 @@ class SpatialDetector(VectorDetector):
         group = np.zeros(slot_arr.shape[0]) if groups is None else np.asarray(groups, np.float64)
         self._state["group"][slot_arr] = group
         self._dirty = True
+
+    def _inputs(
+        self, slots: npt.ArrayLike, values: npt.ArrayLike, times_s: npt.ArrayLike
+    ) -> tuple[IntArray, FloatArray, FloatArray]:
+        slot_arr, value_arr, time_arr = super()._inputs(slots, values, times_s)
+        if self.log:
+            with np.errstate(invalid="ignore"):
+                value_arr = np.log1p(np.maximum(value_arr, 0.0))
+        return slot_arr, value_arr, time_arr
 
     def _neighbour_table(self) -> IntArray:
         if self._dirty:

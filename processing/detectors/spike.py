@@ -19,6 +19,7 @@ from processing.detectors._private import (
     squash,
 )
 from processing.detectors.base import ParamValue, StateField, VectorDetector
+from processing.errors import DetectorConfigError
 from processing.windows import nan_median_rows, ring_ordered, ring_push
 
 __all__ = ["SpikeDetector"]
@@ -30,8 +31,11 @@ class SpikeDetector(VectorDetector):
     The reference is the median of the last ``window`` *accepted* readings, so a flagged
     spike never becomes part of it; the scale is the running mean absolute residual against
     that median. Score: ``z / (z + z_half)``; the default threshold 0.5 flags readings five
-    scales away. After ``relearn_after`` flagged readings in a row the new level is accepted
-    (a step is a step, not a spike).
+    scales away. The scale never falls below ``long_floor`` times a slowly learned long-run
+    scale (rate ``long_alpha``): a sensor resting on a floor for hours (ozone at night, a
+    dry street) would otherwise shrink its scale to nothing and call the morning a spike.
+    After ``relearn_after`` flagged readings in a row the new level is accepted (a step is a
+    step, not a spike).
 
     Args:
         window: accepted readings in the reference median.
@@ -41,6 +45,8 @@ class SpikeDetector(VectorDetector):
         warmup: residuals learned before scoring starts.
         min_scale: absolute floor on the scale.
         rel_scale: floor as a fraction of ``|median|``.
+        long_alpha: learning rate of the long-run scale.
+        long_floor: the scale's floor as a fraction of the long-run scale.
         relearn_after: see :class:`~processing.detectors.base.VectorDetector`.
         capacity: slots allocated up front.
 
@@ -65,6 +71,8 @@ class SpikeDetector(VectorDetector):
         warmup: int = 10,
         min_scale: float = 1e-6,
         rel_scale: float = 1e-4,
+        long_alpha: float = 0.0005,
+        long_floor: float = 0.5,
         relearn_after: int = 3,
         capacity: int = 0,
     ) -> None:
@@ -74,6 +82,11 @@ class SpikeDetector(VectorDetector):
         check_positive("clip", clip)
         check_count("warmup", warmup, 1)
         check_positive("min_scale", min_scale)
+        check_fraction("long_alpha", long_alpha)
+        if not 0 <= long_floor <= 1:
+            msg = f"long_floor must lie in [0, 1], got {long_floor!r}"
+            raise DetectorConfigError(msg)
+        self.long_alpha, self.long_floor = long_alpha, long_floor
         self.window, self.z_half, self.alpha, self.clip = window, z_half, alpha, clip
         self.warmup, self.min_scale, self.rel_scale = warmup, min_scale, rel_scale
         params: dict[str, ParamValue] = {
@@ -83,16 +96,19 @@ class SpikeDetector(VectorDetector):
             "clip": clip,
         }
         params |= {"warmup": warmup, "min_scale": min_scale, "rel_scale": rel_scale}
+        params |= {"long_alpha": long_alpha, "long_floor": long_floor}
         super().__init__(params, relearn_after=relearn_after, capacity=capacity)
 
     def _fields(self) -> dict[str, StateField]:
         fields = {"ring": StateField((self.window,), np.nan), "pos": StateField()}
-        return fields | {"count": StateField(), "n": StateField(), "spread": StateField()}
+        fields |= {"count": StateField(), "n": StateField(), "spread": StateField()}
+        return fields | {"long_spread": StateField()}
 
     def _reference(self, slots: IntArray) -> tuple[FloatArray, FloatArray]:
         st = self._state
         median = nan_median_rows(ring_ordered(st["ring"], st["pos"], slots))
         floor = scale_floor(np.nan_to_num(median), self.min_scale, self.rel_scale)
+        floor = np.maximum(floor, self.long_floor * MEAN_ABS_TO_SIGMA * st["long_spread"][slots])
         return median, np.maximum(MEAN_ABS_TO_SIGMA * st["spread"][slots], floor)
 
     def _score(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
@@ -115,5 +131,7 @@ class SpikeDetector(VectorDetector):
             n < self.warmup, residual[learn], np.minimum(residual[learn], self.clip * scale[learn])
         )
         st["spread"][s] = spread + ewma_rate(n, self.alpha) * (clipped - spread)
+        long = st["long_spread"][s]
+        st["long_spread"][s] = long + ewma_rate(n, self.long_alpha) * (clipped - long)
         st["n"][s] = n + 1.0
         ring_push(st["ring"], st["pos"], st["count"], slots[train], values[train])

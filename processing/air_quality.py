@@ -1,0 +1,102 @@
+"""Air-quality alerts from the official hourly VN_AQI (pure).
+
+A pollution episode lasts hours to days; what operators and the public act on is the
+official index, not a one-minute sample. Every hourly VN_AQI row the derived series
+computes (Decision 1459/QĐ-TCMT, NowCast for PM) becomes a condition ``air_quality:<station>``:
+
+- VN_AQI 151–200 "Xấu / Bad" → moderate, 201–300 "Rất xấu / Very bad" → severe, 301+
+  "Nguy hại / Hazardous" → extreme (Decision 1459 §1.2 levels; health advice of §1.8);
+- back to normal at 100 or below ("Trung bình" or better): the "Kém / Poor" band 101–150
+  neither raises nor clears, which is the hysteresis.
+
+The alert names the dominant pollutant in its details; its value is the index (no unit).
+
+>>> from datetime import UTC, datetime
+>>> from processing.derived import IndexRow
+>>> row = IndexRow(datetime(2025, 12, 10, 2, tzinfo=UTC), "aq-x", "VN_AQI", 187.0,
+...                "Xấu / Bad", "pm25", {})
+>>> [(c.dedup_key, c.severity.value) for c in aqi_conditions([row], {})]
+[('air_quality:aq-x', 'moderate')]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from ingest.registry import StationRef
+from ingest.wire import QUANTITIES, Quantity, Reading, StationId
+from processing.alerts import Severity
+from processing.derived import IndexRow
+from processing.indices.vn_aqi import LevelInfo, level_of, round_aqi
+from processing.rules import Condition
+
+__all__ = ["AIR_QUALITY_RULE", "aqi_conditions"]
+
+AIR_QUALITY_RULE: Final = "air_quality"
+_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+_NORMAL_AT_MOST: Final = 100
+_SEVERITY: Final = {"bad": Severity.MODERATE, "very_bad": Severity.SEVERE,
+                    "hazardous": Severity.EXTREME}  # fmt: skip
+_ADVICE: Final = {
+    "bad": (
+        "Mọi người hạn chế hoạt động mạnh ngoài trời; nhóm nhạy cảm nên ở trong nhà.",
+        "Everyone should cut strenuous outdoor activity; sensitive groups should stay indoors.",
+    ),
+    "very_bad": (
+        "Hạn chế tối đa ra ngoài, đeo khẩu trang phù hợp khi ra ngoài.",
+        "Keep outdoor time to a minimum; wear a proper mask outside.",
+    ),
+    "hazardous": (
+        "Ở trong nhà, đóng cửa; đeo khẩu trang phù hợp nếu buộc phải ra ngoài.",
+        "Stay indoors with doors and windows closed; wear a proper mask if you must go out.",
+    ),
+}
+
+
+def _texts(
+    row: IndexRow, info: LevelInfo, aqi: int, station: StationRef | None
+) -> tuple[str, str, str, str]:
+    place = station.name if station else row.station_id
+    local = row.time.astimezone(_HANOI).strftime("%H:%M %d/%m/%Y")
+    try:
+        pollutant = QUANTITIES[Quantity(row.dominant or "")]
+        main_vi, main_en = f", chủ yếu do {pollutant.label_vi}", f", mainly {pollutant.label_en}"
+    except ValueError:
+        main_vi = main_en = ""
+    advice_vi, advice_en = _ADVICE[info.level.value]
+    return (
+        f"Chất lượng không khí {info.name_vi} (VN_AQI {aqi}): {place}",
+        f"Air quality {info.name_en} (VN_AQI {aqi}): {place}",
+        f"VN_AQI giờ tại {place} là {aqi} ({info.name_vi}) cho giờ kết thúc lúc {local} "
+        f"(giờ Hà Nội){main_vi}. {advice_vi}",
+        f"The hourly VN_AQI at {place} is {aqi} ({info.name_en}) for the hour ending {local} "
+        f"(Hanoi time){main_en}. {advice_en}",
+    )
+
+
+def aqi_conditions(rows: Iterable[IndexRow], stations: Mapping[str, StationRef]) -> list[Condition]:
+    """One condition per hourly VN_AQI row with a value (rows of other indices are ignored)."""
+    out: list[Condition] = []
+    for row in rows:
+        if row.index != "VN_AQI" or row.value is None:
+            continue
+        aqi = round_aqi(row.value)
+        info = level_of(aqi)
+        severity = _SEVERITY.get(info.level.value)
+        marker = Reading(StationId(row.station_id), Quantity.PM25, float(aqi), row.time, row.time)
+        station = stations.get(row.station_id)
+        district = station.district if station else "?"
+        out.append(
+            Condition(
+                f"{AIR_QUALITY_RULE}:{row.station_id}", AIR_QUALITY_RULE, "event", marker,
+                severity, aqi <= _NORMAL_AT_MOST,
+                None if severity is None else float(info.low),
+                ("", "", "", "") if severity is None else _texts(row, info, aqi, station),
+                f"{AIR_QUALITY_RULE}:{district}",
+                {"index": "VN_AQI", "level": info.level.value, "dominant": row.dominant},
+                measured=False,
+            )
+        )  # fmt: skip
+    return out
