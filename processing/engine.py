@@ -144,8 +144,10 @@ class Engine:
         """Decide on a batch, slice by slice in measurement-time order."""
         result = EngineResult()
         detections = 0
+        self.silence.arriving(readings)
         for chunk in time_slices(readings, self.slice_s):
             detections += self._slice(chunk, result)
+        self.silence.arrived()
         return dataclasses.replace(result, detections=detections)
 
     def _slice(self, chunk: list[Reading], result: EngineResult) -> int:

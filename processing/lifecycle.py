@@ -11,6 +11,8 @@
   isolated outlier) is acted upon only if the key's next condition is abnormal too; a single
   glitch never raises, updates or escalates an event alert (the spike lane reports it as a
   sensor-health matter instead). This costs one reading of delay, and only on such readings.
+  Threshold rules ask the same of a *raise* (``confirm``): two consecutive readings at a
+  level, so noise grazing a threshold raises nothing; an open alert follows every reading.
 - Readings older than the newest one seen for a key are ignored (out-of-order delivery).
 
 Everything runs in **event time** (the readings' ``measured_at``), never the wall clock, so
@@ -131,7 +133,7 @@ class Lifecycle:
         track = self._tracks.get(cond.dedup_key)
         if track is not None and reading.measured_at < track.last_seen:
             return None
-        if cond.severity is not None and self._holds(cond):
+        if cond.severity is not None and self._holds(cond, track):
             return None
         if cond.severity is None and self._held.pop(cond.dedup_key, None) is not None:
             self.held_glitches += 1  # the held reading was a glitch: nothing to act on
@@ -154,10 +156,11 @@ class Lifecycle:
         )
         return Clear(cond.dedup_key, reading.value, reading.measured_at, note)
 
-    def _holds(self, cond: Condition) -> bool:
+    def _holds(self, cond: Condition, track: _Track | None) -> bool:
         """True when an abnormal condition waits for the next one to confirm it."""
         held = self._held.pop(cond.dedup_key, None)
-        if cond.hold and held is None:
+        waits = cond.hold or (cond.confirm and not (track is not None and track.is_open))
+        if waits and held is None:
             self._held[cond.dedup_key] = cond.reading.measured_at
             return True
         return False

@@ -21,6 +21,7 @@ project's [U] proposal in :mod:`processing.indices.flood`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ FloatArray = npt.NDArray[np.float64]
 
 _S_PER_H: Final = 3600.0
 _WINDOW_SLACK_S: Final = 900.0
+_DEFAULT_RAIN_INTERVAL_S: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,8 @@ class NowcastConfig:
         rain_gain_cm_per_mm: depth rise per mm of rain above capacity [U].
         min_rate_cm_h: slower rises count as "no crossing expected".
         confidence_level: confidence of the slope interval.
+        max_rain_mm_h: a rain reading never counts for more than this intensity over its
+            interval (a gauge glitch of +30 mm in one minute is not a cloudburst) [U].
     """
 
     levels: FloodLevels = field(default_factory=FloodLevels)
@@ -71,6 +75,7 @@ class NowcastConfig:
     rain_gain_cm_per_mm: float = 0.5
     min_rate_cm_h: float = 2.0
     confidence_level: float = 0.9
+    max_rain_mm_h: float = 200.0
 
     def __post_init__(self) -> None:
         positive = (self.window_s, self.horizon_s, self.rain_window_s, self.min_rate_cm_h)
@@ -210,7 +215,12 @@ def nowcast_flood(
     times, depths = times[keep], depths[keep]
     if times.size < cfg.min_points or np.ptp(times) <= 0 or np.ptp(times) < cfg.min_span_s:
         return None
-    slope, _, low, high = theilslopes(depths, times, alpha=cfg.confidence_level)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # a flat window has no spread: scipy warns on the interval's sqrt of 0, harmlessly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        slope, _, low, high = theilslopes(depths, times, alpha=cfg.confidence_level)
+    low = slope if not np.isfinite(low) else low
+    high = slope if not np.isfinite(high) else high
     trend, low_h, high_h = slope * _S_PER_H, low * _S_PER_H, high * _S_PER_H
     last = np.argsort(times)[-3:]
     current = float(np.median(depths[last] + slope * (now - times[last])))
@@ -295,10 +305,14 @@ class FloodNowcaster:
             window.append(time_s, depth_cm)
 
     def observe_rain(self, gauge_id: str, time_s: float, rain_mm: float) -> None:
-        """Record one rain reading (mm fallen in its reporting interval)."""
+        """Record one rain reading (mm fallen in its reporting interval, capped as plausible)."""
         window = self._window(self._rain, gauge_id, self.config.rain_window_s)
-        if window is not None:
-            window.append(time_s, rain_mm)
+        if window is None:
+            return
+        if len(window):  # the first reading's interval is unknown: taken as reported
+            span_s = max(time_s - float(window.times()[-1]), _DEFAULT_RAIN_INTERVAL_S)
+            rain_mm = min(rain_mm, self.config.max_rain_mm_h * span_s / _S_PER_H)
+        window.append(time_s, rain_mm)
 
     def observe(self, reading: Reading) -> None:
         """Route a reading by quantity (other quantities are ignored)."""

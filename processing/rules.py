@@ -58,6 +58,9 @@ class ThresholdRule:
         title_vi: Vietnamese title.
         title_en: English title.
         category: event or sensor_health.
+        confirm: a new alert needs two consecutive readings at a level (one reading of
+            noise at a threshold, or a glitch, raises nothing); an open alert still
+            follows each reading.
     """
 
     name: str
@@ -68,6 +71,7 @@ class ThresholdRule:
     title_vi: str
     title_en: str
     category: Category = "event"
+    confirm: bool = True
 
     def level_of(self, value: float) -> Level | None:
         """The worst level reached by ``value``, or None."""
@@ -103,6 +107,7 @@ class Condition:
         details: extra facts stored with the alert.
         hold: an abnormal verdict on a reading that may be a glitch (an isolated spike):
             the lifecycle acts only if the key's next condition is abnormal too.
+        confirm: like ``hold``, but only for raising: an open alert follows at once.
         clear_after: consecutive normal conditions that clear the alert (None: the
             lifecycle's default).
         measured: False for a condition about *missing* data (a silent sensor): the
@@ -123,6 +128,7 @@ class Condition:
     hold: bool = False
     clear_after: int | None = None
     measured: bool = True
+    confirm: bool = False
 
 
 def _sev(x: str) -> Severity:
@@ -193,6 +199,7 @@ def evaluate(
                     ("", "", "", "") if level is None else describe(rule, level, reading, station),
                     f"{rule.name}:{station.district if station else '?'}",
                     {} if level is None else {"level_vi": level.name_vi, "level_en": level.name_en},
+                    confirm=rule.confirm,
                 )
             )
     return out

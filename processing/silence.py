@@ -17,9 +17,14 @@ alerts the live stream would have. A sensor is called silent only when
 - the gap is at least ``min_silence_s`` (a 10-second sensor is not "dead" after 50 s), and
 - nothing from it has *arrived* while the watermark advanced by ``min_silence_s``: a device
   uploading a backlog (a gateway catching up, a backfill where some devices run behind
-  others) is late, not silent — it keeps delivering, only older data; a dead one delivers
-  nothing. Live, both conditions coincide; in a replay this keeps per-device lag from
-  looking like silence;
+  others, a device clock running late) is late, not silent — it keeps delivering, only
+  older data; a dead one delivers nothing. *When* something arrived is itself expressed in
+  event time: each reading of a batch, in arrival order, gets the 90th percentile of the
+  measurement times of the ``arrival_window`` readings that arrived up to it (the front of
+  the stream, robust to a few fast clocks; never decreasing), and the silence check at
+  watermark ``W`` counts only what had arrived by then. Live, both
+  conditions coincide; in a backfill this keeps per-device lag from looking like silence
+  while a gap inside one big batch is still seen;
 - gaps are counted from no earlier than the moment this watch began (after a restart nobody
   listened in between: a sensor is not blamed for that).
 
@@ -33,7 +38,10 @@ flood of per-station alerts; ingest's station status and the service heartbeats 
 >>> t0 = datetime(2025, 9, 30, tzinfo=UTC)
 >>> def pm25(station: str, at: datetime) -> Reading:
 ...     return Reading(StationId(station), Quantity.PM25, 30.0, at, at)
+>>> watch.arriving([pm25("aq-x", t0), pm25("aq-y", t0)])
 >>> watch.advance([pm25("aq-x", t0), pm25("aq-y", t0)])
+>>> watch.arrived()
+>>> watch.arriving([pm25("aq-y", t0 + timedelta(minutes=15))])
 >>> watch.advance([pm25("aq-y", t0 + timedelta(minutes=15))])
 >>> silent = [Silence("silent", SensorId("aq-x.pm25"), 0.7, t0.timestamp())]
 >>> [(c.dedup_key, c.severity, c.reading.value) for c in watch.conditions(silent, {}, set())]
@@ -50,6 +58,10 @@ from datetime import UTC, datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
 from ingest.registry import StationRef
 from ingest.wire import QUANTITIES, Quantity, Reading, SensorId, StationId
 from processing.alerts import Severity
@@ -59,7 +71,9 @@ from processing.rules import Condition
 
 __all__ = ["SILENT_RULE", "SilenceWatch"]
 
+FloatArray = npt.NDArray[np.float64]
 SILENT_RULE: Final = "sensor_silent"
+_FRONT_PERCENTILE: Final = 90.0
 _HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -77,28 +91,67 @@ class SilenceWatch:
     Args:
         min_silence_s: shortest gap ever called a silence, whatever the interval.
         severity: severity of a silence alert.
+        arrival_window: readings whose median measurement time marks an arrival.
     """
 
-    def __init__(self, *, min_silence_s: float = 300.0, severity: Severity = Severity.MINOR):
+    def __init__(
+        self,
+        *,
+        min_silence_s: float = 300.0,
+        severity: Severity = Severity.MINOR,
+        arrival_window: int = 32,
+    ) -> None:
         if not min_silence_s >= 0:
             msg = f"min_silence_s must be >= 0, got {min_silence_s!r}"
             raise DetectorConfigError(msg)
         self.min_silence_s = min_silence_s
         self.severity = severity
+        self.arrival_window = max(1, arrival_window)
         self.watermark_s = -math.inf
         self.since_s: float | None = None
         self._heard: dict[str, float] = {}  # sensor -> watermark when it last delivered
+        self._batch: dict[str, FloatArray] = {}  # sensor -> arrival marks in this batch
+
+    def arriving(self, readings: Sequence[Reading]) -> None:
+        """A batch arrived (in this order): note, per sensor, when in event time it was heard."""
+        times = np.array([r.measured_at.timestamp() for r in readings], dtype=np.float64)
+        self._batch = {}
+        if not times.size:
+            return
+        k = min(self.arrival_window, times.size)
+        padded = np.concatenate([np.full(k - 1, np.nan), times])
+        with np.errstate(all="ignore"):
+            marks = np.nanpercentile(sliding_window_view(padded, k), _FRONT_PERCENTILE, axis=1)
+        marks = np.fmax.accumulate(np.nan_to_num(marks, nan=-np.inf))
+        heard: dict[str, list[float]] = defaultdict(list)
+        for reading, mark in zip(readings, marks.tolist(), strict=True):
+            heard[reading.sensor_id].append(mark)
+        self._batch = {sensor: np.asarray(marks_) for sensor, marks_ in heard.items()}
+
+    def arrived(self) -> None:
+        """The batch is decided: remember when each of its sensors was last heard."""
+        for sensor, marks in self._batch.items():
+            self._heard[sensor] = max(self._heard.get(sensor, -math.inf), float(marks[-1]))
+        self._batch = {}
+
+    def _heard_by(self, sensor: str, since: float) -> float:
+        """When ``sensor`` was last heard, counting only what had arrived by the watermark."""
+        heard = self._heard.get(sensor, since)
+        marks = self._batch.get(sensor)
+        if marks is not None:
+            i = int(np.searchsorted(marks, self.watermark_s, side="right"))
+            if i:
+                heard = max(heard, float(marks[i - 1]))
+        return heard
 
     def advance(self, readings: Sequence[Reading]) -> None:
-        """Move the watermark with a slice's readings (never backwards); note who was heard."""
+        """Move the watermark with a slice's readings (never backwards)."""
         finite = [t for r in readings if math.isfinite(t := r.measured_at.timestamp())]
         if not finite:
             return
         self.watermark_s = max(self.watermark_s, statistics.median(finite))
         if self.since_s is None:
             self.since_s = self.watermark_s
-        for reading in readings:
-            self._heard[reading.sensor_id] = self.watermark_s
 
     @property
     def now(self) -> datetime:
@@ -125,7 +178,7 @@ class SilenceWatch:
         by_station: dict[str, list[Silence]] = defaultdict(list)
         since = self.since_s if self.since_s is not None else self.watermark_s
         for silence in silences:
-            heard = self._heard.get(silence.sensor, since)
+            heard = self._heard_by(silence.sensor, since)
             if min(self.watermark_s - silence.last_seen_s, self.watermark_s - heard) >= (
                 self.min_silence_s
             ):

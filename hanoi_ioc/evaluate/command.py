@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                    f"scenario with labels: {', '.join(labelled_scenarios())})")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("reports/evaluate"), help="report directory")
     p.add_argument("--duration", help="cut longer scenarios to this (e.g. 1d, 6h)")
+    p.add_argument("--warmup", default="1d",
+                   help="quiet spin-up before each scenario, not scored (0: cold start)")  # fmt: skip
     p.add_argument("--start", help="simulated start, ISO 8601 with offset (default: scenario's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stations", help="station id patterns, e.g. 'fd-*,rg-*' (default: all)")
@@ -166,6 +168,7 @@ async def _run(args: argparse.Namespace, argv: Sequence[str], stream: TextIO) ->
         msg = "--start needs a UTC offset, e.g. 2025-09-30T07:00:00+07:00"
         raise EvaluationError(msg)
     duration = parse_duration(args.duration) if args.duration else None
+    warmup = 0.0 if args.warmup.strip() in ("0", "") else parse_duration(args.warmup)
     stations = tuple(p.strip() for p in (args.stations or "").split(",") if p.strip())
     out: Path = args.out
     assessments: list[Assessment] = []
@@ -175,7 +178,8 @@ async def _run(args: argparse.Namespace, argv: Sequence[str], stream: TextIO) ->
         _servers(args, Path(tmp)) as servers,
     ):
         for scenario in scenarios:
-            spec = RunSpec(scenario, args.seed, start, duration, stations, not args.no_faults)
+            spec = RunSpec(scenario, args.seed, start, duration, stations, not args.no_faults,
+                           warmup)  # fmt: skip
             assessment, files = await _evaluate_one(spec, servers, out, args.keep_db)
             assessments.append(assessment)
             plots[assessment.run.scenario] = files

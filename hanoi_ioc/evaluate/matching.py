@@ -154,6 +154,10 @@ KINDS: Final[Mapping[str, KindSpec]] = MappingProxyType(
             # event-time watermark: bursts of fewer than six lost messages are not expected.
             _spec("dropout", (SILENT_RULE,), min_span_intervals=5.0,
                   note=f"lost messages (the {SILENCE_LANE} lane calls long bursts)"),
+            # A clock hours ahead makes every reading "from the future": quarantined, so the
+            # station falls silent — explained, though no alert is about clocks as such.
+            _spec("clock_skew", (), note="device clock off (small skews are stored as sent)",
+                  related=frozenset({SILENT_RULE})),
         )
     }
 )  # fmt: skip
@@ -164,7 +168,6 @@ UNSCORED: Final[Mapping[str, str]] = MappingProxyType(
         "duplicate": "stored once (idempotent writes): not an alert",
         "out_of_order": "stored by measurement time: not an alert",
         "malformed": "quarantined by ingest with its reason: not an alert",
-        "clock_skew": "future times quarantined by ingest, small skews stored: not an alert",
     }
 )
 """Label kinds counted but not scored, and why."""

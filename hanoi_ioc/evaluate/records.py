@@ -89,6 +89,7 @@ class RunResult:
         published: telemetry messages the simulator published.
         counters: each service's final counters (``ingest``, ``processing``).
         elapsed_s: wall-clock seconds the run took.
+        warmup_s: quiet spin-up played before ``start`` (not scored).
     """
 
     scenario: str
@@ -104,6 +105,7 @@ class RunResult:
     published: int
     counters: Mapping[str, Mapping[str, float | int | str]]
     elapsed_s: float
+    warmup_s: float = 0.0
 
     def interval_s(self, station_id: str | None) -> float:
         """The station's reporting interval (60 s when unknown)."""

@@ -104,7 +104,8 @@ def _scenario_json(a: Assessment, plots: Sequence[str]) -> dict[str, JsonValue]:
         "name": run.scenario, "title_vi": run.title_vi, "title_en": run.title_en,
         "seed": run.seed, "start": _iso(run.start), "end": _iso(run.end),
         "stations": len(run.stations), "published_messages": run.published,
-        "elapsed_s": round(run.elapsed_s, 1), "labels": len(run.labels),
+        "elapsed_s": round(run.elapsed_s, 1), "warmup_s": run.warmup_s,
+        "labels": len(run.labels),
         "alerts": len(run.alerts),
         "alerts_by_rule": dict(Counter(x.rule for x in run.alerts)),
         "kinds": [_kind_json(k) for k in a.scoring.kinds],
@@ -233,8 +234,9 @@ def _scenario_html(a: Assessment, plots: Sequence[str]) -> str:
 <h2 id="{run.scenario}">{html.escape(run.scenario)} — {html.escape(run.title_en)}</h2>
 <p><i>{html.escape(run.title_vi)}</i><br>
 {_local(run.start)} → {_local(run.end)} (giờ Hà Nội), {len(run.stations)} stations, seed
-{run.seed}; {run.published} telemetry messages through MQTT, ingest and processing in
-{run.elapsed_s:.0f} s; {len(run.labels)} labels, {len(run.alerts)} alerts.</p>
+{run.seed}, after a quiet spin-up of {run.warmup_s / 3600:.0f} h (not scored);
+{run.published} telemetry messages through MQTT, ingest and processing in
+{run.elapsed_s:.0f} s; {len(run.labels)} labels, {len(run.alerts)} alerts scored.</p>
 <h3>Targets / Chỉ tiêu</h3>{_targets_table(a)}
 <h3>Per kind / Theo loại sự kiện và lỗi</h3>{_kinds_table(a)}
 <h3>Flood lead time / Thời gian cảnh báo trước khi ngập 30 cm</h3>{_leads_table(a)}

@@ -16,11 +16,19 @@ more than ``max_backlog`` messages behind, so the broker's queue stays bounded.
 Old periods: a scenario of 2016 is "nine years old" to services that quarantine stale
 measurement times (400 days by default); both services are configured to accept any age
 and to keep the data, since evaluating history is the point.
+
+Spin-up: a running system has learnt its baselines long before anything happens, so by
+default a quiet ``warmup_s`` of the same city (the scenario's background weather, no
+scripted events, no faults, no labels) is played just before the scenario's start through
+the same pipeline; only alerts raised from the start on are scored. ``warmup_s = 0``
+evaluates a cold start instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import logging
 import math
 import time
@@ -81,6 +89,7 @@ class RunSpec:
         max_duration_s: cut longer scenarios to their first this-many seconds.
         stations: station id patterns to simulate (default: the whole fleet).
         faults: inject the scenario's sensor faults.
+        warmup_s: quiet spin-up played before the start (baselines learnt; not scored).
         max_backlog: telemetry messages processing may lag behind the simulator.
     """
 
@@ -90,6 +99,7 @@ class RunSpec:
     max_duration_s: float | None = None
     stations: tuple[str, ...] = ()
     faults: bool = True
+    warmup_s: float = 86400.0
     max_backlog: int = 50_000
 
 
@@ -185,8 +195,17 @@ async def _publish(
 ) -> None:
     scenario = load_scenario(spec.scenario, hanoi_fleet())
     rates = scenario.fault_rates if spec.faults else FaultRates()
-    stream = generate(scenario, fleet, period[0], period[1], spec.seed, faults=rates,
-                      root=settings.topic_root)  # fmt: skip
+    root = settings.topic_root
+    stream: Iterator[Outgoing] = generate(scenario, fleet, period[0], period[1], spec.seed,
+                                          faults=rates, root=root)  # fmt: skip
+    if spec.warmup_s > 0:
+        quiet = dataclasses.replace(scenario, events=(), scripted_faults=(),
+                                    fault_rates=FaultRates())  # fmt: skip
+        spin_up = generate(quiet, fleet, period[0] - timedelta(seconds=spec.warmup_s),
+                           period[0], spec.seed, faults=FaultRates(), root=root)  # fmt: skip
+        # No labels from the spin-up: nothing there is scored.
+        unlabelled = (item for item in spin_up if item.kind is not OutgoingKind.TRUTH)
+        stream = itertools.chain(unlabelled, stream)
     with TruthFile(truth) as truth_file:
         publisher = Publisher(settings, fleet, SimClock(period[0], math.inf),
                               truth_file=truth_file)  # fmt: skip
@@ -234,8 +253,9 @@ async def run_scenario(
     tally = _Tally()
     truth = work_dir / "truth.jsonl"
     truth.unlink(missing_ok=True)
-    logger.info("%s: %s → %s, %d stations, seed %d", spec.scenario, period[0].isoformat(),
-                period[1].isoformat(), len(fleet), spec.seed)  # fmt: skip
+    logger.info("%s: %s → %s (after %.0f h of spin-up), %d stations, seed %d", spec.scenario,
+                period[0].isoformat(), period[1].isoformat(), spec.warmup_s / 3600, len(fleet),
+                spec.seed)  # fmt: skip
     async with ingest, processing:
         await ingest.consumer.wait_connected()
         await processing.consumer.wait_connected()
@@ -270,7 +290,8 @@ async def _collect(
 ) -> RunResult:
     stations: dict[str, StationInfo] = {str(s.station_id): s for s in fleet}
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        alerts = await read_alerts(conn)
+        # Alerts of the spin-up are not scored (nothing was labelled there).
+        alerts = [a for a in await read_alerts(conn) if a.raised_at >= period[0]]
         panels = select_panels(labels, alerts, stations)
         upstream = upstream_gauges(stations)
         floods = {(x.station_id, "water_depth") for x in labels if x.kind == "flood"}
@@ -278,5 +299,5 @@ async def _collect(
         series = await read_series(conn, series_keys(panels, floods | rain))
     return RunResult(
         spec.scenario, title_vi, title_en, spec.seed, period[0], period[1], stations, labels,
-        tuple(alerts), series, published, counters, elapsed_s,
+        tuple(alerts), series, published, counters, elapsed_s, spec.warmup_s,
     )  # fmt: skip

@@ -52,15 +52,26 @@ def test_rises_updates_and_clears_once() -> None:
 
 def test_hovering_at_threshold_does_not_flap() -> None:
     life = Lifecycle(clear_after=3, cooldown_s=600)
-    commands = run(life, [9, 11, 9, 11, 8, 11, 9, 10.5, 9.5])
+    commands = run(life, [9, 11, 12, 9, 11, 8, 11, 9, 10.5, 9.5])
     assert [type(c).__name__ for c in commands] == ["Raise"]
+
+
+def test_one_reading_at_a_level_raises_nothing_two_do() -> None:
+    life = Lifecycle(clear_after=3, cooldown_s=600)
+    assert run(life, [9, 11, 9, 10.5, 9.5, 12, 9]) == []  # noise grazing the threshold
+    raised = run(life, [11, 14], start=10)
+    assert [type(c).__name__ for c in raised] == ["Raise"]
+    assert isinstance(raised[0], Raise)
+    assert raised[0].alert.observed_at == T0 + timedelta(minutes=11)  # at the confirming one
+    # an open alert follows every reading: one reading is enough to update it
+    assert [type(c).__name__ for c in run(life, [33], start=12)] == ["Update"]
 
 
 def test_cooldown_suppresses_same_severity_but_not_worse() -> None:
     life = Lifecycle(clear_after=1, cooldown_s=600)
-    first = run(life, [12, 2])
-    again = run(life, [12], start=5)  # 5 min later, same severity: suppressed
-    worse = run(life, [35], start=6)  # worse: raised at once
+    first = run(life, [12, 13, 2])
+    again = run(life, [12, 12], start=5)  # 5 min later, same severity: suppressed
+    worse = run(life, [35, 36], start=7)  # worse: raised (once confirmed)
     assert [type(c).__name__ for c in first] == ["Raise", "Clear"]
     assert again == []
     assert [type(c).__name__ for c in worse] == ["Raise"]
@@ -69,7 +80,7 @@ def test_cooldown_suppresses_same_severity_but_not_worse() -> None:
 
 def test_out_of_order_readings_are_ignored() -> None:
     life = Lifecycle(clear_after=1, cooldown_s=0)
-    run(life, [25], start=10)
+    run(life, [25, 26], start=10)
     late = run(life, [2], start=5)  # older than what was seen: no clear
     assert late == []
     assert life.open_keys == {"flood_depth:fd-x"}

@@ -163,3 +163,35 @@ def test_time_slices_are_sorted_and_bounded() -> None:
     assert flat == sorted(flat)
     for chunk in slices:
         assert (chunk[-1].measured_at - chunk[0].measured_at).total_seconds() <= 60.0
+
+
+def test_a_device_running_behind_is_late_not_silent() -> None:
+    """A backlog upload (or a backfill where one device lags) keeps delivering: no alert."""
+    e = engine()
+    commands: list[Command] = []
+    for m in range(90):
+        batch = [reading("aq-a", Quantity.PM25, 40.0 + m % 3, m)]
+        if m >= 30:  # the gauge delivers 20 minutes behind everyone else, every minute
+            batch.append(reading("rg-a", Quantity.RAINFALL, 0.0, m - 20))
+        elif m < 10:
+            batch.append(reading("rg-a", Quantity.RAINFALL, 0.0, m))
+        commands += e.process(batch).commands
+    silent = [c for c in commands if summary([c])[0][1] == "sensor_silent:rg-a"]
+    # silent while nothing came (minutes 10-29), then cleared although still 20 min behind
+    assert [type(c).__name__ for c in silent] == ["Raise", "Clear"]
+    cleared = silent[1]
+    assert isinstance(cleared, Clear)
+    assert cleared.observed_at <= T0 + timedelta(minutes=31)  # as soon as it delivers again
+
+
+def test_a_gap_inside_one_big_batch_is_still_a_silence() -> None:
+    """Backfill batches span many minutes: arrival order inside them still counts."""
+    e = engine()
+    batch: list[Reading] = []
+    for m in range(60):
+        batch.append(reading("aq-a", Quantity.PM25, 40.0 + m % 3, m))
+        if not 20 <= m < 40:
+            batch.append(reading("rg-a", Quantity.RAINFALL, 0.0, m))
+    commands = e.process(batch).commands  # one batch, in arrival (= time) order
+    silent = [c for c in commands if summary([c])[0][1] == "sensor_silent:rg-a"]
+    assert [type(c).__name__ for c in silent] == ["Raise", "Clear"]
