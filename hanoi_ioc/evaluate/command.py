@@ -69,8 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                    f"scenario with labels: {', '.join(labelled_scenarios())})")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("reports/evaluate"), help="report directory")
     p.add_argument("--duration", help="cut longer scenarios to this (e.g. 1d, 6h)")
-    p.add_argument("--warmup", default="1d",
-                   help="quiet spin-up before each scenario, not scored (0: cold start)")  # fmt: skip
+    p.add_argument(
+        "--warmup", default="1d", help="quiet spin-up before each scenario, not scored (0: cold)"
+    )
     p.add_argument("--start", help="simulated start, ISO 8601 with offset (default: scenario's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stations", help="station id patterns, e.g. 'fd-*,rg-*' (default: all)")
