@@ -6,6 +6,11 @@ sees anything later (each point is its own round of
 documented default threshold unless another is given, and learned unless flagged. Points
 with a missing value are reported with an empty score and never reach the detector.
 
+Stored data (``--sensor <station>.<quantity>`` with ``--since``/``--until``) is read through
+a server-side cursor (:mod:`processing.stored`) and scored chunk by chunk as it arrives, so
+the output starts before the series has been read and memory stays flat; the scores are
+identical to scoring the whole series at once (:class:`Backtester` keeps the state).
+
 CSV input needs a header with ``timestamp`` and ``value`` columns (others are ignored, as in
 NAB data files). Timestamps are ISO 8601 (without an offset they are taken as UTC) or epoch
 seconds/milliseconds; empty, ``nan``, ``NA``, ``null`` or ``None`` values are missing.
@@ -23,23 +28,37 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import math
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final, Protocol, TextIO
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 
 from processing.detectors import DETECTORS, ParamValue, Thresholder, create_detector
 from processing.errors import DataError, ProcessingError
+from processing.stored import stream_series
 
-__all__ = ["BacktestResult", "Series", "backtest", "main", "read_series_csv", "write_results_csv"]
+__all__ = [
+    "BacktestResult",
+    "Backtester",
+    "Series",
+    "backtest",
+    "backtest_stored",
+    "iter_backtest_stored",
+    "main",
+    "read_series_csv",
+    "write_results_csv",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +68,14 @@ BoolArray = npt.NDArray[np.bool_]
 _MISSING: Final = frozenset({"", "nan", "na", "n/a", "null", "none", "-"})
 _EPOCH_MS_ABOVE: Final = 1e11  # larger epoch numbers are milliseconds (year > 5138 in s)
 DEFAULT_DETECTOR: Final = "seasonal_mad"
+_EMBEDDED_URL: Final = "postgresql://hanoi@127.0.0.1:55432/hanoi"  # what `hanoi-ioc up` starts
+
+
+class _RowWriter(Protocol):
+    """What a ``csv.writer`` offers (its type is private to the ``_csv`` module)."""
+
+    def writerow(self, row: Iterable[object], /) -> object:
+        """Write one row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +123,57 @@ def _epoch_s(moment: datetime | float) -> float:
     return float(moment)
 
 
+class Backtester:
+    """A detector scoring one series in pieces, with the state carried between them.
+
+    Args:
+        detector: registry name.
+        threshold: decision threshold; default: the detector's own.
+        protect: flagged points do not train the detector.
+        params: detector parameters.
+
+    >>> b = Backtester("spike")
+    >>> first = b.score(np.arange(30) * 60.0, np.full(30, 10.0) + np.arange(30) % 3)
+    >>> later = b.score(np.array([1800.0]), np.array([90.0]))
+    >>> bool(later[1][0]), bool(first[1].any())
+    (True, False)
+    """
+
+    def __init__(
+        self,
+        detector: str = DEFAULT_DETECTOR,
+        *,
+        threshold: float | None = None,
+        protect: bool = True,
+        params: Mapping[str, ParamValue] | None = None,
+    ) -> None:
+        self.detector = detector
+        self.model = create_detector(detector, dict(params or {}))
+        self.thresholder = Thresholder(
+            self.model.default_threshold if threshold is None else threshold, protect
+        )
+
+    def score(self, times_s: FloatArray, values: FloatArray) -> tuple[FloatArray, BoolArray]:
+        """Scores and flags of the next points (NaN score, no flag, where a value is missing)."""
+        ok = np.flatnonzero(np.isfinite(values) & np.isfinite(times_s))
+        scores = np.full(values.size, np.nan)
+        flags = np.zeros(values.size, dtype=bool)
+        # One slot, so every point is its own round: strictly streaming by construction.
+        slot = np.zeros(ok.size, dtype=np.intp)
+        scores[ok], flags[ok] = self.model.process_many(
+            slot, values[ok], times_s[ok], self.thresholder
+        )
+        return scores, flags
+
+    def result(self, times_s: FloatArray, values: FloatArray, scores: FloatArray,
+               flags: BoolArray) -> BacktestResult:  # fmt: skip
+        """A :class:`BacktestResult` of this detector for the given points."""
+        return BacktestResult(
+            self.detector, self.model.params, self.thresholder.threshold, times_s, values,
+            scores, flags,
+        )  # fmt: skip
+
+
 def backtest(
     times: Sequence[datetime | float] | npt.ArrayLike,
     values: npt.ArrayLike,
@@ -125,16 +203,80 @@ def backtest(
     if times_s.shape != value_arr.shape or value_arr.ndim != 1:
         msg = f"{times_s.size} times but {value_arr.size} values"
         raise DataError(msg)
-    model = create_detector(detector, params)
-    decide = Thresholder(model.default_threshold if threshold is None else threshold, protect)
-    ok = np.flatnonzero(np.isfinite(value_arr) & np.isfinite(times_s))
-    scores = np.full(value_arr.size, np.nan)
-    flags = np.zeros(value_arr.size, dtype=bool)
-    # One slot, so every point is its own round: strictly streaming by construction.
-    slot = np.zeros(ok.size, dtype=np.intp)
-    scores[ok], flags[ok] = model.process_many(slot, value_arr[ok], times_s[ok], decide)
-    return BacktestResult(
-        detector, model.params, decide.threshold, times_s, value_arr, scores, flags
+    scorer = Backtester(detector, threshold=threshold, protect=protect, params=params)
+    scores, flags = scorer.score(times_s, value_arr)
+    return scorer.result(times_s, value_arr, scores, flags)
+
+
+def iter_backtest_stored(
+    database_url: str,
+    sensor: str,
+    detector: str = DEFAULT_DETECTOR,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    threshold: float | None = None,
+    protect: bool = True,
+    chunk: int = 5000,
+    params: Mapping[str, ParamValue] | None = None,
+) -> Iterator[BacktestResult]:
+    """Score a stored series as it streams from the database, one chunk at a time.
+
+    Each yielded result covers the next chunk of points; together they equal
+    :func:`backtest` on the whole series (the detector's state carries over).
+
+    Args:
+        database_url: libpq URL.
+        sensor: ``<station>.<quantity>``.
+        detector: registry name.
+        since: first measurement time included (tz-aware).
+        until: first measurement time excluded (tz-aware).
+        threshold: decision threshold; default: the detector's own.
+        protect: flagged points do not train the detector.
+        chunk: rows per round trip of the server-side cursor.
+        params: detector parameters.
+
+    Raises:
+        DataError: for an unknown sensor or naive times.
+        DetectorConfigError: for an unknown detector or bad parameters.
+    """
+    scorer = Backtester(detector, threshold=threshold, protect=protect, params=params)
+    for times_s, values in stream_series(database_url, sensor, since=since, until=until,
+                                         chunk=chunk):  # fmt: skip
+        scores, flags = scorer.score(times_s, values)
+        yield scorer.result(times_s, values, scores, flags)
+
+
+def backtest_stored(
+    database_url: str,
+    sensor: str,
+    detector: str = DEFAULT_DETECTOR,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    threshold: float | None = None,
+    protect: bool = True,
+    **params: ParamValue,
+) -> BacktestResult:
+    """:func:`iter_backtest_stored`, gathered into one result (for series that fit in memory).
+
+    Raises:
+        DataError: for an unknown sensor or naive times.
+        DetectorConfigError: for an unknown detector or bad parameters.
+    """
+    chunks = iter_backtest_stored(database_url, sensor, detector, since=since, until=until,
+                                  threshold=threshold, protect=protect, params=params)  # fmt: skip
+    parts = list(chunks)
+    if not parts:
+        scorer = Backtester(detector, threshold=threshold, protect=protect, params=params)
+        empty = np.zeros(0)
+        return scorer.result(empty, empty, empty, np.zeros(0, dtype=bool))
+    return dataclasses.replace(
+        parts[0],
+        times_s=np.concatenate([x.times_s for x in parts]),
+        values=np.concatenate([x.values for x in parts]),
+        scores=np.concatenate([x.scores for x in parts]),
+        flags=np.concatenate([x.flags for x in parts]),
     )
 
 
@@ -200,14 +342,28 @@ def read_series_csv(source: str | Path | TextIO) -> Series:
     return _read_rows(reader, reader.fieldnames or [])
 
 
-def write_results_csv(target: str | Path | TextIO, result: BacktestResult) -> None:
-    """Write ``timestamp,value,score,flag`` rows (ISO UTC times; empty score when missing)."""
+def write_results_csv(
+    target: str | Path | TextIO, result: BacktestResult | Iterable[BacktestResult]
+) -> int:
+    """Write ``timestamp,value,score,flag`` rows (ISO UTC times; empty score when missing).
+
+    ``result`` may be a stream of chunks (:func:`iter_backtest_stored`): each is written as
+    it comes. Returns the number of points written.
+    """
     if isinstance(target, str | Path):
         with Path(target).open("w", newline="", encoding="utf-8") as handle:
-            write_results_csv(handle, result)
-        return
+            return write_results_csv(handle, result)
     writer = csv.writer(target, lineterminator="\n")
     writer.writerow(["timestamp", "value", "score", "flag"])
+    chunks = [result] if isinstance(result, BacktestResult) else result
+    written = 0
+    for chunk in chunks:
+        _write_rows(writer, chunk)
+        written += chunk.scores.size
+    return written
+
+
+def _write_rows(writer: _RowWriter, result: BacktestResult) -> None:
     for t, v, s, f in zip(result.times_s, result.values, result.scores, result.flags, strict=True):
         stamp = datetime.fromtimestamp(float(t), UTC).isoformat().replace("+00:00", "Z")
         value = "" if math.isnan(v) else repr(float(v))
@@ -235,7 +391,15 @@ def _parser() -> argparse.ArgumentParser:
         prog="hanoi-ioc backtest",
         description="Score a timestamp,value series with one detector, strictly streaming.",
     )
-    parser.add_argument("--csv", type=Path, help="input CSV with timestamp and value columns")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--csv", type=Path, help="input CSV with timestamp and value columns")
+    source.add_argument("--sensor", help="a stored series: <station>.<quantity>")
+    parser.add_argument("--since", type=_moment, help="stored series from (ISO 8601; UTC if naive)")
+    parser.add_argument("--until", type=_moment, help="stored series until, excluded")
+    parser.add_argument(
+        "--database-url", default=os.environ.get("DATABASE_URL", _EMBEDDED_URL),
+        help="libpq URL (default: env DATABASE_URL, else the embedded server of `up`)",
+    )  # fmt: skip
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=sorted(DETECTORS))
     parser.add_argument("--param", type=_param, action="append", default=[], metavar="K=V")
     parser.add_argument("--threshold", type=float, help="default: the detector's own")
@@ -246,7 +410,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
-    """Command-line entry (``hanoi-ioc backtest --csv in.csv --detector X --out out.csv``).
+    """Command-line entry (``hanoi-ioc backtest --csv in.csv`` or ``--sensor st.q``).
 
     Returns:
         0 on success, 2 on bad arguments or unreadable input.
@@ -257,24 +421,46 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         for name, cls in sorted(DETECTORS.items()):
             out.write(f"{name}\t{cls.default_threshold}\t{cls.catches}\n")
         return 0
-    if args.csv is None:
-        sys.stderr.write("backtest: --csv is required (stored-data mode is wired by the CLI)\n")
+    if args.csv is None and args.sensor is None:
+        sys.stderr.write("backtest: give --csv FILE or --sensor <station>.<quantity>\n")
         return 2
     try:
-        series = read_series_csv(args.csv)
-        result = backtest(
-            series.times_s, series.values, args.detector, threshold=args.threshold,
-            protect=not args.no_protect, **dict(args.param),
-        )  # fmt: skip
-    except (ProcessingError, OSError) as exc:
+        results = _results(args)
+        target: str | TextIO = out if args.out == "-" else args.out
+        points = write_results_csv(target, _counting(results, flagged := [0]))
+    except (ProcessingError, OSError, psycopg.Error) as exc:
         sys.stderr.write(f"backtest: {exc}\n")
         return 2
-    if args.out == "-":
-        write_results_csv(out, result)
-    else:
-        write_results_csv(args.out, result)
-    logger.info(
-        "backtest %s: %d points, %d flagged (threshold %.3f)",
-        result.detector, result.scores.size, result.n_flagged, result.threshold,
-    )  # fmt: skip
+    logger.info("backtest %s: %d points, %d flagged", args.detector, points, flagged[0])
     return 0
+
+
+def _results(args: argparse.Namespace) -> BacktestResult | Iterator[BacktestResult]:
+    options: dict[str, ParamValue] = dict(args.param)
+    if args.sensor is not None:
+        return iter_backtest_stored(
+            args.database_url, args.sensor, args.detector, since=args.since, until=args.until,
+            threshold=args.threshold, protect=not args.no_protect, params=options,
+        )  # fmt: skip
+    series = read_series_csv(args.csv)
+    return backtest(
+        series.times_s, series.values, args.detector, threshold=args.threshold,
+        protect=not args.no_protect, **options,
+    )  # fmt: skip
+
+
+def _counting(
+    results: BacktestResult | Iterator[BacktestResult], flagged: list[int]
+) -> Iterator[BacktestResult]:
+    for chunk in [results] if isinstance(results, BacktestResult) else results:
+        flagged[0] += chunk.n_flagged
+        yield chunk
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        msg = f"{text!r} is not an ISO 8601 time"
+        raise argparse.ArgumentTypeError(msg) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
