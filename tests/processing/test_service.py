@@ -10,7 +10,7 @@ from ingest.registry import register_stations
 from processing.service import ProcessingService
 from processing.settings import ProcessingSettings
 from tests.fixtures.mqtt import Broker
-from tests.fixtures.readings import FLOOD, TEST_STATIONS, flood_sample
+from tests.fixtures.readings import AIR, FLOOD, TEST_STATIONS, air_sample, flood_sample
 from tests.ingest.test_service import publish
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt, pytest.mark.anyio]
@@ -64,3 +64,52 @@ async def test_flood_alert_is_committed_then_announced(
     assert details["cleared_observed_at"] == (t0 + timedelta(minutes=7)).isoformat()[:19] + "Z"
     still_open = {r[6] for r in rows if r[2] != "cleared"}
     assert service.stats()["open_alerts"] == len(still_open)
+
+
+async def test_a_silent_sensor_raises_and_clears_through_the_lifecycle(
+    db_url: str, mqtt_broker: Broker, topic_root: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await register_stations(conn, TEST_STATIONS)
+    settings = ProcessingSettings(
+        database_url=db_url, mqtt_url=mqtt_broker.url, topic_root=topic_root,
+        instance=f"silence-{topic_root.split('/')[0]}", batch_max_age_s=0.05,
+    )  # fmt: skip
+    flood_topic = f"{topic_root}/flood/{FLOOD.station_id}/telemetry"
+    air_topic = f"{topic_root}/air/{AIR.station_id}/telemetry"
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=45)
+    messages = []
+    for minute in range(40):
+        at = t0 + timedelta(minutes=minute)
+        messages.append((air_topic, air_sample(at, 30.0 + minute % 3)))
+        if not 10 <= minute < 30:  # the flood sensor says nothing for twenty minutes
+            messages.append((flood_topic, flood_sample(at, 0.5)))
+    service = ProcessingService(settings)
+    async with service:
+        await service.consumer.wait_connected()
+        runner = asyncio.create_task(service.run())
+        await asyncio.to_thread(publish, mqtt_broker, messages)
+        async with asyncio.timeout(30):
+            while service.pipeline.counts["acked_messages"] < len(messages):
+                await asyncio.sleep(0.05)
+        service.stop()
+        await runner
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute(
+            "SELECT a.dedup_key, a.category, a.quantity, a.title_vi, a.title_en, a.state, "
+            "a.details, array_agg(e.action ORDER BY e.event_id) FROM alerts a "
+            "JOIN alert_events e USING (alert_id) GROUP BY a.alert_id"
+        )
+        rows = await cur.fetchall()
+    (row,) = [r for r in rows if r[0].startswith("sensor_silent:")]
+    key, category, quantity, title_vi, title_en, state, details, actions = row
+    assert key == f"sensor_silent:{FLOOD.station_id}"
+    assert (category, quantity, state) == ("sensor_health", None, "cleared")
+    assert title_vi.startswith("Mất tín hiệu")
+    assert title_en.startswith("Sensor silent")
+    assert actions == ["raised", "cleared"]
+    # judged in event time: silent from minute 9, called about five minutes later
+    raised = datetime.fromisoformat(details["raised_observed_at"].replace("Z", "+00:00"))
+    assert t0 + timedelta(minutes=13) <= raised <= t0 + timedelta(minutes=16)
+    cleared = datetime.fromisoformat(details["cleared_observed_at"].replace("Z", "+00:00"))
+    assert t0 + timedelta(minutes=29) <= cleared <= t0 + timedelta(minutes=31)
