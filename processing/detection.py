@@ -55,8 +55,10 @@ DEFAULT_LANES: Final[tuple[LaneSpec, ...]] = (
              frozenset({Quantity.PM25, Quantity.NO2}), cadence="hourly"),
     LaneSpec("stuck", "flatline", {"floor_visits": 2},
              _AIR | _WATER | frozenset({Quantity.SPEED})),
+    # Not rain: a tipping bucket reports counts, steady rain repeats the same count, and its
+    # real failure (a clog) reads 0, which no flatline test can tell from dry weather.
     LaneSpec("stuck_zero_ok", "flatline", {"exempt_value": 0.0},
-             frozenset({Quantity.RAINFALL, Quantity.WATER_DEPTH})),
+             frozenset({Quantity.WATER_DEPTH})),
     LaneSpec(SPIKE_LANE, "spike", quantities=_AIR | _WATER | frozenset({Quantity.WATER_DEPTH})),
     LaneSpec("neighbours", "spatial", {"log": True},
              frozenset({Quantity.PM25, Quantity.PM10})),

@@ -2,7 +2,8 @@
 
 :class:`Engine` is everything the processing service decides, without I/O: the detector
 bank, the threshold rules, the derived series (VN_AQI, flood nowcasts), the silence watch
-the air-quality alerts from the hourly VN_AQI and the alert lifecycle. The service feeds it
+the air-quality alerts from the hourly VN_AQI, the heavy-rain alerts from the gauges'
+trailing accumulation and the alert lifecycle. The service feeds it
 each batch and commits what it returns. Lanes of ``hourly`` cadence see the hourly means of
 their quantities as the hours close (pollution episodes are judged on hours, not minutes).
 
@@ -43,6 +44,7 @@ from processing.derived import DerivedSeries, IndexRow
 from processing.detection import DEFAULT_LANES, conditions_from, spike_positions
 from processing.errors import DetectorConfigError
 from processing.lifecycle import Command, Lifecycle
+from processing.rainfall import RainAccumulator
 from processing.rules import DEFAULT_RULES, Condition, ThresholdRule, evaluate
 from processing.silence import SilenceWatch
 
@@ -123,6 +125,7 @@ class Engine:
         self.bank = DetectorBank(list(self.lanes))
         self.derived = DerivedSeries(lead_time_s=lead_time_s)
         self.silence = SilenceWatch(min_silence_s=min_silence_s)
+        self.rain = RainAccumulator()
         self.slice_s = slice_s
         self._rules: dict[Quantity, list[ThresholdRule]] = defaultdict(list)
         for rule in rules:
@@ -167,6 +170,7 @@ class Engine:
         conditions += conditions_from(scored, stations, watched, spikes)
         conditions += self.derived.forecasts(chunk, stations, watched)
         conditions += aqi_conditions(rows, stations)
+        conditions += self.rain.conditions(chunk, stations)
         hourly = self.derived.take_hourly()
         if hourly:
             conditions += conditions_from(self.bank.process(hourly, "hourly"), stations, watched)

@@ -55,6 +55,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Final
 
@@ -62,8 +63,10 @@ import numpy as np
 
 from hanoi_ioc.evaluate.records import AlertRecord
 from ingest.wire import TruthEvent
+from processing.air_quality import AIR_QUALITY_RULE
 from processing.derived import FORECAST_RULE
 from processing.detection import DEFAULT_LANES, PROFILES, SILENCE_LANE, SPIKE_LANE
+from processing.rainfall import HEAVY_RAIN_RULE
 from processing.rules import DEFAULT_RULES
 from processing.silence import SILENT_RULE
 
@@ -82,7 +85,9 @@ __all__ = [
 _HOUR: Final = 3600.0
 
 SYSTEM_RULES: Final = frozenset(
-    {r.name for r in DEFAULT_RULES} | set(PROFILES) | {FORECAST_RULE, SILENT_RULE}
+    {r.name for r in DEFAULT_RULES}
+    | set(PROFILES)
+    | {FORECAST_RULE, SILENT_RULE, AIR_QUALITY_RULE, HEAVY_RAIN_RULE}
 )
 """Every alert rule the live processing configuration can raise."""
 
@@ -256,14 +261,26 @@ def _expected(label: TruthEvent, spec: KindSpec, interval_s: float) -> bool:
     return True
 
 
+def _open_at(alert: AlertRecord, moment: datetime) -> bool:
+    """True when the alert was raised before ``moment`` and not cleared by then."""
+    return alert.raised_at < moment and (alert.cleared_at is None or alert.cleared_at >= moment)
+
+
 def _outcome(
     label: TruthEvent, spec: KindSpec, alerts: Sequence[AlertRecord], interval_s: float
 ) -> tuple[LabelOutcome, list[AlertRecord]]:
     low = label.start.timestamp() - spec.early_s
     high = label.end.timestamp() + spec.late_intervals * interval_s
-    found = [a for a in alerts if a.rule in spec.rules and low <= a.raised_at.timestamp() <= high]
+    found = [
+        a
+        for a in alerts
+        if a.rule in spec.rules
+        and (low <= a.raised_at.timestamp() <= high or _open_at(a, label.start))
+    ]
     first = min(found, key=lambda a: (a.raised_at, a.alert_id)) if found else None
     delay = None if first is None else (first.raised_at - label.start).total_seconds()
+    if first is not None and first.raised_at.timestamp() < low:
+        delay = 0.0  # already open when it started
     outcome = LabelOutcome(
         label, _expected(label, spec, interval_s), first, delay,
         None if delay is None else delay / interval_s, len(found),

@@ -28,9 +28,11 @@ def label(
 _ids = iter(range(1, 10_000))
 
 
-def alert(station: str, rule: str, minute: float, quantity: str | None = None) -> AlertRecord:
+def alert(
+    station: str, rule: str, minute: float, quantity: str | None = None, cleared: float = 1e4
+) -> AlertRecord:
     return AlertRecord(next(_ids), rule, "event", station, quantity, Severity.MINOR,
-                       T0 + minute * MINUTE)  # fmt: skip
+                       T0 + minute * MINUTE, T0 + cleared * MINUTE)  # fmt: skip
 
 
 def every_minute(_: str) -> float:
@@ -62,7 +64,8 @@ def test_early_warnings_count_within_the_allowance_only() -> None:
     labels = [label("fd-a", "flood", 200, 260), label("fd-b", "flood", 200, 260)]
     alerts = [
         alert("fd-a", "flood_forecast", 200 - early + 1),  # a forecast 59 min ahead
-        alert("fd-b", "flood_forecast", 200 - early - 5),  # 65 min ahead: unrelated
+        # 65 min ahead and cleared before the flood began: unrelated
+        alert("fd-b", "flood_forecast", 200 - early - 5, cleared=150),
     ]
     scoring = score_alerts(labels, alerts, every_minute)
     flood = scoring.kind("flood")
@@ -153,3 +156,19 @@ def test_unscored_kinds_are_counted_and_kinds_without_a_detector_say_so() -> Non
 def test_percentiles_interpolate() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([], 90) is None
+
+
+def test_an_alert_still_open_when_a_label_starts_detects_it_at_once() -> None:
+    burst, tail = label("rg-a", "heavy_rain", 0, 360), label("rg-a", "heavy_rain", 360, 1000)
+    still_open = AlertRecord(1, "heavy_rain", "event", "rg-a", "rainfall", Severity.SEVERE,
+                             T0 + 30 * MINUTE, T0 + 1100 * MINUTE)  # fmt: skip
+    cleared = AlertRecord(2, "heavy_rain", "event", "rg-b", "rainfall", Severity.SEVERE,
+                          T0 + 30 * MINUTE, T0 + 300 * MINUTE)  # fmt: skip
+    other_tail = label("rg-b", "heavy_rain", 360, 1000)
+    scoring = score_alerts([burst, tail, other_tail], [still_open, cleared], every_minute)
+    rain = scoring.kind("heavy_rain")
+    delays = {(str(o.label.station_id), o.label.start): o.delay_s for o in rain.outcomes}
+    assert delays[("rg-a", burst.start)] == 30 * 60.0
+    assert delays[("rg-a", tail.start)] == 0.0
+    assert delays[("rg-b", other_tail.start)] is None  # cleared before it began
+    assert rain.false_alerts == 1  # rg-b's alert matched nothing

@@ -81,7 +81,7 @@ def test_backfill_batches_decide_what_the_live_stream_decides() -> None:
         backfill_commands += backfill.process([batch[i] for i in order]).commands
     assert summary(backfill_commands) == summary(live_commands)
     keys = {c.alert.dedup_key for c in live_commands if isinstance(c, Raise)}
-    assert {"flood_depth:fd-a", "flood_forecast:fd-a"} <= keys
+    assert {"flood_depth:fd-a", "flood_forecast:fd-a", "heavy_rain:rg-a"} <= keys
 
 
 def test_the_forecast_warns_before_the_street_floods() -> None:

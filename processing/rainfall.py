@@ -1,0 +1,138 @@
+"""Heavy-rain alerts from the rain gauges' trailing accumulation (pure).
+
+Hanoi's drainage rule of thumb (domain reference §6.1, [V] Hanoi Drainage Co. statements):
+under 50 mm in two hours the streets stay dry, 50–100 mm floods the known hotspots, over
+100 mm overloads the system. Each gauge's rain over the trailing ``window_s`` (two hours)
+becomes a condition ``heavy_rain:<gauge>``:
+
+- ≥ 30 mm minor ("Mưa lớn / Heavy rain", a project threshold [U] that warns before the
+  50 mm the drains are known to fail at), ≥ 50 mm moderate, ≥ 100 mm severe;
+- back to normal under 10 mm.
+
+A reading never counts for more than ``max_rain_mm_h`` over its interval (a gauge glitch of
++30 mm in one minute is not a cloudburst), as in the flood nowcast.
+
+>>> from datetime import UTC, datetime, timedelta
+>>> from ingest.wire import Quantity, Reading, StationId
+>>> acc = RainAccumulator()
+>>> t0 = datetime(2025, 9, 30, tzinfo=UTC)
+>>> out = []
+>>> for m in range(40):  # 1.5 mm a minute: 90 mm/h
+...     at = t0 + timedelta(minutes=m)
+...     out += acc.conditions([Reading(StationId("rg-x"), Quantity.RAINFALL, 1.5, at, at)], {})
+>>> [(c.severity.value, c.reading.value) for c in out if c.severity][:1]
+[('minor', 30.0)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from ingest.registry import StationRef
+from ingest.wire import Quantity, Reading
+from processing.alerts import Severity
+from processing.rules import Condition, Level
+from processing.windows import TimeWindow
+
+__all__ = ["HEAVY_RAIN_RULE", "RainAccumulator", "RainConfig"]
+
+HEAVY_RAIN_RULE: Final = "heavy_rain"
+_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+_S_PER_H: Final = 3600.0
+_DEFAULT_INTERVAL_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RainConfig:
+    """Thresholds of the heavy-rain alert.
+
+    Args:
+        window_s: trailing accumulation window.
+        levels: accumulations (mm) and severities, mildest first.
+        normal_below_mm: back to normal under this accumulation.
+        max_rain_mm_h: plausibility cap of one reading's intensity [U].
+    """
+
+    window_s: float = 2 * _S_PER_H
+    levels: tuple[Level, ...] = (
+        Level(30.0, Severity.MINOR, "Mưa lớn", "Heavy rain"),
+        Level(50.0, Severity.MODERATE, "Mưa lớn, nguy cơ ngập", "Heavy rain, flooding likely"),
+        Level(100.0, Severity.SEVERE, "Mưa rất lớn, quá tải thoát nước",
+              "Very heavy rain, drains overloaded"),
+    )  # fmt: skip
+    normal_below_mm: float = 10.0
+    max_rain_mm_h: float = 200.0
+
+
+class RainAccumulator:
+    """Trailing rain per gauge (bounded windows) and the heavy-rain conditions it implies.
+
+    Args:
+        config: thresholds.
+    """
+
+    def __init__(self, config: RainConfig | None = None) -> None:
+        self.config = config or RainConfig()
+        self._windows: dict[str, TimeWindow] = {}
+
+    def _add(self, reading: Reading) -> float:
+        window = self._windows.get(reading.station_id)
+        if window is None:
+            window = self._windows[reading.station_id] = TimeWindow(self.config.window_s)
+        when = reading.measured_at.timestamp()
+        rain = max(0.0, reading.value)
+        if len(window):
+            span_s = max(when - float(window.times()[-1]), _DEFAULT_INTERVAL_S)
+            rain = min(rain, self.config.max_rain_mm_h * span_s / _S_PER_H)
+        window.append(when, rain)
+        times, values = window.since(when - self.config.window_s + 1e-6)
+        return round(float(values[times <= when].sum()), 1)
+
+    def conditions(
+        self, readings: Iterable[Reading], stations: Mapping[str, StationRef]
+    ) -> list[Condition]:
+        """One condition per rainfall reading, in the order given (other quantities: none)."""
+        out = []
+        for reading in readings:
+            if reading.quantity is not Quantity.RAINFALL:
+                continue
+            total = self._add(reading)
+            level = None
+            for candidate in self.config.levels:
+                if total >= candidate.threshold:
+                    level = candidate
+            marker = Reading(reading.station_id, Quantity.RAINFALL, total, reading.measured_at,
+                             reading.received_at)  # fmt: skip
+            station = stations.get(reading.station_id)
+            out.append(
+                Condition(
+                    f"{HEAVY_RAIN_RULE}:{reading.station_id}", HEAVY_RAIN_RULE, "event", marker,
+                    None if level is None else level.severity,
+                    total < self.config.normal_below_mm,
+                    None if level is None else level.threshold,
+                    ("", "", "", "") if level is None else self._texts(level, marker, station),
+                    f"{HEAVY_RAIN_RULE}:{station.district if station else '?'}",
+                    {} if level is None else {"rain_2h_mm": total},
+                )
+            )  # fmt: skip
+        return out
+
+    def _texts(
+        self, level: Level, marker: Reading, station: StationRef | None
+    ) -> tuple[str, str, str, str]:
+        place = station.name if station else marker.station_id
+        local = marker.measured_at.astimezone(_HANOI).strftime("%H:%M %d/%m/%Y")
+        hours = self.config.window_s / _S_PER_H
+        return (
+            f"{level.name_vi}: {place}",
+            f"{level.name_en}: {place}",
+            f"Trạm đo mưa {place} ghi nhận {marker.value:.0f} mm trong {hours:g} giờ qua "
+            f"(đến {local}, giờ Hà Nội), vượt ngưỡng {level.threshold:g} mm. Theo dõi các điểm "
+            "ngập phía hạ lưu.",
+            f"Rain gauge {place} measured {marker.value:.0f} mm in the last {hours:g} h "
+            f"(to {local}, Hanoi time), above {level.threshold:g} mm. Watch the flood hotspots "
+            "downstream.",
+        )
