@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from ingest.registry import RegistrySnapshot, StationRef
 from ingest.wire import Quantity, Reading, SensorInfo, StationInfo
 from processing.air_quality import aqi_conditions
-from processing.bank import DetectorBank, LaneSpec
+from processing.bank import BankResult, DetectorBank, LaneSpec
 from processing.derived import DerivedSeries, IndexRow
-from processing.detection import DEFAULT_LANES, conditions_from, spike_positions
+from processing.detection import DEFAULT_LANES, SPIKE_LANE, conditions_from, spike_positions
 from processing.errors import DetectorConfigError
 from processing.lifecycle import Command, Lifecycle
 from processing.rainfall import RainAccumulator
@@ -131,6 +131,9 @@ class Engine:
         for rule in rules:
             self._rules[rule.quantity].append(rule)
         self._registry = RegistrySnapshot({}, {})
+        # spike verdicts waiting for the sensor's next reading, and its last ordinary value
+        self._spikes: dict[str, tuple[Condition, float]] = {}
+        self._before: dict[str, float] = {}
 
     @property
     def stations(self) -> Mapping[str, StationRef]:
@@ -167,7 +170,8 @@ class Engine:
             else c
             for c in evaluate(chunk, self._rules, stations)
         ]
-        conditions += conditions_from(scored, stations, watched, spikes)
+        lanes = conditions_from(scored, stations, watched, spikes)
+        conditions += self._isolated_spikes(scored, lanes)
         conditions += self.derived.forecasts(chunk, stations, watched)
         conditions += aqi_conditions(rows, stations)
         conditions += self.rain.conditions(chunk, stations)
@@ -182,6 +186,34 @@ class Engine:
             self.silence.conditions(silences, stations, self.lifecycle.open_keys, reported), result
         )
         return sum(int(lane.flags.sum()) for lane in scored.lanes)
+
+    def _isolated_spikes(self, scored: BankResult, conditions: list[Condition]) -> list[Condition]:
+        """Lane conditions, with a spike reported only once the next reading shows it isolated.
+
+        A reading far from the recent median is a spike only if the sensor's next reading
+        comes back (at least halfway to where it was); if it stays away, it was the start
+        of a rise or a step — a street flooding, a plume arriving — and the event lanes and
+        rules speak for it, not a sensor-health note.
+        """
+        flagged = {id(c.reading): c for c in conditions if c.rule == SPIKE_LANE and c.severity}
+        out = [c for c in conditions if id(c.reading) not in flagged]
+        for lane in scored.lanes:
+            if lane.lane != SPIKE_LANE:
+                continue
+            for position, flag in zip(lane.indices.tolist(), lane.flags.tolist(), strict=True):
+                reading = scored.readings[position]
+                sensor = reading.sensor_id
+                pending = self._spikes.pop(sensor, None)
+                if pending is not None and not flag:
+                    held, before = pending
+                    if abs(reading.value - before) <= 0.5 * abs(held.reading.value - before):
+                        out.append(held)
+                if flag and id(reading) in flagged:
+                    before = self._before.get(sensor, reading.value)
+                    self._spikes[sensor] = (flagged[id(reading)], before)
+                elif not flag:
+                    self._before[sensor] = reading.value
+        return out
 
     def _step(self, conditions: list[Condition], result: EngineResult) -> None:
         for condition in conditions:

@@ -10,7 +10,11 @@ The rules, in full — the report restates them so a reader can check every numb
    of the reading that raised it) within ``[start − early, end + late]`` of the label:
    ``early`` is the kind's early-warning allowance (an alert raised up to an hour before a
    flood starts is a forecast, not a false alarm), ``late`` is a few of the station's sample
-   intervals after the label ended.
+   intervals after the label ended. An alert raised earlier that is still *open* when the
+   label starts also matches, with delay 0 (one heavy-rain alert covering a storm's burst
+   and then its tail: the operator already has it on screen). Alerts raised during the
+   spin-up before the scenario and still open at its start are *carried over*: they may
+   detect a label that way, but are never counted as false alarms.
 3. **One detection per label.** The earliest matching alert detects the label; its
    **detection delay** is ``raised − start`` (negative: raised before the label started,
    i.e. an early warning), also given in the station's sample intervals. Further matching
@@ -299,7 +303,9 @@ def _summary(
     expected = [o for o in outcomes if o.expected]
     detected = [o for o in expected if o.alert is not None]
     true_alerts = [a for a in candidates if kind in explained.get(a.alert_id, ())]
-    false_alarms = tuple(a for a in candidates if not explained.get(a.alert_id))
+    false_alarms = tuple(
+        a for a in candidates if not explained.get(a.alert_id) and not a.carried_over
+    )
     judged = len(true_alerts) + len(false_alarms)
     delays = [o.delay_s for o in detected if o.delay_s is not None]
     steps = [o.delay_intervals for o in detected if o.delay_intervals is not None]
@@ -359,5 +365,5 @@ def score_alerts(
             continue
         scores.append(_summary(kind, outcomes.get(kind, []), candidates, explained,
                                bool(spec.rules & known_rules)))  # fmt: skip
-    unmatched = tuple(a for a in all_alerts if not explained.get(a.alert_id))
+    unmatched = tuple(a for a in all_alerts if not explained.get(a.alert_id) and not a.carried_over)
     return Scoring(tuple(scores), unmatched, dict(unscored))

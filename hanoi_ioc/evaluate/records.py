@@ -39,6 +39,9 @@ class AlertRecord:
         cleared_at: measurement time at which it cleared (None: still open at the end).
         severity_at: first measurement time at which each severity was reached.
         title_en: English title (for the report).
+        carried_over: raised before the scored period (during the spin-up) and still open
+            in it: it may detect a label that starts while it is open, but is never
+            counted as a false alarm of the scored period.
     """
 
     alert_id: int
@@ -51,6 +54,7 @@ class AlertRecord:
     cleared_at: datetime | None = None
     severity_at: Mapping[Severity, datetime] = field(default_factory=dict)
     title_en: str = ""
+    carried_over: bool = False
 
     def reached(self, severity: Severity) -> datetime | None:
         """First time the alert stood at ``severity`` or worse (None: never)."""

@@ -290,8 +290,13 @@ async def _collect(
 ) -> RunResult:
     stations: dict[str, StationInfo] = {str(s.station_id): s for s in fleet}
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        # Alerts of the spin-up are not scored (nothing was labelled there).
-        alerts = [a for a in await read_alerts(conn) if a.raised_at >= period[0]]
+        # Alerts of the spin-up are not scored (nothing was labelled there), except those
+        # still open when the scenario starts: carried over, they may detect what follows.
+        alerts = [
+            a if a.raised_at >= period[0] else dataclasses.replace(a, carried_over=True)
+            for a in await read_alerts(conn)
+            if a.raised_at >= period[0] or a.cleared_at is None or a.cleared_at >= period[0]
+        ]
         panels = select_panels(labels, alerts, stations)
         upstream = upstream_gauges(stations)
         floods = {(x.station_id, "water_depth") for x in labels if x.kind == "flood"}

@@ -172,3 +172,16 @@ def test_an_alert_still_open_when_a_label_starts_detects_it_at_once() -> None:
     assert delays[("rg-a", tail.start)] == 0.0
     assert delays[("rg-b", other_tail.start)] is None  # cleared before it began
     assert rain.false_alerts == 1  # rg-b's alert matched nothing
+
+
+def test_alerts_carried_over_from_the_spin_up_detect_but_never_count_as_false() -> None:
+    early = AlertRecord(1, "pm25_high", "event", "aq-a", "pm25", Severity.MODERATE,
+                        T0 - 300 * MINUTE, None, carried_over=True)  # fmt: skip
+    stale = AlertRecord(2, "pm25_high", "event", "aq-b", "pm25", Severity.MODERATE,
+                        T0 - 300 * MINUTE, None, carried_over=True)  # fmt: skip
+    scoring = score_alerts([label("aq-a", "pollution_episode", 10, 400)], [early, stale],
+                           every_minute)  # fmt: skip
+    episode = scoring.kind("pollution_episode")
+    assert (episode.detected, episode.true_alerts, episode.false_alerts) == (1, 1, 0)
+    assert episode.delay_median_s == 0.0
+    assert scoring.unmatched == ()

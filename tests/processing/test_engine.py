@@ -108,6 +108,8 @@ def test_an_isolated_spike_raises_no_event_alert_but_a_step_does() -> None:
     ).commands
     flood = [c for c in step if isinstance(c, Raise) and c.alert.rule == "flood_depth"]
     assert len(flood) == 1
+    # the jump stays: a rise, not a glitch, so no sensor-health "spike" note this time
+    assert not [c for c in step if isinstance(c, Raise) and c.alert.rule == "spike"]
     # held for one reading, then acted upon at the confirming reading's severity
     assert flood[0].alert.observed_at == T0 + timedelta(minutes=46)
     assert flood[0].alert.severity is Severity.SEVERE
