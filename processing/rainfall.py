@@ -5,8 +5,9 @@ under 50 mm in two hours the streets stay dry, 50–100 mm floods the known hots
 100 mm overloads the system. Each gauge's rain over the trailing ``window_s`` (two hours)
 becomes a condition ``heavy_rain:<gauge>``:
 
-- ≥ 30 mm minor ("Mưa lớn / Heavy rain", a project threshold [U] that warns before the
-  50 mm the drains are known to fail at), ≥ 50 mm moderate, ≥ 100 mm severe;
+- ≥ 20 mm minor ("Mưa lớn / Heavy rain": 10 mm/h kept up for two hours, the lower bound of
+  "heavy" in the WMO-style hourly scale the reference suggests, §6.2 [U]; it warns before
+  the 50 mm the drains are known to fail at), ≥ 50 mm moderate, ≥ 100 mm severe;
 - back to normal under 10 mm.
 
 A reading never counts for more than ``max_rain_mm_h`` over its interval (a gauge glitch of
@@ -21,7 +22,7 @@ A reading never counts for more than ``max_rain_mm_h`` over its interval (a gaug
 ...     at = t0 + timedelta(minutes=m)
 ...     out += acc.conditions([Reading(StationId("rg-x"), Quantity.RAINFALL, 1.5, at, at)], {})
 >>> [(c.severity.value, c.reading.value) for c in out if c.severity][:1]
-[('minor', 30.0)]
+[('minor', 21.0)]
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class RainConfig:
 
     window_s: float = 2 * _S_PER_H
     levels: tuple[Level, ...] = (
-        Level(30.0, Severity.MINOR, "Mưa lớn", "Heavy rain"),
+        Level(20.0, Severity.MINOR, "Mưa lớn", "Heavy rain"),
         Level(50.0, Severity.MODERATE, "Mưa lớn, nguy cơ ngập", "Heavy rain, flooding likely"),
         Level(100.0, Severity.SEVERE, "Mưa rất lớn, quá tải thoát nước",
               "Very heavy rain, drains overloaded"),
