@@ -19,10 +19,12 @@ alerts the live stream would have. A sensor is called silent only when
   uploading a backlog (a gateway catching up, a backfill where some devices run behind
   others, a device clock running late) is late, not silent — it keeps delivering, only
   older data; a dead one delivers nothing. *When* something arrived is itself expressed in
-  event time: each reading of a batch, in arrival order, gets the 90th percentile of the
-  measurement times of the ``arrival_window`` readings that arrived up to it (the front of
-  the stream, robust to a few fast clocks; never decreasing), and the silence check at
-  watermark ``W`` counts only what had arrived by then. Live, both
+  event time: each reading, in arrival order, is marked with the *front* of the stream — the
+  latest measurement time that has arrived, leaving out clocks more than ``max_lead_s``
+  ahead of both the front so far and the bulk of the last ``arrival_window`` arrivals
+  (their 70th percentile; never decreasing) — and the silence check at
+  watermark ``W`` counts only what had arrived by then. The watermark itself never passes
+  the front, so a device whose clock runs hours ahead cannot make the city look silent. Live, both
   conditions coincide; in a backfill this keeps per-device lag from looking like silence
   while a gap inside one big batch is still seen;
 - gaps are counted from no earlier than the moment this watch began (after a restart nobody
@@ -52,7 +54,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final
@@ -73,7 +75,7 @@ __all__ = ["SILENT_RULE", "SilenceWatch"]
 
 FloatArray = npt.NDArray[np.float64]
 SILENT_RULE: Final = "sensor_silent"
-_FRONT_PERCENTILE: Final = 90.0
+_BULK_PERCENTILE: Final = 70.0
 _HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -91,7 +93,9 @@ class SilenceWatch:
     Args:
         min_silence_s: shortest gap ever called a silence, whatever the interval.
         severity: severity of a silence alert.
-        arrival_window: readings whose median measurement time marks an arrival.
+        arrival_window: recent arrivals that mark the front of the stream.
+        max_lead_s: a measurement time this far ahead of the bulk of the recent arrivals is a
+            clock error, not the front.
     """
 
     def __init__(
@@ -99,7 +103,8 @@ class SilenceWatch:
         *,
         min_silence_s: float = 300.0,
         severity: Severity = Severity.MINOR,
-        arrival_window: int = 32,
+        arrival_window: int = 64,
+        max_lead_s: float = 600.0,
     ) -> None:
         if not min_silence_s >= 0:
             msg = f"min_silence_s must be >= 0, got {min_silence_s!r}"
@@ -109,7 +114,10 @@ class SilenceWatch:
         self.arrival_window = max(1, arrival_window)
         self.watermark_s = -math.inf
         self.since_s: float | None = None
-        self._heard: dict[str, float] = {}  # sensor -> watermark when it last delivered
+        self.max_lead_s = max_lead_s
+        self.front_s = -math.inf  # the front of what has arrived, in event time
+        self._recent: deque[float] = deque(maxlen=self.arrival_window - 1)
+        self._heard: dict[str, float] = {}  # sensor -> front when it last delivered
         self._batch: dict[str, FloatArray] = {}  # sensor -> arrival marks in this batch
 
     def arriving(self, readings: Sequence[Reading]) -> None:
@@ -118,11 +126,23 @@ class SilenceWatch:
         self._batch = {}
         if not times.size:
             return
-        k = min(self.arrival_window, times.size)
-        padded = np.concatenate([np.full(k - 1, np.nan), times])
+        k = self.arrival_window
+        earlier = np.asarray(self._recent, dtype=np.float64)
+        padded = np.concatenate([np.full(k - 1 - earlier.size, np.nan), earlier, times])
+        windows = sliding_window_view(padded, k)[-times.size :]
         with np.errstate(all="ignore"):
-            marks = np.nanpercentile(sliding_window_view(padded, k), _FRONT_PERCENTILE, axis=1)
-        marks = np.fmax.accumulate(np.nan_to_num(marks, nan=-np.inf))
+            bulk = np.nanpercentile(windows, _BULK_PERCENTILE, axis=1)
+        marks = np.empty(times.size)
+        front = self.front_s
+        lead = self.max_lead_s
+        # The front advances with each arrival, unless that clock is far ahead of both the
+        # front so far and the bulk of recent arrivals (a device hours ahead, say).
+        for i, (moment, usual) in enumerate(zip(times.tolist(), bulk.tolist(), strict=True)):
+            if moment <= max(front, usual) + lead or not math.isfinite(front):
+                front = max(front, moment)
+            marks[i] = front
+        self.front_s = float(marks[-1])
+        self._recent.extend(times.tolist())
         heard: dict[str, list[float]] = defaultdict(list)
         for reading, mark in zip(readings, marks.tolist(), strict=True):
             heard[reading.sensor_id].append(mark)
@@ -145,11 +165,15 @@ class SilenceWatch:
         return heard
 
     def advance(self, readings: Sequence[Reading]) -> None:
-        """Move the watermark with a slice's readings (never backwards)."""
+        """Move the watermark with a slice's readings (never backwards, never past the front)."""
         finite = [t for r in readings if math.isfinite(t := r.measured_at.timestamp())]
         if not finite:
             return
-        self.watermark_s = max(self.watermark_s, statistics.median(finite))
+        candidate = statistics.median(finite)
+        if math.isfinite(self.front_s):
+            # a slice of one device's far-future clock alone must not move "now"
+            candidate = min(candidate, self.front_s)
+        self.watermark_s = max(self.watermark_s, candidate)
         if self.since_s is None:
             self.since_s = self.watermark_s
 

@@ -20,14 +20,15 @@ import asyncio
 import contextlib
 import logging
 import shlex
+import signal
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Literal, TextIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -43,6 +44,7 @@ from simulators.scenario import parse_duration
 __all__ = ["labelled_scenarios", "main"]
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def labelled_scenarios() -> list[str]:
@@ -174,6 +176,7 @@ async def _run(args: argparse.Namespace, argv: Sequence[str], stream: TextIO) ->
     out: Path = args.out
     assessments: list[Assessment] = []
     plots: dict[str, list[str]] = {}
+    interrupted = False
     with (
         tempfile.TemporaryDirectory(prefix="hanoi-evaluate-") as tmp,
         _servers(args, Path(tmp)) as servers,
@@ -181,7 +184,12 @@ async def _run(args: argparse.Namespace, argv: Sequence[str], stream: TextIO) ->
         for scenario in scenarios:
             spec = RunSpec(scenario, args.seed, start, duration, stations, not args.no_faults,
                            warmup)  # fmt: skip
-            assessment, files = await _evaluate_one(spec, servers, out, args.keep_db)
+            outcome = await _interruptible(_evaluate_one(spec, servers, out, args.keep_db))
+            if outcome is None:
+                interrupted = True
+                _say(stream, f"\nInterrupted during {scenario}: reporting what was finished.")
+                break
+            assessment, files = outcome
             assessments.append(assessment)
             plots[assessment.run.scenario] = files
             _summarise(stream, assessment)
@@ -191,7 +199,30 @@ async def _run(args: argparse.Namespace, argv: Sequence[str], stream: TextIO) ->
     failed = [f"{a.run.scenario}: {t.name}" for a in assessments for t in a.failed]
     if failed:
         _say(stream, "Targets missed: " + "; ".join(failed))
+    if interrupted:
+        return 130
     return 1 if failed and args.strict else 0
+
+
+async def _interruptible(work: Coroutine[None, None, _T]) -> _T | None:
+    """Run ``work``; Ctrl-C or SIGTERM cancels it (its services shut down) and gives None."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, task.cancel)
+            installed.append(sig)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # we were cancelled ourselves, not by a signal
+        return None
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:

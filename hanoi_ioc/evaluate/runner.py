@@ -6,6 +6,8 @@ in production: the services are the real :class:`~ingest.service.IngestService` 
 is the simulated fleet, and the simulator's :class:`~simulators.Publisher` backfills the
 scenario at ``--speed max`` with its ground truth written to a JSON-lines truth file.
 
+Devices keep pace with the simulated clock (one message queued and one in flight each), so
+the interleaving processing sees is the one it would see live; only the clock runs faster.
 Completion is proved by counters, not by waiting: the stream handed to the publisher counts
 every telemetry message it yields; the run is over when processing has acknowledged (after
 committing its alerts) at least that many telemetry messages, ingest has received as many
@@ -72,6 +74,7 @@ logger = logging.getLogger(__name__)
 _ANY_AGE_DAYS: Final = 36500.0  # a century: history is what is evaluated
 _DEFAULT_DURATION_S: Final = 6 * 3600.0  # for scenarios that run until stopped (demo)
 _STALL_S: Final = 300.0  # no counter moved for this long: the run is broken
+_PACE: Final = 1  # messages queued, and in flight, per simulated device
 
 
 class EvaluationError(RuntimeError):
@@ -207,8 +210,12 @@ async def _publish(
         unlabelled = (item for item in spin_up if item.kind is not OutgoingKind.TRUTH)
         stream = itertools.chain(unlabelled, stream)
     with TruthFile(truth) as truth_file:
+        # Live devices keep pace with the clock: one message queued and one in flight per
+        # device keeps them within two reporting intervals of each other, as processing
+        # would see them live (deep per-device queues would let one device's scheduling
+        # hiccup look like minutes of silence at backfill speed).
         publisher = Publisher(settings, fleet, SimClock(period[0], math.inf),
-                              truth_file=truth_file)  # fmt: skip
+                              truth_file=truth_file, window=_PACE)  # fmt: skip
         stats = await publisher.run(_counted(stream, tally, processed, spec.max_backlog))
     logger.info("%s: published %d telemetry messages (%d acknowledged by the broker)",
                 spec.scenario, tally.telemetry, stats.acked)  # fmt: skip
@@ -249,7 +256,8 @@ async def run_scenario(
     name = f"eval-{topic_root.split('/')[0]}"
     ingest, processing = _services(database_url, mqtt_url, mqtt_protocol, topic_root, name)
     sim = SimulatorSettings(mqtt_url=mqtt_url, mqtt_protocol=mqtt_protocol,
-                            topic_root=topic_root, speed=math.inf, seed=spec.seed)  # fmt: skip
+                            topic_root=topic_root, speed=math.inf, seed=spec.seed,
+                            outbox_size=_PACE)  # fmt: skip
     tally = _Tally()
     truth = work_dir / "truth.jsonl"
     truth.unlink(missing_ok=True)

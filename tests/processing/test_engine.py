@@ -197,3 +197,15 @@ def test_a_gap_inside_one_big_batch_is_still_a_silence() -> None:
     commands = e.process(batch).commands  # one batch, in arrival (= time) order
     silent = [c for c in commands if summary([c])[0][1] == "sensor_silent:rg-a"]
     assert [type(c).__name__ for c in silent] == ["Raise", "Clear"]
+
+
+def test_a_clock_hours_ahead_does_not_make_the_city_silent() -> None:
+    e = engine()
+    commands: list[Command] = []
+    for m in range(60):
+        commands += e.process([reading("aq-a", Quantity.PM25, 40.0 + m % 3, m),
+                               reading("rg-a", Quantity.RAINFALL, 0.0, m)]).commands  # fmt: skip
+        if m % 10 == 5:  # a device sending local time as UTC: seven hours "ahead", alone
+            commands += e.process([reading("fd-a", Quantity.WATER_DEPTH, 0.0, m + 420)]).commands
+    assert not [c for c in commands if isinstance(c, Raise)]
+    assert e.silence.watermark_s <= (T0 + timedelta(minutes=60)).timestamp()
