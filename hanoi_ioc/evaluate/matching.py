@@ -164,9 +164,10 @@ KINDS: Final[Mapping[str, KindSpec]] = MappingProxyType(
             _spec("dropout", (SILENT_RULE,), min_span_intervals=5.0,
                   note=f"lost messages (the {SILENCE_LANE} lane calls long bursts)"),
             # A clock hours ahead makes every reading "from the future": quarantined, so the
-            # station falls silent — explained, though no alert is about clocks as such.
+            # station falls silent; minutes off, its readings disagree with its neighbours'
+            # at the same (wrong) time. Explained, though no alert is about clocks as such.
             _spec("clock_skew", (), note="device clock off (small skews are stored as sent)",
-                  related=frozenset({SILENT_RULE})),
+                  related=frozenset({SILENT_RULE, "neighbours"})),
         )
     }
 )  # fmt: skip
