@@ -196,7 +196,7 @@ class Engine:
         rules speak for it, not a sensor-health note.
         """
         flagged = {id(c.reading): c for c in conditions if c.rule == SPIKE_LANE and c.severity}
-        out = [c for c in conditions if id(c.reading) not in flagged]
+        out = [c for c in conditions if not (c.rule == SPIKE_LANE and c.severity)]
         for lane in scored.lanes:
             if lane.lane != SPIKE_LANE:
                 continue
