@@ -27,6 +27,7 @@ __all__ = ["JsonValue", "report_json", "write_report"]
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 _HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+_LISTED: Final = 200  # missed labels and false alarms listed per kind, at most
 _CSS: Final = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
 max-width:1250px;color:#1b2733;padding:0 1em}
@@ -81,6 +82,12 @@ def _kind_json(score: KindScore) -> dict[str, JsonValue]:
             {"station": o.label.station_id, "start": _iso(o.label.start), "end": _iso(o.label.end),
              "detail": o.label.detail}
             for o in score.outcomes if o.expected and o.alert is None
+        ][:_LISTED],
+        "false_alarms": [
+            {"rule": a.rule, "station": a.station_id, "quantity": a.quantity,
+             "severity": a.severity.value, "raised_at": _iso(a.raised_at),
+             "cleared_at": _iso(a.cleared_at)}
+            for a in score.false_alarms[:_LISTED]
         ],
     }  # fmt: skip
 

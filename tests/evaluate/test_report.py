@@ -61,6 +61,8 @@ def test_report_files_hold_the_figures_and_the_plots(tmp_path: Path) -> None:
     scenario = document["scenarios"][0]
     flood = next(k for k in scenario["kinds"] if k["kind"] == "flood")
     assert (flood["recall"], flood["precision"], flood["detected"]) == (1.0, 1.0, 1)
+    assert flood["false_alarms"] == []
+    assert flood["missed"] == []
     lead = scenario["flood_lead_times"][0]
     assert lead["verdict"] == "met"
     assert lead["first_alert_rule"] == "flood_forecast"
