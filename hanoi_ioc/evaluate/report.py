@@ -69,6 +69,15 @@ def _spec_json(spec: KindSpec) -> dict[str, JsonValue]:
     }  # fmt: skip
 
 
+def _missed(score: KindScore) -> list[JsonValue]:
+    missed = [o.label for o in score.outcomes if o.expected and o.alert is None][:_LISTED]
+    return [
+        {"station": str(x.station_id), "start": _iso(x.start), "end": _iso(x.end),
+         "detail": x.detail}
+        for x in missed
+    ]  # fmt: skip
+
+
 def _kind_json(score: KindScore) -> dict[str, JsonValue]:
     return {
         "kind": score.kind, "labels": score.labels, "expected": score.expected,
@@ -78,11 +87,7 @@ def _kind_json(score: KindScore) -> dict[str, JsonValue]:
         "delay_median_s": score.delay_median_s, "delay_p90_s": score.delay_p90_s,
         "delay_median_intervals": score.delay_median_intervals,
         "delay_p90_intervals": score.delay_p90_intervals, "has_detector": score.has_detector,
-        "missed": [
-            {"station": o.label.station_id, "start": _iso(o.label.start), "end": _iso(o.label.end),
-             "detail": o.label.detail}
-            for o in score.outcomes if o.expected and o.alert is None
-        ][:_LISTED],
+        "missed": _missed(score),
         "false_alarms": [
             {"rule": a.rule, "station": a.station_id, "quantity": a.quantity,
              "severity": a.severity.value, "raised_at": _iso(a.raised_at),
