@@ -1,10 +1,15 @@
 """The database writer: one transaction per batch, idempotent, acks after commit.
 
-Per batch: rows go by binary COPY into a per-connection temporary staging table, then
-``INSERT … SELECT … ON CONFLICT DO NOTHING`` into ``readings`` (so a redelivered message
-stores nothing twice), the ``latest`` table is upserted by measurement time, the written
-time range is logged for rollups, and quarantine and device-status rows are added — all in
-the same transaction, so an acknowledgement covers every effect of its message.
+Per batch, in one transaction: the rows go by binary COPY straight into ``readings`` inside
+a savepoint. Only when that hits the unique key (a redelivery after a crash or reconnect:
+the batch holds readings already stored) is the savepoint rolled back and the batch written
+the idempotent way — COPY into a per-connection temporary staging table, then
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` — so a redelivered message stores nothing twice
+either way; for a while after a conflict batches go the staging way directly, since more of
+the redelivery is likely to follow. The ``latest`` table is upserted by measurement time from
+each sensor's newest row of the batch, the written time range is logged for rollups, and
+quarantine and device-status rows are added, all in the same transaction, so an
+acknowledgement covers every effect of its message.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from ingest.batcher import Batch
 from ingest.errors import StorageError
 from ingest.storage import Conn, Strategy
-from ingest.validate import storable
+from ingest.validate import Row, storable
 
 __all__ = ["WriteResult", "Writer", "configure_connection", "heartbeat", "stale_stations"]
 
@@ -34,6 +39,11 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
     received_at timestamptz
 ) ON COMMIT DELETE ROWS"""
 _COPY: Final = "COPY ingest_staging FROM STDIN (FORMAT BINARY)"
+_COPY_DIRECT: Final = (
+    "COPY readings (time, sensor_id, value, quality, received_at) FROM STDIN (FORMAT BINARY)"
+)
+_STAGED_AFTER_CONFLICT_S: Final = 30.0
+"""After a batch met stored readings, write batches the staging way this long."""
 _COPY_TYPES: Final = ["timestamptz", "int4", "float8", "int2", "timestamptz"]
 _INSERT: Final = "INSERT INTO readings SELECT * FROM ingest_staging ON CONFLICT DO NOTHING"
 _LATEST: Final = """
@@ -89,6 +99,9 @@ class Writer:
     def __init__(self, pool: AsyncConnectionPool[Conn], strategy: Strategy) -> None:
         self._pool = pool
         self._strategy = strategy
+        self._staged_until = 0.0
+        self.conflicts = 0
+        """Batches whose direct COPY met readings already stored (then written via staging)."""
         self.stale: frozenset[str] = frozenset()
         """Stations last known to be stale (set by the owner from :func:`stale_stations`): a
         batch with data from one of them records that its data resumed."""
@@ -120,20 +133,30 @@ class Writer:
             stored, len(rows) - stored, quarantined, changes, time.perf_counter() - started
         )
 
-    async def _write_rows(
-        self, conn: Conn, rows: list[tuple[datetime, int, float, int, datetime]]
-    ) -> int:
+    async def _write_rows(self, conn: Conn, rows: list[Row]) -> int:
         if not rows:
             return 0
+        if time.monotonic() >= self._staged_until:
+            try:
+                async with conn.transaction():  # a savepoint: a conflict undoes only this
+                    await _copy(conn, _COPY_DIRECT, rows)
+            except psycopg.errors.UniqueViolation:
+                self._staged_until = time.monotonic() + _STAGED_AFTER_CONFLICT_S
+                self.conflicts += 1
+            else:
+                await self._upsert_latest(conn, newest_per_sensor(rows))
+                return len(rows)
         async with conn.cursor() as cur:
-            async with cur.copy(_COPY) as copy:
-                copy.set_types(_COPY_TYPES)
-                for row in rows:
-                    await copy.write_row(row)
+            await _copy(conn, _COPY, rows)
             await cur.execute(_INSERT)
             stored = cur.rowcount
             await cur.execute(_LATEST)
         return stored
+
+    async def _upsert_latest(self, conn: Conn, rows: list[Row]) -> None:
+        await _copy(conn, _COPY, rows)
+        async with conn.cursor() as cur:
+            await cur.execute(_LATEST)
 
     async def _write_quarantine(self, conn: Conn, batch: Batch) -> int:
         params = [
@@ -176,6 +199,23 @@ class Writer:
                     await cur.execute(_RESUMED, (resumed,))
                     changes += max(cur.rowcount, 0)
         return changes
+
+
+def newest_per_sensor(rows: list[Row]) -> list[Row]:
+    """Each sensor's row with the latest measurement time (the last one on a tie)."""
+    newest: dict[int, Row] = {}
+    for row in rows:
+        held = newest.get(row[1])
+        if held is None or row[0] >= held[0]:
+            newest[row[1]] = row
+    return list(newest.values())
+
+
+async def _copy(conn: Conn, statement: str, rows: list[Row]) -> None:
+    async with conn.cursor() as cur, cur.copy(statement) as copy:
+        copy.set_types(_COPY_TYPES)
+        for row in rows:
+            await copy.write_row(row)
 
 
 async def stale_stations(conn: Conn) -> frozenset[str]:
