@@ -16,7 +16,7 @@ import signal
 from collections import Counter
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -32,7 +32,7 @@ from ingest.wire import Topic
 from ingest.writer import heartbeat
 from processing.bank import BANK_VERSION, DetectorBank
 from processing.derived import store_indices
-from processing.engine import Engine
+from processing.engine import Engine, EngineResult
 from processing.errors import ProcessingError
 from processing.lifecycle import Lifecycle
 from processing.rules import DEFAULT_RULES, ThresholdRule
@@ -43,6 +43,9 @@ __all__ = ["ProcessingService", "run_service"]
 
 
 logger = logging.getLogger(__name__)
+
+_FINAL_WRITE_S: Final = 5.0
+"""How long a stop waits for the last snapshot and the last heartbeat each."""
 
 
 class ProcessingService:
@@ -85,6 +88,7 @@ class ProcessingService:
                 max_age_s=settings.batch_max_age_s,
             ),
             self._handle,
+            shutdown_grace_s=settings.shutdown_grace_s,
         )
         self.lifecycle = Lifecycle(
             clear_after=settings.clear_after_samples, cooldown_s=settings.cooldown_s
@@ -96,6 +100,8 @@ class ProcessingService:
         # The engine runs in a worker thread; registry swaps and snapshots wait for it.
         self._engine_lock = asyncio.Lock()
         self._open_alerts = 0
+        self._decided: tuple[Batch, EngineResult] | None = None
+        """The batch being committed and what the engine decided on it (for a retry)."""
         self._started_at = datetime.now(UTC)
         self.counts: Counter[str] = Counter()
 
@@ -132,34 +138,61 @@ class ProcessingService:
                 tg.create_task(run_every(s.snapshot_interval_s, self.save_state), name="snapshot"),
             ]  # fmt: skip
             await self.pipeline.run()
-            await self.save_state()
-            await self._heartbeat()
             for task in background:
                 task.cancel()
+            # The last snapshot and counters, if the database is there to take them: a
+            # stop must end even when it is not (the snapshot saved last is then used).
+            for final in (self.save_state, self._heartbeat):
+                try:
+                    async with asyncio.timeout(_FINAL_WRITE_S):
+                        await final()
+                except (TimeoutError, psycopg.Error) as exc:
+                    logger.warning("%s at stop not recorded: %s", final.__name__, exc)
 
     async def _handle(self, batch: Batch) -> None:
-        readings = [r for outcome in batch.outcomes for r in outcome.readings]
-        if not readings:
-            return
-        async with self._engine_lock:
-            # numpy work off the event loop; only this task touches the engine meanwhile
-            result = await asyncio.to_thread(self.engine.process, readings)
-            self._open_alerts = len(self.lifecycle.open_keys)
-        self.counts["readings"] += len(readings)
-        self.counts["detections"] += result.detections
+        decided = self._decided
+        if decided is not None and decided[0] is batch:
+            # A retry: the engine already decided this batch (its state moved on, its
+            # lifecycle holds the transitions as made); only their commit failed, so the
+            # same transitions are committed again rather than decided twice.
+            result = decided[1]
+        else:
+            readings = [r for outcome in batch.outcomes for r in outcome.readings]
+            if not readings:
+                return
+            async with self._engine_lock:
+                # numpy work off the event loop; only this task touches the engine meanwhile
+                result = await asyncio.to_thread(self.engine.process, readings)
+                self._open_alerts = len(self.lifecycle.open_keys)
+            self.counts["readings"] += len(readings)
+            self.counts["detections"] += result.detections
+            self._decided = (batch, result)
         if result.commands or result.index_rows:
-            try:
-                async with self._pool.connection() as conn, conn.transaction():
-                    stale = await apply_commands(conn, result.commands)
-                    await store_indices(conn, result.index_rows)
-            except psycopg.Error as exc:
-                msg = f"{len(result.commands)} alert transition(s) not committed: {exc}"
-                raise StorageError(msg) from exc
+            stale = await self._commit(result)
             self.counts["index_rows"] += len(result.index_rows)
             for key in stale:
                 self.lifecycle.forget(key)
             for command in result.commands:
                 self.counts[f"alerts_{type(command).__name__.lower()}"] += 1
+        self._decided = None
+
+    async def _commit(self, result: EngineResult) -> list[str]:
+        """Alert transitions and index rows in one transaction (a bounded wait)."""
+        limit = self.settings.write_timeout_s
+        try:
+            # A database that stops answering on an open connection would otherwise hold
+            # the batch, and every acknowledgement behind it, until the kernel gives up.
+            async with asyncio.timeout(limit):
+                async with self._pool.connection() as conn, conn.transaction():
+                    stale = await apply_commands(conn, result.commands)
+                    await store_indices(conn, result.index_rows)
+        except TimeoutError:
+            msg = f"{len(result.commands)} alert transition(s) not committed within {limit:g} s"
+            raise StorageError(msg) from None
+        except psycopg.Error as exc:
+            msg = f"{len(result.commands)} alert transition(s) not committed: {exc}"
+            raise StorageError(msg) from exc
+        return stale
 
     async def _load_registry(self, conn: Conn) -> None:
         registry = await load_registry(conn)

@@ -51,6 +51,8 @@ class ProcessingSettings(BaseSettings):
     snapshot_interval_s: float = Field(60.0, gt=0)
     heartbeat_interval_s: float = Field(5.0, gt=0)
     registry_refresh_s: float = Field(30.0, gt=0)
+    write_timeout_s: float = Field(30.0, gt=0)  # a commit not done by then is retried
+    shutdown_grace_s: float = Field(30.0, ge=0)  # a failing batch retried this long after stop
 
     @property
     def client_id(self) -> str:

@@ -10,6 +10,7 @@ from ingest.registry import register_stations
 from processing.service import ProcessingService
 from processing.settings import ProcessingSettings
 from tests.fixtures.mqtt import Broker
+from tests.fixtures.proxy import TcpProxy
 from tests.fixtures.readings import AIR, FLOOD, TEST_STATIONS, air_sample, flood_sample
 from tests.ingest.test_service import publish
 
@@ -113,3 +114,78 @@ async def test_a_silent_sensor_raises_and_clears_through_the_lifecycle(
     assert t0 + timedelta(minutes=13) <= raised <= t0 + timedelta(minutes=16)
     cleared = datetime.fromisoformat(details["cleared_observed_at"].replace("Z", "+00:00"))
     assert t0 + timedelta(minutes=29) <= cleared <= t0 + timedelta(minutes=31)
+
+
+async def test_stop_with_the_database_down_ends(
+    pg_proxy: TcpProxy, db_url: str, mqtt_broker: Broker, topic_root: str
+) -> None:
+    # SIGTERM while the database is away: the failing batch is retried for the grace only,
+    # the last snapshot and heartbeat are given up on, nothing is acknowledged, and run()
+    # returns instead of hanging on a connection that never comes.
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await register_stations(conn, TEST_STATIONS)
+    settings = ProcessingSettings(
+        database_url=pg_proxy.url(db_url), mqtt_url=mqtt_broker.url, topic_root=topic_root,
+        instance=topic_root.split("/")[0], batch_max_age_s=0.05, shutdown_grace_s=1,
+    )  # fmt: skip
+    topic = f"{topic_root}/flood/{FLOOD.station_id}/telemetry"
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    service = ProcessingService(settings)
+    async with service:
+        await service.consumer.wait_connected()
+        runner = asyncio.create_task(service.run())
+        pg_proxy.cut()
+        flooded = [(topic, flood_sample(t0 + timedelta(minutes=i), 40.0)) for i in range(2)]
+        await asyncio.to_thread(publish, mqtt_broker, flooded)  # raises: a commit is due
+        async with asyncio.timeout(30):
+            while service.pipeline.counts["handler_retries"] == 0:
+                await asyncio.sleep(0.05)
+        service.stop()
+        stopped_at = asyncio.get_running_loop().time()
+        async with asyncio.timeout(40):
+            await runner
+        stop_s = asyncio.get_running_loop().time() - stopped_at
+    pg_proxy.restore()
+    assert service.consumer.stats.acked == 0
+    assert service.pipeline.counts["unacked_at_shutdown"] >= 1
+    assert service.counts["alerts_raise"] == 0  # decided once, never committed
+    assert stop_s < 30, f"stop took {stop_s:.0f} s"
+
+
+async def test_alert_decided_while_the_database_is_down_is_committed_once_it_is_back(
+    pg_proxy: TcpProxy, db_url: str, mqtt_broker: Broker, topic_root: str
+) -> None:
+    # The engine decides a batch once; a failed commit is retried with the same decision
+    # (deciding again would find the alert already open in memory and never store it).
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await register_stations(conn, TEST_STATIONS)
+    settings = ProcessingSettings(
+        database_url=pg_proxy.url(db_url), mqtt_url=mqtt_broker.url, topic_root=topic_root,
+        instance=topic_root.split("/")[0], batch_max_age_s=0.05,
+    )  # fmt: skip
+    topic = f"{topic_root}/flood/{FLOOD.station_id}/telemetry"
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    service = ProcessingService(settings)
+    async with service:
+        await service.consumer.wait_connected()
+        runner = asyncio.create_task(service.run())
+        pg_proxy.cut()
+        flooded = [(topic, flood_sample(t0 + timedelta(minutes=i), 40.0)) for i in range(2)]
+        await asyncio.to_thread(publish, mqtt_broker, flooded)
+        async with asyncio.timeout(30):
+            while service.pipeline.counts["handler_retries"] == 0:
+                await asyncio.sleep(0.05)
+        pg_proxy.restore()
+        async with asyncio.timeout(60):
+            while service.consumer.stats.acked < len(flooded):
+                await asyncio.sleep(0.05)
+        service.stop()
+        await runner
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute(
+            "SELECT e.action FROM alert_events e JOIN alerts a USING (alert_id) "
+            "WHERE a.rule = 'flood_depth' ORDER BY e.event_id"
+        )
+        actions = [r[0] for r in await cur.fetchall()]
+    assert actions == ["raised"]
+    assert service.counts["readings"] == len(flooded)  # decided once, not per attempt
