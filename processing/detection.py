@@ -78,6 +78,8 @@ class AlertProfile:
     title_en: str
     what_vi: str
     what_en: str
+    confirm: int = 1
+    """Consecutive flagged readings a new alert needs (a slow fault is not a blip)."""
 
 
 PROFILES: Final[Mapping[str, AlertProfile]] = {
@@ -119,6 +121,7 @@ PROFILES: Final[Mapping[str, AlertProfile]] = {
         "sensor_health", Severity.MINOR, "Lệch so với trạm lân cận", "Disagrees with neighbours",
         "số đo lệch xa so với các trạm xung quanh – có thể trôi hiệu chuẩn",
         "readings differ strongly from nearby stations – possible calibration drift",
+        confirm=10,  # drift is slow: ten minutes of disagreement, not a passing plume
     ),
 }  # fmt: skip
 
@@ -178,6 +181,7 @@ def conditions_from(
                     f"{lane.lane}:{district}",
                     {"detector": lane.detector, "score": round(float(score), 3)},
                     hold=bool(flag) and lane.lane != SPIKE_LANE and int(position) in held,
+                    confirm=profile.confirm,
                 )
             )  # fmt: skip
     return out

@@ -11,8 +11,10 @@
   isolated outlier) is acted upon only if the key's next condition is abnormal too; a single
   glitch never raises, updates or escalates an event alert (the spike lane reports it as a
   sensor-health matter instead). This costs one reading of delay, and only on such readings.
-  Threshold rules ask the same of a *raise* (``confirm``): two consecutive readings at a
-  level, so noise grazing a threshold raises nothing; an open alert follows every reading.
+  A *raise* may ask for more (``confirm``): threshold rules want two consecutive readings at
+  a level, so noise grazing a threshold raises nothing; a sensor-health lane judging a slow
+  fault (drift against the neighbours) wants its verdict to persist for several readings;
+  an open alert follows every reading.
 - Readings older than the newest one seen for a key are ignored (out-of-order delivery).
 
 Everything runs in **event time** (the readings' ``measured_at``), never the wall clock, so
@@ -92,7 +94,7 @@ class Lifecycle:
         self._clear_after = clear_after
         self._cooldown = timedelta(seconds=cooldown_s)
         self._tracks: dict[str, _Track] = {}
-        self._held: dict[str, datetime] = {}
+        self._held: dict[str, tuple[datetime, int]] = {}  # first held, how many
         self.suppressed = 0
         self.held_glitches = 0
 
@@ -159,9 +161,13 @@ class Lifecycle:
     def _holds(self, cond: Condition, track: _Track | None) -> bool:
         """True when an abnormal condition waits for the next one to confirm it."""
         held = self._held.pop(cond.dedup_key, None)
-        waits = cond.hold or (cond.confirm and not (track is not None and track.is_open))
-        if waits and held is None:
-            self._held[cond.dedup_key] = cond.reading.measured_at
+        first, count = held if held is not None else (cond.reading.measured_at, 0)
+        count += 1  # consecutive abnormal conditions, this one included
+        needed = 2 if cond.hold else 1
+        if not (track is not None and track.is_open):
+            needed = max(needed, cond.confirm)
+        if count < needed:
+            self._held[cond.dedup_key] = (first, count)
             return True
         return False
 

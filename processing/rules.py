@@ -58,7 +58,7 @@ class ThresholdRule:
         title_vi: Vietnamese title.
         title_en: English title.
         category: event or sensor_health.
-        confirm: a new alert needs two consecutive readings at a level (one reading of
+        confirm: consecutive readings at a level a new alert needs (two: one reading of
             noise at a threshold, or a glitch, raises nothing); an open alert still
             follows each reading.
     """
@@ -71,7 +71,7 @@ class ThresholdRule:
     title_vi: str
     title_en: str
     category: Category = "event"
-    confirm: bool = True
+    confirm: int = 2
 
     def level_of(self, value: float) -> Level | None:
         """The worst level reached by ``value``, or None."""
@@ -107,7 +107,8 @@ class Condition:
         details: extra facts stored with the alert.
         hold: an abnormal verdict on a reading that may be a glitch (an isolated spike):
             the lifecycle acts only if the key's next condition is abnormal too.
-        confirm: like ``hold``, but only for raising: an open alert follows at once.
+        confirm: consecutive abnormal conditions of the key a new alert needs (1: the
+            first raises); an open alert follows each one at once.
         clear_after: consecutive normal conditions that clear the alert (None: the
             lifecycle's default).
         measured: False for a condition about *missing* data (a silent sensor): the
@@ -128,7 +129,7 @@ class Condition:
     hold: bool = False
     clear_after: int | None = None
     measured: bool = True
-    confirm: bool = False
+    confirm: int = 1
 
 
 def _sev(x: str) -> Severity:

@@ -1,5 +1,6 @@
 """The alert lifecycle: raise, update, hysteresis, clear, cooldown, out-of-order."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -65,6 +66,25 @@ def test_one_reading_at_a_level_raises_nothing_two_do() -> None:
     assert raised[0].alert.observed_at == T0 + timedelta(minutes=11)  # at the confirming one
     # an open alert follows every reading: one reading is enough to update it
     assert [type(c).__name__ for c in run(life, [33], start=12)] == ["Update"]
+
+
+def test_a_slow_fault_raises_only_after_it_persisted() -> None:
+    # A lane asking for five consecutive verdicts: four and a normal reading raise nothing
+    # (and the streak starts again), five do, at the fifth reading; once open, it follows.
+    rule = dataclasses.replace(RULES[Quantity.WATER_DEPTH][0], confirm=5)
+    life = Lifecycle(clear_after=3, cooldown_s=600)
+    commands = []
+    for minute, cm in enumerate([12, 12, 12, 12, 5, 12, 12, 12, 12, 12, 35]):
+        for cond in evaluate([depth(minute, cm)], {Quantity.WATER_DEPTH: [rule]},
+                             {"fd-x": STATION}):  # fmt: skip
+            command = life.step(cond, STATION)
+            if command is not None:
+                commands.append(command)
+    raised, updated = commands
+    assert isinstance(raised, Raise)
+    assert isinstance(updated, Update)
+    assert raised.alert.observed_at == T0 + timedelta(minutes=9)
+    assert updated.alert.observed_at == T0 + timedelta(minutes=10)
 
 
 def test_cooldown_suppresses_same_severity_but_not_worse() -> None:
