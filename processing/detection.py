@@ -80,6 +80,9 @@ class AlertProfile:
     what_en: str
     confirm: int = 1
     """Consecutive flagged readings a new alert needs (a slow fault is not a blip)."""
+    min_value: float | None = None
+    """A flagged reading below this is not a matter for this alert (water "rising" to 0 cm
+    after a sensor's offset is reset is no water on the street)."""
 
 
 PROFILES: Final[Mapping[str, AlertProfile]] = {
@@ -87,6 +90,7 @@ PROFILES: Final[Mapping[str, AlertProfile]] = {
         "event", Severity.MODERATE, "Nước dâng nhanh", "Water rising fast",
         "mực nước tại điểm ngập đang dâng nhanh bất thường",
         "water at this flood hotspot is rising unusually fast",
+        min_value=3.0,  # cm: water standing on the street, not a sensor's noise around 0
     ),
     "oxygen_risk": AlertProfile(
         "event", Severity.SEVERE, "Nguy cơ thiếu oxy – cá chết", "Oxygen crash risk – fish kill",
@@ -165,8 +169,9 @@ def conditions_from(
         if profile is None:
             continue
         watched = set(open_keys)
-        for position, score, flag in zip(lane.indices, lane.scores, lane.flags, strict=True):
+        for position, score, verdict in zip(lane.indices, lane.scores, lane.flags, strict=True):
             reading = result.readings[int(position)]
+            flag = verdict and (profile.min_value is None or reading.value >= profile.min_value)
             key = f"{lane.lane}:{reading.sensor_id}"
             if not flag and key not in watched:
                 continue  # the common case: nothing to say

@@ -299,10 +299,14 @@ class FloodNowcaster:
         return window
 
     def observe_depth(self, hotspot_id: str, time_s: float, depth_cm: float) -> None:
-        """Record one depth reading."""
+        """Record one depth reading (below zero counts as zero).
+
+        A depth sensor reading under 0 cm has an offset (drift, a dry road below its zero):
+        there is no water either way, and a reset of that offset must not look like a rise.
+        """
         window = self._window(self._depth, hotspot_id, self.config.window_s)
         if window is not None:
-            window.append(time_s, depth_cm)
+            window.append(time_s, max(depth_cm, 0.0))
 
     def observe_rain(self, gauge_id: str, time_s: float, rain_mm: float) -> None:
         """Record one rain reading (mm fallen in its reporting interval, capped as plausible)."""

@@ -5,7 +5,11 @@ The rules, in full — the report restates them so a reader can check every numb
 1. **Compatible alerts.** Each label kind lists the alert rules that count as detecting it
    (:data:`KINDS`; e.g. a ``flood`` is detected by ``flood_depth``, ``flood_forecast`` or
    ``water_rising`` alerts). An alert can only match a label of the **same station** whose
-   kind lists the alert's rule.
+   kind lists the alert's rule. A threshold rule may claim a kind only from one of its
+   levels on: a ``low_oxygen`` alert claims an oxygen crash (or hypoxia) once it reached
+   its fish-kill level (severe, < 2 mg/L); one that stayed at "below the permitted 4 mg/L"
+   is an exceedance notice, neither a detection nor a false crash alarm (it is still listed
+   among the alerts that matched no label).
 2. **Time window.** An alert matches when it was *raised* (event time: the measurement time
    of the reading that raised it) within ``[start − early, end + late]`` of the label:
    ``early`` is the kind's early-warning allowance (an alert raised up to an hour before a
@@ -68,6 +72,7 @@ import numpy as np
 from hanoi_ioc.evaluate.records import AlertRecord
 from ingest.wire import TruthEvent
 from processing.air_quality import AIR_QUALITY_RULE
+from processing.alerts import Severity
 from processing.derived import FORECAST_RULE
 from processing.detection import DEFAULT_LANES, PROFILES, SILENCE_LANE, SPIKE_LANE
 from processing.rainfall import HEAVY_RAIN_RULE
@@ -117,6 +122,9 @@ class KindSpec:
         quantities: labels concerning none of these are not expected (None: any).
         note: what the kind is, for the report.
         related: rules whose alerts a label of this kind explains without detecting it.
+        min_severity: rules that claim the kind only from this severity on (a threshold
+            rule whose mild level states something else: DO under the permitted 4 mg/L is
+            an exceedance notice, under 2 mg/L "Nguy cơ cá chết / fish-kill danger").
     """
 
     kind: str
@@ -127,11 +135,26 @@ class KindSpec:
     quantities: frozenset[str] | None = None
     note: str = ""
     related: frozenset[str] = frozenset()
+    min_severity: tuple[tuple[str, Severity], ...] = ()
+
+    def claims(self, alert: AlertRecord) -> bool:
+        """Whether the alert claims this kind: its rule is listed, at a severity that does."""
+        if alert.rule not in self.rules:
+            return False
+        floor = dict(self.min_severity).get(alert.rule)
+        return floor is None or alert.severity.rank >= floor.rank
 
 
-def _spec(kind: str, rules: Iterable[str], **kw: float | frozenset[str] | str | None) -> KindSpec:
+def _spec(
+    kind: str,
+    rules: Iterable[str],
+    **kw: float | frozenset[str] | str | tuple[tuple[str, Severity], ...] | None,
+) -> KindSpec:
     return KindSpec(kind, frozenset(rules), **kw)  # type: ignore[arg-type]
 
+
+_FISH_KILL_LEVEL: Final = (("low_oxygen", Severity.SEVERE),)
+"""``low_oxygen`` claims an oxygen crash from its fish-kill level (< 2 mg/L) on."""
 
 KINDS: Final[Mapping[str, KindSpec]] = MappingProxyType(
     {
@@ -140,8 +163,10 @@ KINDS: Final[Mapping[str, KindSpec]] = MappingProxyType(
             _spec("flood", ("flood_depth", FORECAST_RULE, "water_rising"), early_s=_HOUR,
                   note="street flood ≥ 10 cm (until < 5 cm)"),
             _spec("oxygen_crash", ("oxygen_risk", "low_oxygen"), early_s=6 * _HOUR,
+                  min_severity=_FISH_KILL_LEVEL,
                   note="West Lake bloom collapse and oxygen depletion"),
             _spec("hypoxia", ("oxygen_risk", "low_oxygen"), early_s=6 * _HOUR,
+                  min_severity=_FISH_KILL_LEVEL,
                   note="dissolved oxygen < 2 mg/L (until > 3)"),
             _spec("pollution_episode", ("air_quality", "pm25_high", "pollution_unusual",
                                         "pollution_shift"),
@@ -279,8 +304,7 @@ def _outcome(
     found = [
         a
         for a in alerts
-        if a.rule in spec.rules
-        and (low <= a.raised_at.timestamp() <= high or _open_at(a, label.start))
+        if spec.claims(a) and (low <= a.raised_at.timestamp() <= high or _open_at(a, label.start))
     ]
     first = min(found, key=lambda a: (a.raised_at, a.alert_id)) if found else None
     delay = None if first is None else (first.raised_at - label.start).total_seconds()
@@ -356,12 +380,12 @@ def score_alerts(
         for alert in found:
             explained[alert.alert_id].add(label.kind)
         if spec.related:
-            related = dataclasses.replace(spec, rules=spec.related)
+            related = dataclasses.replace(spec, rules=spec.related, min_severity=())
             for alert in _outcome(label, related, station_alerts, interval_s(label.station_id))[1]:
                 explained[alert.alert_id].add(f"~{label.kind}")  # explained, not a detection
     scores = []
     for kind, spec in kinds.items():
-        candidates = [a for a in all_alerts if a.rule in spec.rules]
+        candidates = [a for a in all_alerts if spec.claims(a)]
         if not outcomes.get(kind) and not candidates:
             continue
         scores.append(_summary(kind, outcomes.get(kind, []), candidates, explained,

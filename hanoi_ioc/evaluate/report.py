@@ -66,6 +66,7 @@ def _spec_json(spec: KindSpec) -> dict[str, JsonValue]:
         "rules": rules, "early_s": spec.early_s, "late_intervals": spec.late_intervals,
         "min_span_intervals": spec.min_span_intervals, "quantities": quantities,
         "note": spec.note,
+        "min_severity": {rule: severity.value for rule, severity in spec.min_severity},
     }  # fmt: skip
 
 

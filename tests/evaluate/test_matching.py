@@ -29,9 +29,10 @@ _ids = iter(range(1, 10_000))
 
 
 def alert(
-    station: str, rule: str, minute: float, quantity: str | None = None, cleared: float = 1e4
-) -> AlertRecord:
-    return AlertRecord(next(_ids), rule, "event", station, quantity, Severity.MINOR,
+    station: str, rule: str, minute: float, quantity: str | None = None, cleared: float = 1e4,
+    severity: Severity = Severity.MINOR,
+) -> AlertRecord:  # fmt: skip
+    return AlertRecord(next(_ids), rule, "event", station, quantity, severity,
                        T0 + minute * MINUTE, T0 + cleared * MINUTE)  # fmt: skip
 
 
@@ -89,7 +90,8 @@ def test_alerts_after_the_end_count_within_a_few_intervals() -> None:
 
 def test_overlapping_labels_share_an_alert_and_extra_alerts_are_duplicates() -> None:
     labels = [label("wl-a", "hypoxia", 0, 120), label("wl-a", "oxygen_crash", 60, 600)]
-    alerts = [alert("wl-a", "low_oxygen", 70), alert("wl-a", "oxygen_risk", 75)]
+    alerts = [alert("wl-a", "low_oxygen", 70, severity=Severity.SEVERE),
+              alert("wl-a", "oxygen_risk", 75)]  # fmt: skip
     scoring = score_alerts(labels, alerts, lambda _: 300.0)
     for kind in ("hypoxia", "oxygen_crash"):
         score = scoring.kind(kind)
@@ -119,15 +121,31 @@ def test_no_labels_means_every_alert_is_a_false_alarm() -> None:
 
 def test_an_alert_explained_by_another_kind_is_not_a_false_alarm_of_this_one() -> None:
     labels = [label("wl-a", "hypoxia", 0, 60)]  # no oxygen crash labelled
-    scoring = score_alerts(labels, [alert("wl-a", "low_oxygen", 5)], lambda _: 300.0)
+    severe = alert("wl-a", "low_oxygen", 5, severity=Severity.SEVERE)
+    scoring = score_alerts(labels, [severe], lambda _: 300.0)
     crash = scoring.kind("oxygen_crash")
     assert (crash.true_alerts, crash.false_alerts, crash.precision) == (0, 0, None)
     assert scoring.unmatched == ()
 
 
+def test_a_mild_threshold_level_is_a_notice_not_a_claim_of_the_kind() -> None:
+    # DO under the permitted 4 mg/L (moderate) on a night without a labelled crash: not a
+    # false crash alarm, still listed as matching nothing; at the fish-kill level it is.
+    notice = alert("wl-a", "low_oxygen", 5, severity=Severity.MODERATE)
+    scoring = score_alerts([], [notice], lambda _: 300.0)
+    assert scoring.get("oxygen_crash") is None
+    assert scoring.unmatched == (notice,)
+    severe = alert("wl-a", "low_oxygen", 5, severity=Severity.SEVERE)
+    assert score_alerts([], [severe], lambda _: 300.0).kind("oxygen_crash").false_alerts == 1
+    crash = [label("wl-a", "oxygen_crash", 60, 600)]
+    found = score_alerts(crash, [notice, severe], lambda _: 300.0).kind("oxygen_crash")
+    assert (found.detected, found.true_alerts, found.false_alerts) == (1, 1, 0)
+
+
 def test_related_rules_are_explained_but_do_not_detect() -> None:
     labels = [label("wl-a", "algal_bloom", 0, 3000, Quantity.CHLOROPHYLL_A)]
-    scoring = score_alerts(labels, [alert("wl-a", "low_oxygen", 600)], lambda _: 300.0)
+    severe = alert("wl-a", "low_oxygen", 600, severity=Severity.SEVERE)
+    scoring = score_alerts(labels, [severe], lambda _: 300.0)
     assert scoring.unmatched == ()  # a dawn oxygen sag in a bloom is the bloom's doing
     assert scoring.kind("algal_bloom").detected == 0
     assert scoring.get("oxygen_crash") is not None

@@ -115,6 +115,18 @@ def test_an_isolated_spike_raises_no_event_alert_but_a_step_does() -> None:
     assert flood[0].alert.severity is Severity.SEVERE
 
 
+def test_a_depth_offset_reset_raises_no_flood_alert() -> None:
+    # A depth sensor drifts down to -13 cm over a dry day, then its offset is reset: the
+    # jump back to 0 cm is steep, but there is no water, so nothing about a flood.
+    e = engine()
+    drift = [reading("fd-a", Quantity.WATER_DEPTH, -0.02 * m, m) for m in range(650)]
+    e.process(drift)
+    reset = [reading("fd-a", Quantity.WATER_DEPTH, 0.1 * (m % 2), m) for m in range(650, 680)]
+    commands = e.process(reset).commands
+    floods = {"flood_depth", "flood_forecast", "water_rising"}
+    assert not [c for c in commands if isinstance(c, Raise) and c.alert.rule in floods]
+
+
 def test_a_silent_station_raises_once_and_clears_when_it_reports_again() -> None:
     e = engine()
     commands: list[Command] = []

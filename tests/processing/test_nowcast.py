@@ -138,3 +138,20 @@ def test_streaming_nowcaster_alerts_before_each_level_is_crossed() -> None:
     caster.observe_depth("fd-2", 0.0, 1.0)
     caster.observe_depth("fd-3", 0.0, 1.0)
     assert caster.refused == 1
+
+
+def test_a_sensor_offset_reset_is_not_a_rise() -> None:
+    # A depth sensor drifted to -13 cm over a dry day, then its offset is reset to 0 cm:
+    # no water either way, so no trend and no warning (the offset step is not a flood).
+    caster = FloodNowcaster()
+    start = datetime(2025, 12, 13, 0, 0, tzinfo=UTC)
+    warned = []
+    for minute in range(120):
+        at = start + timedelta(minutes=minute)
+        depth = -13.0 + 0.01 * minute if minute < 100 else 0.1 * (minute % 2)
+        caster.observe(Reading(StationId("fd-x"), Quantity.WATER_DEPTH, depth, at, at))
+        warned += caster.warnings(at.timestamp(), lead_time_s=30 * MINUTE)
+    assert warned == []
+    nowcast = caster.nowcast("fd-x")
+    assert nowcast is not None
+    assert nowcast.depth_cm >= 0.0
