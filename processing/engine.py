@@ -42,6 +42,7 @@ from processing.air_quality import aqi_conditions
 from processing.bank import BankResult, DetectorBank, LaneSpec
 from processing.derived import DerivedSeries, IndexRow
 from processing.detection import DEFAULT_LANES, SPIKE_LANE, conditions_from, spike_positions
+from processing.dry_weather import DryWeatherCheck
 from processing.errors import DetectorConfigError
 from processing.lifecycle import Command, Lifecycle
 from processing.rainfall import RainAccumulator
@@ -126,6 +127,7 @@ class Engine:
         self.derived = DerivedSeries(lead_time_s=lead_time_s)
         self.silence = SilenceWatch(min_silence_s=min_silence_s)
         self.rain = RainAccumulator()
+        self.dry = DryWeatherCheck()
         self.slice_s = slice_s
         self._rules: dict[Quantity, list[ThresholdRule]] = defaultdict(list)
         for rule in rules:
@@ -164,11 +166,14 @@ class Engine:
         result.index_rows.extend(rows)
         watched = self.lifecycle.watched_keys
         stations = self.stations
+        self.dry.observe(chunk)
         conditions = [
             dataclasses.replace(c, hold=True)
             if c.severity is not None and id(c.reading) in suspect
             else c
-            for c in evaluate(chunk, self._rules, stations)
+            for c in self.dry.apply(
+                evaluate(chunk, self._rules, stations), stations, self.lifecycle.open_keys
+            )
         ]
         lanes = conditions_from(scored, stations, watched, spikes)
         conditions += self._isolated_spikes(scored, lanes)

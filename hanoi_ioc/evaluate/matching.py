@@ -75,6 +75,7 @@ from processing.air_quality import AIR_QUALITY_RULE
 from processing.alerts import Severity
 from processing.derived import FORECAST_RULE
 from processing.detection import DEFAULT_LANES, PROFILES, SILENCE_LANE, SPIKE_LANE
+from processing.dry_weather import DEPTH_WITHOUT_RAIN_RULE
 from processing.rainfall import HEAVY_RAIN_RULE
 from processing.rules import DEFAULT_RULES
 from processing.silence import SILENT_RULE
@@ -179,7 +180,11 @@ KINDS: Final[Mapping[str, KindSpec]] = MappingProxyType(
             _spec("stuck", ("stuck", "stuck_zero_ok"),
                   quantities=_lane_quantities("stuck", "stuck_zero_ok"),
                   note="a value frozen for hours"),
+            # A depth sensor drifting up on a dry day is reported as "flood depth without
+            # rain" (a sensor matter): explained by its drift label, not counted as a
+            # detection (the drift kind's recall is judged on the neighbours lane).
             _spec("drift", ("neighbours",), quantities=_lane_quantities("neighbours"),
+                  related=frozenset({DEPTH_WITHOUT_RAIN_RULE}),
                   note="calibration drift over hours"),
             _spec("spike", (SPIKE_LANE,), late_intervals=2.0,
                   quantities=_lane_quantities(SPIKE_LANE), note="one reading far off"),
