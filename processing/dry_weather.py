@@ -1,8 +1,10 @@
 """Flood depth without rain: a new flood alert on a dry day is a sensor matter (pure).
 
-Hanoi's street floods come from rain the drains cannot take. A depth sensor that starts
-reading a flood while its upstream gauge — reporting normally — has measured no rain for
-hours is far more likely drifting, fouled or knocked than standing in water. A *new*
+Hanoi's street floods come from rain the drains cannot take (under 50 mm in two hours the
+streets stay dry, domain reference §6.1). A depth sensor that starts reading a flood while
+its upstream gauge — reporting normally — has measured next to no rain for hours (less
+than ``max_rain_mm`` in ``window_s``) is far more likely drifting, fouled or knocked than
+standing in water. A *new*
 ``flood_depth`` alert in that situation is raised instead as a sensor-health alert
 ``depth_without_rain`` ("Ngập khi không mưa – kiểm tra cảm biến / Flood depth without rain –
 check the sensor"), which still reaches the operators, with the depth and the dry spell in
@@ -25,6 +27,7 @@ from ingest.registry import StationRef
 from ingest.wire import Quantity, Reading
 from processing.alerts import Severity
 from processing.rules import Condition
+from processing.windows import TimeWindow
 
 __all__ = ["DEPTH_WITHOUT_RAIN_RULE", "DryWeatherCheck"]
 
@@ -37,23 +40,22 @@ class DryWeatherCheck:
     """Tracks when each rain gauge last measured rain, and demotes dry-weather floods.
 
     Args:
-        dry_after_s: no rain for this long at the upstream gauge makes a new flood suspect
-            (six hours: longer than the slowest drainage of a storm's tail) [U].
+        window_s: how far back the upstream rain is counted (six hours: longer than the
+            slowest drainage of a storm's tail) [U].
+        max_rain_mm: less rain than this in the window cannot flood a street [U] (a fifth of
+            the 50 mm in two hours the drains are known to take).
         gauge_fresh_s: the gauge must have reported within this long to be believed.
-        min_rain_mm: a reading below this is no rain (a tipping bucket's single tip of
-            condensation is not a storm).
     """
 
     def __init__(
-        self, *, dry_after_s: float = 6 * 3600.0, gauge_fresh_s: float = 1800.0,
-        min_rain_mm: float = 0.5,
+        self, *, window_s: float = 6 * 3600.0, max_rain_mm: float = 10.0,
+        gauge_fresh_s: float = 1800.0,
     ) -> None:  # fmt: skip
-        self.dry_after_s = dry_after_s
+        self.window_s = window_s
+        self.max_rain_mm = max_rain_mm
         self.gauge_fresh_s = gauge_fresh_s
-        self.min_rain_mm = min_rain_mm
         self._first: dict[str, float] = {}  # gauge -> first reading time seen
-        self._seen: dict[str, float] = {}  # gauge -> latest reading time
-        self._wet: dict[str, float] = {}  # gauge -> latest time it measured rain
+        self._rain: dict[str, TimeWindow] = {}  # gauge -> its recent readings
         self.demoted = 0
 
     def observe(self, readings: Iterable[Reading]) -> None:
@@ -61,24 +63,28 @@ class DryWeatherCheck:
         for r in readings:
             if r.quantity is not Quantity.RAINFALL:
                 continue
-            at = r.measured_at.timestamp()
             gauge = r.station_id
+            window = self._rain.get(gauge)
+            if window is None:
+                window = self._rain[gauge] = TimeWindow(self.window_s)
+            at = r.measured_at.timestamp()
             self._first.setdefault(gauge, at)
-            self._seen[gauge] = max(self._seen.get(gauge, at), at)
-            if r.value >= self.min_rain_mm:
-                self._wet[gauge] = max(self._wet.get(gauge, at), at)
+            window.append(at, max(r.value, 0.0))
 
-    def dry_for(self, gauge: str, at_s: float) -> float | None:
-        """Seconds without rain at ``gauge`` by ``at_s``.
+    def rain_mm(self, gauge: str, at_s: float) -> float | None:
+        """Rain at ``gauge`` over the window before ``at_s``.
 
         None when that is not known: the gauge is not reporting, or it has not been watched
-        long enough (after a restart, a dry spell is not assumed).
+        for a whole window yet (after a restart, a dry spell is not assumed).
         """
-        seen = self._seen.get(gauge)
-        if seen is None or at_s - seen > self.gauge_fresh_s:
+        window = self._rain.get(gauge)
+        if window is None or not len(window):
             return None
-        wet = self._wet.get(gauge, self._first[gauge])
-        return at_s - wet
+        times, values = window.since(at_s - self.window_s)
+        last = float(window.times()[-1])
+        if at_s - last > self.gauge_fresh_s or at_s - self._first[gauge] < self.window_s:
+            return None
+        return float(values[times <= at_s].sum())
 
     def apply(
         self,
@@ -95,9 +101,9 @@ class DryWeatherCheck:
             station = stations.get(cond.reading.station_id)
             gauge = station.attributes.get("upstream_gauge") if station else None
             at = cond.reading.measured_at.timestamp()
-            dry = self.dry_for(gauge, at) if isinstance(gauge, str) else None
+            rain = self.rain_mm(gauge, at) if isinstance(gauge, str) else None
             key = f"{DEPTH_WITHOUT_RAIN_RULE}:{cond.reading.station_id}"
-            suspect = dry is not None and dry >= self.dry_after_s
+            suspect = rain is not None and rain < self.max_rain_mm
             if cond.severity is None or cond.dedup_key in open_keys or not suspect:
                 out.append(cond)
                 if key in open_keys:
@@ -114,26 +120,29 @@ class DryWeatherCheck:
             out.append(dataclasses.replace(
                 cond, dedup_key=key, rule=DEPTH_WITHOUT_RAIN_RULE, category="sensor_health",
                 severity=Severity.MINOR, group=f"{DEPTH_WITHOUT_RAIN_RULE}:{district}",
-                texts=_texts(cond.reading, station, str(gauge), dry or 0.0),
+                texts=_texts(cond.reading, station, str(gauge), rain or 0.0, self.window_s),
                 details={**cond.details, "upstream_gauge": str(gauge),
-                         "dry_h": round((dry or 0.0) / 3600.0, 1)},
+                         "upstream_rain_mm": round(rain or 0.0, 1),
+                         "window_h": round(self.window_s / 3600.0, 1)},
             ))  # fmt: skip
         return out
 
 
 def _texts(
-    reading: Reading, station: StationRef | None, gauge: str, dry_s: float
+    reading: Reading, station: StationRef | None, gauge: str, rain_mm: float, window_s: float
 ) -> tuple[str, str, str, str]:
     place = station.name if station else reading.station_id
     local = reading.measured_at.astimezone(_HANOI).strftime("%H:%M %d/%m/%Y")
-    hours = f"{dry_s / 3600.0:.0f}"
+    hours = f"{window_s / 3600.0:g}"
     return (
         f"Ngập khi không mưa – kiểm tra cảm biến: {place}",
         f"Flood depth without rain – check the sensor: {place}",
         f"Cảm biến tại {place} báo ngập {reading.value:.0f} cm lúc {local} (giờ Hà Nội) trong "
-        f"khi trạm đo mưa {gauge} không ghi nhận mưa trong {hours} giờ qua. Nhiều khả năng "
-        "cảm biến bị trôi hoặc bẩn; kiểm tra tại chỗ trước khi cảnh báo ngập.",
+        f"khi trạm đo mưa {gauge} chỉ ghi nhận {rain_mm:.1f} mm mưa trong {hours} giờ qua, "
+        "không đủ gây ngập. Nhiều khả năng cảm biến bị trôi hoặc bẩn; kiểm tra tại chỗ trước "
+        "khi cảnh báo ngập.",
         f"The sensor at {place} reads {reading.value:.0f} cm of water at {local} (Hanoi time) "
-        f"while rain gauge {gauge} has measured no rain for {hours} h. The sensor has most "
-        "likely drifted or is fouled; check on site before warning of a flood.",
+        f"while rain gauge {gauge} has measured only {rain_mm:.1f} mm of rain in the last "
+        f"{hours} h, too little to flood a street. The sensor has most likely drifted or is "
+        "fouled; check on site before warning of a flood.",
     )
