@@ -1,19 +1,21 @@
 """Flood depth without rain: a new flood alert on a dry day is a sensor matter (pure).
 
-Hanoi's street floods come from rain the drains cannot take (under 50 mm in two hours the
-streets stay dry, domain reference §6.1). A depth sensor that starts reading a flood while
-its upstream gauge — reporting normally — has measured next to no rain for hours (less
-than ``max_rain_mm`` in ``window_s``) is far more likely drifting, fouled or knocked than
-standing in water. A *new*
-``flood_depth`` alert in that situation is raised instead as a sensor-health alert
-``depth_without_rain`` ("Ngập khi không mưa – kiểm tra cảm biến / Flood depth without rain –
-check the sensor"), which still reaches the operators, with the depth and the dry spell in
-its text, but does not send a flood warning to the environment department.
+Hanoi's street floods come from rain the drains cannot take: under 50 mm in two hours the
+streets stay dry (domain reference §6.1 [V]). A depth sensor that starts reading a flood
+while its upstream gauge — reporting normally — has measured no heavy rain for hours (no
+two-hour span with ``heavy_mm`` or more in the last ``window_s``; 20 mm, the system's own
+heavy-rain level, well under the drains' 50) is far more likely drifting, fouled or knocked
+than standing in water. A *new* ``flood_depth`` alert in that situation is raised instead as
+a sensor-health alert ``depth_without_rain`` ("Ngập khi không mưa – kiểm tra cảm biến /
+Flood depth without rain – check the sensor"), which still reaches the operators, with the
+depth and the rain in its text, but does not send a flood warning to the environment
+department.
 
-It fails safe: without a linked gauge, or when the gauge itself has gone quiet (no reading
-for ``gauge_fresh_s``), the flood alert is raised as usual; an alert already open keeps
-following the depth (a street stays flooded for hours after the rain stops); and once rain
-is measured again a demoted alert clears and a real flood raises normally.
+It fails safe: without a linked gauge, when the gauge itself has gone quiet (no reading
+for ``gauge_fresh_s``) or has not been watched for a whole window yet (after a restart),
+the flood alert is raised as usual; an alert already open keeps following the depth (a
+street stays flooded for hours after the rain stops); and once heavy rain is measured a
+demoted alert clears and a real flood raises normally.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import dataclasses
 from collections.abc import Collection, Iterable, Mapping
 from typing import Final
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from ingest.registry import StationRef
 from ingest.wire import Quantity, Reading
@@ -40,19 +44,20 @@ class DryWeatherCheck:
     """Tracks when each rain gauge last measured rain, and demotes dry-weather floods.
 
     Args:
-        window_s: how far back the upstream rain is counted (six hours: longer than the
-            slowest drainage of a storm's tail) [U].
-        max_rain_mm: less rain than this in the window cannot flood a street [U] (a fifth of
-            the 50 mm in two hours the drains are known to take).
+        window_s: how far back heavy rain is looked for (six hours: longer than the slowest
+            drainage of a storm's tail) [U].
+        burst_s: the span over which rain is totalled (two hours, as the drainage figures).
+        heavy_mm: a burst total at or above this could flood a street.
         gauge_fresh_s: the gauge must have reported within this long to be believed.
     """
 
     def __init__(
-        self, *, window_s: float = 6 * 3600.0, max_rain_mm: float = 10.0,
-        gauge_fresh_s: float = 1800.0,
+        self, *, window_s: float = 6 * 3600.0, burst_s: float = 2 * 3600.0,
+        heavy_mm: float = 20.0, gauge_fresh_s: float = 1800.0,
     ) -> None:  # fmt: skip
         self.window_s = window_s
-        self.max_rain_mm = max_rain_mm
+        self.burst_s = burst_s
+        self.heavy_mm = heavy_mm
         self.gauge_fresh_s = gauge_fresh_s
         self._first: dict[str, float] = {}  # gauge -> first reading time seen
         self._rain: dict[str, TimeWindow] = {}  # gauge -> its recent readings
@@ -71,8 +76,8 @@ class DryWeatherCheck:
             self._first.setdefault(gauge, at)
             window.append(at, max(r.value, 0.0))
 
-    def rain_mm(self, gauge: str, at_s: float) -> float | None:
-        """Rain at ``gauge`` over the window before ``at_s``.
+    def heaviest_mm(self, gauge: str, at_s: float) -> float | None:
+        """The most rain ``gauge`` measured in any ``burst_s`` span of the window to ``at_s``.
 
         None when that is not known: the gauge is not reporting, or it has not been watched
         for a whole window yet (after a restart, a dry spell is not assumed).
@@ -80,11 +85,20 @@ class DryWeatherCheck:
         window = self._rain.get(gauge)
         if window is None or not len(window):
             return None
-        times, values = window.since(at_s - self.window_s)
         last = float(window.times()[-1])
         if at_s - last > self.gauge_fresh_s or at_s - self._first[gauge] < self.window_s:
             return None
-        return float(values[times <= at_s].sum())
+        times, values = window.since(at_s - self.window_s - self.burst_s)
+        keep = times <= at_s
+        times, values = times[keep], values[keep]
+        if not times.size:
+            return 0.0
+        total = np.concatenate([[0.0], np.cumsum(values)])
+        # each reading ends a burst: its total is everything after (end - burst_s)
+        starts = np.searchsorted(times, times - self.burst_s, side="right")
+        bursts = total[1:] - total[starts]
+        in_window = times >= at_s - self.window_s
+        return float(bursts[in_window].max()) if in_window.any() else 0.0
 
     def apply(
         self,
@@ -101,9 +115,9 @@ class DryWeatherCheck:
             station = stations.get(cond.reading.station_id)
             gauge = station.attributes.get("upstream_gauge") if station else None
             at = cond.reading.measured_at.timestamp()
-            rain = self.rain_mm(gauge, at) if isinstance(gauge, str) else None
+            rain = self.heaviest_mm(gauge, at) if isinstance(gauge, str) else None
             key = f"{DEPTH_WITHOUT_RAIN_RULE}:{cond.reading.station_id}"
-            suspect = rain is not None and rain < self.max_rain_mm
+            suspect = rain is not None and rain < self.heavy_mm
             if cond.severity is None or cond.dedup_key in open_keys or not suspect:
                 out.append(cond)
                 if key in open_keys:
@@ -122,7 +136,7 @@ class DryWeatherCheck:
                 severity=Severity.MINOR, group=f"{DEPTH_WITHOUT_RAIN_RULE}:{district}",
                 texts=_texts(cond.reading, station, str(gauge), rain or 0.0, self.window_s),
                 details={**cond.details, "upstream_gauge": str(gauge),
-                         "upstream_rain_mm": round(rain or 0.0, 1),
+                         "heaviest_2h_rain_mm": round(rain or 0.0, 1),
                          "window_h": round(self.window_s / 3600.0, 1)},
             ))  # fmt: skip
         return out
@@ -138,11 +152,11 @@ def _texts(
         f"Ngập khi không mưa – kiểm tra cảm biến: {place}",
         f"Flood depth without rain – check the sensor: {place}",
         f"Cảm biến tại {place} báo ngập {reading.value:.0f} cm lúc {local} (giờ Hà Nội) trong "
-        f"khi trạm đo mưa {gauge} chỉ ghi nhận {rain_mm:.1f} mm mưa trong {hours} giờ qua, "
-        "không đủ gây ngập. Nhiều khả năng cảm biến bị trôi hoặc bẩn; kiểm tra tại chỗ trước "
-        "khi cảnh báo ngập.",
+        f"khi trạm đo mưa {gauge} không ghi nhận mưa lớn trong {hours} giờ qua (nhiều nhất "
+        f"{rain_mm:.1f} mm trong 2 giờ), không đủ gây ngập. Nhiều khả năng cảm biến bị trôi "
+        "hoặc bẩn; kiểm tra tại chỗ trước khi cảnh báo ngập.",
         f"The sensor at {place} reads {reading.value:.0f} cm of water at {local} (Hanoi time) "
-        f"while rain gauge {gauge} has measured only {rain_mm:.1f} mm of rain in the last "
-        f"{hours} h, too little to flood a street. The sensor has most likely drifted or is "
-        "fouled; check on site before warning of a flood.",
+        f"while rain gauge {gauge} has measured no heavy rain in the last {hours} h (at most "
+        f"{rain_mm:.1f} mm in 2 h), too little to flood a street. The sensor has most likely "
+        "drifted or is fouled; check on site before warning of a flood.",
     )

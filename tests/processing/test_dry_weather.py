@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ingest.wire import Quantity
-from processing.dry_weather import DEPTH_WITHOUT_RAIN_RULE
+from processing.dry_weather import DEPTH_WITHOUT_RAIN_RULE, DryWeatherCheck
 from processing.lifecycle import Clear, Command, Raise
 from tests.processing.test_engine import engine, reading
 
@@ -28,9 +30,9 @@ def test_a_depth_rising_on_a_dry_day_is_a_sensor_matter_until_rain_comes() -> No
     e.process(dry_day(7 * HOURS))
     # the sensor drifts up past the flood level (1.5 cm/h) while the gauge measures nothing
     start = 7 * HOURS
-    # (a drizzle: a 0.2 mm tip every ten minutes, 7 mm in six hours, cannot flood a street)
+    # (a long drizzle: a 0.2 mm tip every five minutes, under 5 mm in any two hours)
     drift = [
-        reading("rg-a", Quantity.RAINFALL, 0.2 if m % 10 == 0 else 0.0, start + m)
+        reading("rg-a", Quantity.RAINFALL, 0.2 if m % 5 == 0 else 0.0, start + m)
         for m in range(10 * HOURS)
     ]
     drift += [
@@ -40,13 +42,16 @@ def test_a_depth_rising_on_a_dry_day_is_a_sensor_matter_until_rain_comes() -> No
     assert DEPTH_WITHOUT_RAIN_RULE in raised(commands)
     assert "flood_depth" not in raised(commands)
     alert = next(c.alert for c in commands if isinstance(c, Raise))
-    assert "không đủ gây ngập" in alert.message_vi
-    assert "too little to flood" in alert.message_en
+    assert "không ghi nhận mưa lớn" in alert.message_vi
+    assert "no heavy rain" in alert.message_en
     assert alert.category == "sensor_health"
     # rain at the gauge, the water keeps rising: a real flood alert, the suspicion clears
     start += 10 * HOURS
-    storm = [reading("rg-a", Quantity.RAINFALL, 2.0, start + m) for m in range(10)]
-    storm += [reading("fd-a", Quantity.WATER_DEPTH, 15.0 + m, start + m) for m in range(10)]
+    # (3 mm a minute: 30 mm by the time the water rises further)
+    storm = [reading("rg-a", Quantity.RAINFALL, 3.0, start + m) for m in range(20)]
+    storm += [
+        reading("fd-a", Quantity.WATER_DEPTH, 15.0 + max(0, m - 10), start + m) for m in range(20)
+    ]
     commands = e.process(storm).commands
     assert "flood_depth" in raised(commands)
     cleared = [c.dedup_key for c in commands if isinstance(c, Clear)]
@@ -78,3 +83,20 @@ def test_a_flood_outlasting_the_rain_stays_a_flood() -> None:
     commands = e.process(later).commands
     assert DEPTH_WITHOUT_RAIN_RULE not in raised(commands)
     assert e.dry.demoted == 0
+
+
+def test_heaviest_burst_is_the_largest_two_hour_total_in_the_window() -> None:
+    check = DryWeatherCheck()
+    rain = [0.0] * (8 * HOURS)
+    for m in range(3 * HOURS, 3 * HOURS + 30):
+        rain[m] = 1.0  # 30 mm in half an hour, five hours before the end
+    for m in range(6 * HOURS, 8 * HOURS, 10):
+        rain[m] = 0.2  # then a drizzle
+    check.observe(reading("rg-a", Quantity.RAINFALL, r, m) for m, r in enumerate(rain))
+    end = reading("rg-a", Quantity.RAINFALL, 0.0, 8 * HOURS - 1).measured_at.timestamp()
+    assert check.heaviest_mm("rg-a", end) == 30.0
+    assert check.heaviest_mm("rg-a", end + 4 * 3600) is None  # the gauge went quiet
+    assert check.heaviest_mm("rg-b", end) is None  # never heard
+    later = DryWeatherCheck(window_s=2 * 3600)
+    later.observe(reading("rg-a", Quantity.RAINFALL, r, m) for m, r in enumerate(rain))
+    assert later.heaviest_mm("rg-a", end) == pytest.approx(2.4)  # only the drizzle is recent
