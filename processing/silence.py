@@ -24,7 +24,9 @@ alerts the live stream would have. A sensor is called silent only when
   ahead of both the front so far and the bulk of the last ``arrival_window`` arrivals
   (their 70th percentile; never decreasing) — and the silence check at
   watermark ``W`` counts only what had arrived by then. The watermark itself never passes
-  the front, so a device whose clock runs hours ahead cannot make the city look silent. Live, both
+  the front, nor the 75th percentile of the stations' latest measurement times, so neither
+  a device whose clock runs hours ahead nor a few whose clocks run minutes ahead (with a
+  burst of their queued messages) can make the city look silent. Live, both
   conditions coincide; in a backfill this keeps per-device lag from looking like silence
   while a gap inside one big batch is still seen;
 - gaps are counted from no earlier than the moment this watch began (after a restart nobody
@@ -76,6 +78,8 @@ __all__ = ["SILENT_RULE", "SilenceWatch"]
 FloatArray = npt.NDArray[np.float64]
 SILENT_RULE: Final = "sensor_silent"
 _BULK_PERCENTILE: Final = 70.0
+_FLEET_PERCENTILE: Final = 75.0  # of the stations' latest times: the watermark's bound
+_MIN_FLEET: Final = 8  # fewer stations than this: the slice median alone
 _HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -118,6 +122,7 @@ class SilenceWatch:
         self.front_s = -math.inf  # the front of what has arrived, in event time
         self._recent: deque[float] = deque(maxlen=self.arrival_window - 1)
         self._heard: dict[str, float] = {}  # sensor -> front when it last delivered
+        self._latest: dict[str, float] = {}  # station -> latest measurement time seen
         self._batch: dict[str, FloatArray] = {}  # sensor -> arrival marks in this batch
 
     def arriving(self, readings: Sequence[Reading]) -> None:
@@ -166,13 +171,24 @@ class SilenceWatch:
 
     def advance(self, readings: Sequence[Reading]) -> None:
         """Move the watermark with a slice's readings (never backwards, never past the front)."""
-        finite = [t for r in readings if math.isfinite(t := r.measured_at.timestamp())]
+        finite = []
+        for r in readings:
+            t = r.measured_at.timestamp()
+            if math.isfinite(t):
+                finite.append(t)
+                if t > self._latest.get(r.station_id, -math.inf):
+                    self._latest[r.station_id] = t
         if not finite:
             return
         candidate = statistics.median(finite)
         if math.isfinite(self.front_s):
             # a slice of one device's far-future clock alone must not move "now"
             candidate = min(candidate, self.front_s)
+        if len(self._latest) >= _MIN_FLEET:
+            # nor may a few devices whose clocks run minutes ahead: "now" is no later than
+            # where most of the fleet's stations have got to
+            fleet = np.fromiter(self._latest.values(), dtype=np.float64, count=len(self._latest))
+            candidate = min(candidate, float(np.percentile(fleet, _FLEET_PERCENTILE)))
         self.watermark_s = max(self.watermark_s, candidate)
         if self.since_s is None:
             self.since_s = self.watermark_s

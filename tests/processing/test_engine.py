@@ -221,3 +221,25 @@ def test_a_clock_hours_ahead_does_not_make_the_city_silent() -> None:
             commands += e.process([reading("fd-a", Quantity.WATER_DEPTH, 0.0, m + 420)]).commands
     assert not [c for c in commands if isinstance(c, Raise)]
     assert e.silence.watermark_s <= (T0 + timedelta(minutes=60)).timestamp()
+
+
+def test_clocks_minutes_ahead_do_not_make_the_city_silent() -> None:
+    # Twenty stations; two devices' clocks run 15 minutes ahead, and a batch arriving late
+    # ends with a burst of their readings: "now" stays where most stations are, so nobody
+    # is called silent.
+    stations = {f"aq-{i}": StationRef(StationId(f"aq-{i}"), Domain.AIR, f"S{i}", "D",
+                                      21.0 + 0.01 * i, 105.8, "aq") for i in range(20)}  # fmt: skip
+    sensors = {(s, Quantity.PM25): SensorRef(i + 1, 60.0, 0.0, 1000.0)
+               for i, s in enumerate(stations)}  # fmt: skip
+    e = Engine(Lifecycle(clear_after=3, cooldown_s=600))
+    e.use(RegistrySnapshot(stations, sensors))
+    commands: list[Command] = []
+    for m in range(120):
+        batch = [reading(s, Quantity.PM25, 40.0, m) for s in stations if s not in ("aq-0", "aq-1")]
+        fast = [reading(s, Quantity.PM25, 40.0, m + 15) for s in ("aq-0", "aq-1")]
+        batch = fast + batch
+        if m % 30 == 29:  # the fast devices' queued messages arrive in a burst, last
+            batch += [reading(s, Quantity.PM25, 40.0, m + 15 + k / 10)
+                      for s in ("aq-0", "aq-1") for k in range(1, 40)]  # fmt: skip
+        commands += e.process(batch).commands
+    assert not [c for c in commands if isinstance(c, Raise) and c.alert.rule == "sensor_silent"]
