@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Final
-from zoneinfo import ZoneInfo
 
 from ingest.registry import StationRef
 from ingest.wire import QUANTITIES, Quantity, Reading, StationId
-from processing.alerts import Severity
+from processing.alerts import Severity, hanoi_time
 from processing.derived import IndexRow
 from processing.indices.vn_aqi import LevelInfo, level_of, round_aqi
 from processing.rules import Condition
@@ -35,7 +34,6 @@ from processing.rules import Condition
 __all__ = ["AIR_QUALITY_RULE", "aqi_conditions"]
 
 AIR_QUALITY_RULE: Final = "air_quality"
-_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _NORMAL_AT_MOST: Final = 100
 _SEVERITY: Final = {"bad": Severity.MODERATE, "very_bad": Severity.SEVERE,
                     "hazardous": Severity.EXTREME}  # fmt: skip
@@ -59,7 +57,7 @@ def _texts(
     row: IndexRow, info: LevelInfo, aqi: int, station: StationRef | None
 ) -> tuple[str, str, str, str]:
     place = station.name if station else row.station_id
-    local = row.time.astimezone(_HANOI).strftime("%H:%M %d/%m/%Y")
+    local = hanoi_time(row.time)
     try:
         pollutant = QUANTITIES[Quantity(row.dominant or "")]
         main_vi, main_en = f", chủ yếu do {pollutant.label_vi}", f", mainly {pollutant.label_en}"

@@ -9,9 +9,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Literal
+from typing import Final, Literal
+from zoneinfo import ZoneInfo
 
-__all__ = ["Alert", "AlertAction", "AlertEvent", "AlertState", "Category", "Severity"]
+__all__ = [
+    "HANOI", "Alert", "AlertAction", "AlertEvent", "AlertState", "Category", "Severity",
+    "hanoi_time",
+]  # fmt: skip
+
+HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def hanoi_time(moment: datetime) -> str:
+    """An event time as operators read it in alert texts: Hanoi time, to the minute.
+
+    >>> from datetime import UTC
+    >>> hanoi_time(datetime(2025, 9, 30, 2, 10, tzinfo=UTC))
+    '09:10 30/09/2025'
+    """
+    return moment.astimezone(HANOI).strftime("%H:%M %d/%m/%Y")
 
 
 class Severity(StrEnum):

@@ -16,12 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
-from zoneinfo import ZoneInfo
 
 from ingest.registry import SensorRef, StationRef
 from ingest.storage import Conn
 from ingest.wire import Quantity, Reading, StationId
-from processing.alerts import Severity
+from processing.alerts import Severity, hanoi_time
 from processing.indices.flood import FloodLevel
 from processing.indices.hourly import AqiTracker, HourlyAggregator, HourlyMean
 from processing.indices.vn_aqi import Pollutant
@@ -32,7 +31,6 @@ __all__ = ["FORECAST_RULE", "DerivedSeries", "IndexRow", "store_indices"]
 
 FORECAST_RULE: Final = "flood_forecast"
 """Rule name (and dedup-key prefix) of the flood early warnings."""
-_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _AQI_QUANTITIES: Final = frozenset(Quantity(p.value) for p in Pollutant)
 _FORECAST_SEVERITY: Final = {
     FloodLevel.WATCH: Severity.MINOR,
@@ -177,7 +175,7 @@ def _forecast_texts(
     cast: FloodNowcast, eta: LevelEta, reading: Reading, station: StationRef | None
 ) -> tuple[str, str, str, str]:
     place = station.name if station else reading.station_id
-    local = reading.measured_at.astimezone(_HANOI).strftime("%H:%M %d/%m/%Y")
+    local = hanoi_time(reading.measured_at)
     window = f"{_minutes(eta.eta_early_s)}–{_minutes(eta.eta_late_s)}"
     rain_vi = rain_en = ""
     if cast.rain_mm_h is not None:

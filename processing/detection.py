@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
-from zoneinfo import ZoneInfo
 
 from ingest.registry import StationRef
 from ingest.wire import QUANTITIES, Quantity, Reading
-from processing.alerts import Category, Severity
+from processing.alerts import Category, Severity, hanoi_time
 from processing.bank import BankResult, LaneSpec
 from processing.rules import Condition
 
@@ -30,7 +29,6 @@ __all__ = [
     "spike_positions",
 ]
 
-_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _AIR: Final = frozenset({Quantity.PM25, Quantity.PM10, Quantity.NO2, Quantity.CO, Quantity.O3})
 _WATER: Final = frozenset(
     {Quantity.DISSOLVED_OXYGEN, Quantity.PH, Quantity.TURBIDITY, Quantity.CONDUCTIVITY,
@@ -135,7 +133,7 @@ def _texts(
 ) -> tuple[str, str, str, str]:
     spec = QUANTITIES[reading.quantity]
     place = station.name if station else reading.station_id
-    local = reading.measured_at.astimezone(_HANOI).strftime("%H:%M %d/%m/%Y")
+    local = hanoi_time(reading.measured_at)
     value = f"{reading.value:.2f} {spec.unit}"
     return (
         f"{profile.title_vi}: {place} ({spec.label_vi})",

@@ -23,13 +23,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Iterable, Mapping
 from typing import Final
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from ingest.registry import StationRef
 from ingest.wire import Quantity, Reading
-from processing.alerts import Severity
+from processing.alerts import Severity, hanoi_time
 from processing.rules import Condition
 from processing.windows import TimeWindow
 
@@ -37,7 +36,6 @@ __all__ = ["DEPTH_WITHOUT_RAIN_RULE", "DryWeatherCheck"]
 
 DEPTH_WITHOUT_RAIN_RULE: Final = "depth_without_rain"
 _FLOOD_RULE: Final = "flood_depth"
-_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class DryWeatherCheck:
@@ -146,7 +144,7 @@ def _texts(
     reading: Reading, station: StationRef | None, gauge: str, rain_mm: float, window_s: float
 ) -> tuple[str, str, str, str]:
     place = station.name if station else reading.station_id
-    local = reading.measured_at.astimezone(_HANOI).strftime("%H:%M %d/%m/%Y")
+    local = hanoi_time(reading.measured_at)
     hours = f"{window_s / 3600.0:g}"
     return (
         f"Ngập khi không mưa – kiểm tra cảm biến: {place}",

@@ -30,18 +30,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
-from zoneinfo import ZoneInfo
 
 from ingest.registry import StationRef
 from ingest.wire import Quantity, Reading
-from processing.alerts import Severity
+from processing.alerts import Severity, hanoi_time
 from processing.rules import Condition, Level
 from processing.windows import TimeWindow
 
 __all__ = ["HEAVY_RAIN_RULE", "RainAccumulator", "RainConfig"]
 
 HEAVY_RAIN_RULE: Final = "heavy_rain"
-_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _S_PER_H: Final = 3600.0
 _DEFAULT_INTERVAL_S: Final = 60.0
 
@@ -125,7 +123,7 @@ class RainAccumulator:
         self, level: Level, marker: Reading, station: StationRef | None
     ) -> tuple[str, str, str, str]:
         place = station.name if station else marker.station_id
-        local = marker.measured_at.astimezone(_HANOI).strftime("%H:%M %d/%m/%Y")
+        local = hanoi_time(marker.measured_at)
         hours = self.config.window_s / _S_PER_H
         return (
             f"{level.name_vi}: {place}",

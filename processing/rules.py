@@ -24,15 +24,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
-from zoneinfo import ZoneInfo
 
 from ingest.registry import StationRef
 from ingest.wire import QUANTITIES, Quantity, Reading
-from processing.alerts import Category, Severity
+from processing.alerts import Category, Severity, hanoi_time
 
 __all__ = ["DEFAULT_RULES", "Condition", "Level", "ThresholdRule", "evaluate"]
-
-HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +210,7 @@ def describe(
     spec = QUANTITIES[reading.quantity]
     place = station.name if station else reading.station_id
     district = f", {station.district}" if station else ""
-    local = reading.measured_at.astimezone(HANOI).strftime("%H:%M %d/%m/%Y")
+    local = hanoi_time(reading.measured_at)
     value = f"{reading.value:.1f} {spec.unit}"
     limit = f"{level.threshold:g} {spec.unit}"
     relation_vi = "vượt" if rule.direction == "above" else "dưới"

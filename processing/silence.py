@@ -60,7 +60,6 @@ from collections import defaultdict, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -68,7 +67,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ingest.registry import StationRef
 from ingest.wire import QUANTITIES, Quantity, Reading, SensorId, StationId
-from processing.alerts import Severity
+from processing.alerts import Severity, hanoi_time
 from processing.bank import Silence
 from processing.errors import DetectorConfigError
 from processing.rules import Condition
@@ -80,7 +79,6 @@ SILENT_RULE: Final = "sensor_silent"
 _BULK_PERCENTILE: Final = 70.0
 _FLEET_PERCENTILE: Final = 75.0  # of the stations' latest times: the watermark's bound
 _MIN_FLEET: Final = 8  # fewer stations than this: the slice median alone
-_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def _split(sensor: SensorId) -> tuple[str, Quantity | None]:
@@ -267,7 +265,7 @@ def _texts(
 ) -> tuple[str, str, str, str]:
     place = ref.name if ref else station
     district = f", {ref.district}" if ref else ""
-    local = datetime.fromtimestamp(last_seen_s, UTC).astimezone(_HANOI).strftime("%H:%M %d/%m/%Y")
+    local = hanoi_time(datetime.fromtimestamp(last_seen_s, UTC))
     what_vi = ", ".join(QUANTITIES[q].label_vi for q in quantities) or "mọi số đo"
     what_en = ", ".join(QUANTITIES[q].label_en for q in quantities) or "all quantities"
     return (

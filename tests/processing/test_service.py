@@ -1,6 +1,8 @@
 """Processing on real services: readings over MQTT become committed, announced alerts."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -116,30 +118,42 @@ async def test_a_silent_sensor_raises_and_clears_through_the_lifecycle(
     assert t0 + timedelta(minutes=29) <= cleared <= t0 + timedelta(minutes=31)
 
 
+@contextlib.asynccontextmanager
+async def commit_failing(
+    pg_proxy: TcpProxy, db_url: str, broker: Broker, root: str, shutdown_grace_s: float = 30.0
+) -> AsyncIterator[tuple[ProcessingService, asyncio.Task[None], int]]:
+    """A running service whose alert commit is failing: the database cut away, two flooded
+    readings published (a raise is due) and at least one retry seen. Yields the service, its
+    run task and the number of messages published."""
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await register_stations(conn, TEST_STATIONS)
+    config = ProcessingSettings(
+        database_url=pg_proxy.url(db_url), mqtt_url=broker.url, topic_root=root,
+        instance=root.split("/")[0], batch_max_age_s=0.05, shutdown_grace_s=shutdown_grace_s,
+    )  # fmt: skip
+    topic = f"{root}/flood/{FLOOD.station_id}/telemetry"
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    service = ProcessingService(config)
+    async with service:
+        await service.consumer.wait_connected()
+        runner = asyncio.create_task(service.run())
+        pg_proxy.cut()
+        flooded = [(topic, flood_sample(t0 + timedelta(minutes=i), 40.0)) for i in range(2)]
+        await asyncio.to_thread(publish, broker, flooded)
+        async with asyncio.timeout(30):
+            while service.pipeline.counts["handler_retries"] == 0:
+                await asyncio.sleep(0.05)
+        yield service, runner, len(flooded)
+
+
 async def test_stop_with_the_database_down_ends(
     pg_proxy: TcpProxy, db_url: str, mqtt_broker: Broker, topic_root: str
 ) -> None:
     # SIGTERM while the database is away: the failing batch is retried for the grace only,
     # the last snapshot and heartbeat are given up on, nothing is acknowledged, and run()
     # returns instead of hanging on a connection that never comes.
-    async with await psycopg.AsyncConnection.connect(db_url) as conn:
-        await register_stations(conn, TEST_STATIONS)
-    settings = ProcessingSettings(
-        database_url=pg_proxy.url(db_url), mqtt_url=mqtt_broker.url, topic_root=topic_root,
-        instance=topic_root.split("/")[0], batch_max_age_s=0.05, shutdown_grace_s=1,
-    )  # fmt: skip
-    topic = f"{topic_root}/flood/{FLOOD.station_id}/telemetry"
-    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    service = ProcessingService(settings)
-    async with service:
-        await service.consumer.wait_connected()
-        runner = asyncio.create_task(service.run())
-        pg_proxy.cut()
-        flooded = [(topic, flood_sample(t0 + timedelta(minutes=i), 40.0)) for i in range(2)]
-        await asyncio.to_thread(publish, mqtt_broker, flooded)  # raises: a commit is due
-        async with asyncio.timeout(30):
-            while service.pipeline.counts["handler_retries"] == 0:
-                await asyncio.sleep(0.05)
+    failing = commit_failing(pg_proxy, db_url, mqtt_broker, topic_root, shutdown_grace_s=1)
+    async with failing as (service, runner, _):
         service.stop()
         stopped_at = asyncio.get_running_loop().time()
         async with asyncio.timeout(40):
@@ -157,27 +171,11 @@ async def test_alert_decided_while_the_database_is_down_is_committed_once_it_is_
 ) -> None:
     # The engine decides a batch once; a failed commit is retried with the same decision
     # (deciding again would find the alert already open in memory and never store it).
-    async with await psycopg.AsyncConnection.connect(db_url) as conn:
-        await register_stations(conn, TEST_STATIONS)
-    settings = ProcessingSettings(
-        database_url=pg_proxy.url(db_url), mqtt_url=mqtt_broker.url, topic_root=topic_root,
-        instance=topic_root.split("/")[0], batch_max_age_s=0.05,
-    )  # fmt: skip
-    topic = f"{topic_root}/flood/{FLOOD.station_id}/telemetry"
-    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    service = ProcessingService(settings)
-    async with service:
-        await service.consumer.wait_connected()
-        runner = asyncio.create_task(service.run())
-        pg_proxy.cut()
-        flooded = [(topic, flood_sample(t0 + timedelta(minutes=i), 40.0)) for i in range(2)]
-        await asyncio.to_thread(publish, mqtt_broker, flooded)
-        async with asyncio.timeout(30):
-            while service.pipeline.counts["handler_retries"] == 0:
-                await asyncio.sleep(0.05)
+    async with commit_failing(pg_proxy, db_url, mqtt_broker, topic_root) as failing:
+        service, runner, published = failing
         pg_proxy.restore()
         async with asyncio.timeout(60):
-            while service.consumer.stats.acked < len(flooded):
+            while service.consumer.stats.acked < published:
                 await asyncio.sleep(0.05)
         service.stop()
         await runner
@@ -188,4 +186,4 @@ async def test_alert_decided_while_the_database_is_down_is_committed_once_it_is_
         )
         actions = [r[0] for r in await cur.fetchall()]
     assert actions == ["raised"]
-    assert service.counts["readings"] == len(flooded)  # decided once, not per attempt
+    assert service.counts["readings"] == published  # decided once, not per attempt
