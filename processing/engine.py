@@ -40,6 +40,7 @@ from ingest.registry import RegistrySnapshot, StationRef
 from ingest.wire import Quantity, Reading, SensorInfo, StationInfo
 from processing.air_quality import aqi_conditions
 from processing.bank import BankResult, DetectorBank, LaneSpec
+from processing.clock import ClockWatch
 from processing.derived import DerivedSeries, IndexRow
 from processing.detection import DEFAULT_LANES, SPIKE_LANE, conditions_from, spike_positions
 from processing.dry_weather import DryWeatherCheck
@@ -128,6 +129,7 @@ class Engine:
         self.silence = SilenceWatch(min_silence_s=min_silence_s)
         self.rain = RainAccumulator()
         self.dry = DryWeatherCheck()
+        self.clock = ClockWatch()
         self.slice_s = slice_s
         self._rules: dict[Quantity, list[ThresholdRule]] = defaultdict(list)
         for rule in rules:
@@ -153,9 +155,11 @@ class Engine:
         result = EngineResult()
         detections = 0
         self.silence.arriving(readings)
+        clocks = self.clock.observe(readings, self.stations, self.lifecycle.open_keys)
         for chunk in time_slices(readings, self.slice_s):
             detections += self._slice(chunk, result)
         self.silence.arrived()
+        self._step(sorted(clocks, key=lambda c: c.reading.measured_at), result)
         return dataclasses.replace(result, detections=detections)
 
     def _slice(self, chunk: list[Reading], result: EngineResult) -> int:

@@ -63,7 +63,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ingest.registry import StationRef
 from ingest.wire import QUANTITIES, Quantity, Reading, SensorId, StationId
@@ -71,6 +70,7 @@ from processing.alerts import Severity, hanoi_time
 from processing.bank import Silence
 from processing.errors import DetectorConfigError
 from processing.rules import Condition
+from processing.windows import arrival_percentile
 
 __all__ = ["SILENT_RULE", "SilenceWatch"]
 
@@ -129,12 +129,7 @@ class SilenceWatch:
         self._batch = {}
         if not times.size:
             return
-        k = self.arrival_window
-        earlier = np.asarray(self._recent, dtype=np.float64)
-        padded = np.concatenate([np.full(k - 1 - earlier.size, np.nan), earlier, times])
-        windows = sliding_window_view(padded, k)[-times.size :]
-        with np.errstate(all="ignore"):
-            bulk = np.nanpercentile(windows, _BULK_PERCENTILE, axis=1)
+        bulk = arrival_percentile(self._recent, times, self.arrival_window, _BULK_PERCENTILE)
         marks = np.empty(times.size)
         front = self.front_s
         lead = self.max_lead_s

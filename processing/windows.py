@@ -15,18 +15,21 @@ array([[ 2.,  3.,  4.],
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from functools import cache
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from processing.errors import DetectorConfigError
 
 __all__ = [
     "TimeWindow",
+    "arrival_percentile",
     "nan_median_rows",
     "pair_indices",
     "ring_ordered",
@@ -38,6 +41,32 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 _MAX_WINDOW_POINTS: Final = 100_000
+
+
+def arrival_percentile(
+    earlier: Collection[float], times: FloatArray, window: int, q: float, *, own: bool = True
+) -> FloatArray:
+    """For each of ``times`` (in arrival order), the ``q``-th percentile of the last arrivals.
+
+    The window holds the ``window`` most recent values up to and including each one
+    (``own=False``: the ``window`` before it, itself left out), continuing from ``earlier``
+    (the previous arrivals, oldest first); NaN where the window is empty.
+
+    >>> arrival_percentile([1.0, 2.0], np.array([3.0, 10.0]), 3, 50.0)
+    array([2., 3.])
+    >>> arrival_percentile([], np.array([5.0, 7.0, 9.0]), 2, 50.0, own=False)
+    array([nan,  5.,  6.])
+    """
+    k = max(1, window)
+    pad = k - 1 if own else k
+    tail = np.asarray(earlier, dtype=np.float64)[max(0, len(earlier) - pad) :]
+    padded = np.concatenate([np.full(pad - tail.size, np.nan), tail, times])
+    if not own:
+        padded = padded[:-1]
+    windows = sliding_window_view(padded, k)[-times.size :] if times.size else np.empty((0, k))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window is NaN
+        return np.asarray(np.nanpercentile(windows, q, axis=1), dtype=np.float64)
 
 
 def ring_push(

@@ -73,6 +73,7 @@ from hanoi_ioc.evaluate.records import AlertRecord
 from ingest.wire import TruthEvent
 from processing.air_quality import AIR_QUALITY_RULE
 from processing.alerts import Severity
+from processing.clock import CLOCK_RULE
 from processing.derived import FORECAST_RULE
 from processing.detection import DEFAULT_LANES, PROFILES, SILENCE_LANE, SPIKE_LANE
 from processing.dry_weather import DEPTH_WITHOUT_RAIN_RULE
@@ -193,10 +194,11 @@ KINDS: Final[Mapping[str, KindSpec]] = MappingProxyType(
             # event-time watermark: bursts of fewer than six lost messages are not expected.
             _spec("dropout", (SILENT_RULE,), min_span_intervals=5.0,
                   note=f"lost messages (the {SILENCE_LANE} lane calls long bursts)"),
-            # A clock hours ahead makes every reading "from the future": quarantined, so the
-            # station falls silent; minutes off, its readings disagree with its neighbours'
-            # at the same (wrong) time. Explained, though no alert is about clocks as such.
-            _spec("clock_skew", (), note="device clock off (small skews are stored as sent)",
+            # Called after five steady messages. A clock hours ahead may also make the
+            # station's readings "from the future" (quarantined: it falls silent), and one
+            # minutes off disagrees with its neighbours at the same (wrong) time.
+            _spec("clock_skew", (CLOCK_RULE,), late_intervals=6.0,
+                  note="device clock off by minutes to hours",
                   related=frozenset({SILENT_RULE, "neighbours"})),
         )
     }
