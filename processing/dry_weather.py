@@ -29,6 +29,7 @@ import numpy as np
 from ingest.registry import StationRef
 from ingest.wire import Quantity, Reading
 from processing.alerts import Severity, hanoi_time
+from processing.rainfall import MAX_RAIN_MM_H
 from processing.rules import Condition
 from processing.windows import TimeWindow
 
@@ -47,16 +48,20 @@ class DryWeatherCheck:
         burst_s: the span over which rain is totalled (two hours, as the drainage figures).
         heavy_mm: a burst total at or above this could flood a street.
         gauge_fresh_s: the gauge must have reported within this long to be believed.
+        max_rain_mm_h: no reading counts for more than this intensity over its interval (a
+            gauge's one-minute glitch of 24 mm must not make a dry day wet).
     """
 
     def __init__(
         self, *, window_s: float = 6 * 3600.0, burst_s: float = 2 * 3600.0,
         heavy_mm: float = 20.0, gauge_fresh_s: float = 1800.0,
+        max_rain_mm_h: float = MAX_RAIN_MM_H,
     ) -> None:  # fmt: skip
         self.window_s = window_s
         self.burst_s = burst_s
         self.heavy_mm = heavy_mm
         self.gauge_fresh_s = gauge_fresh_s
+        self.max_rain_mm_h = max_rain_mm_h
         self._first: dict[str, float] = {}  # gauge -> first reading time seen
         self._rain: dict[str, TimeWindow] = {}  # gauge -> its recent readings
         self.demoted = 0
@@ -72,7 +77,7 @@ class DryWeatherCheck:
                 window = self._rain[gauge] = TimeWindow(self.window_s)
             at = r.measured_at.timestamp()
             self._first.setdefault(gauge, at)
-            window.append(at, max(r.value, 0.0))
+            window.append_amount(at, r.value, self.max_rain_mm_h)
 
     def heaviest_mm(self, gauge: str, at_s: float) -> float | None:
         """The most rain ``gauge`` measured in any ``burst_s`` span of the window to ``at_s``.
@@ -103,8 +108,17 @@ class DryWeatherCheck:
         conditions: list[Condition],
         stations: Mapping[str, StationRef],
         open_keys: Collection[str],
+        watched_keys: Collection[str] = (),
     ) -> list[Condition]:
-        """The conditions, with new dry-weather flood alerts turned into sensor matters."""
+        """The conditions, with new dry-weather flood alerts turned into sensor matters.
+
+        Args:
+            conditions: the threshold rules' conditions of a slice.
+            stations: the registry's stations (their upstream gauges).
+            open_keys: dedup keys of the open alerts.
+            watched_keys: keys whose normal conditions matter (open, or held: a suspicion
+                on a glitch waits for the next reading, which must be able to let it go).
+        """
         out = []
         for cond in conditions:
             if cond.rule != _FLOOD_RULE:
@@ -118,9 +132,9 @@ class DryWeatherCheck:
             suspect = rain is not None and rain < self.heavy_mm
             if cond.severity is None or cond.dedup_key in open_keys or not suspect:
                 out.append(cond)
-                if key in open_keys:
+                if key in open_keys or key in watched_keys:
                     # back under the flood levels, or rain measured again (then the flood
-                    # alert speaks for itself): the suspicion ends
+                    # alert speaks for itself): the suspicion ends, or a held one is let go
                     normal = cond.normal if cond.severity is None else True
                     out.append(dataclasses.replace(
                         cond, dedup_key=key, rule=DEPTH_WITHOUT_RAIN_RULE,

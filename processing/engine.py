@@ -176,7 +176,7 @@ class Engine:
             if c.severity is not None and id(c.reading) in suspect
             else c
             for c in self.dry.apply(
-                evaluate(chunk, self._rules, stations), stations, self.lifecycle.open_keys
+                evaluate(chunk, self._rules, stations), stations, self.lifecycle.open_keys, watched
             )
         ]
         lanes = conditions_from(scored, stations, watched, spikes)

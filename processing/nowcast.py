@@ -34,6 +34,7 @@ from scipy.stats import theilslopes
 from ingest.wire import Quantity, Reading
 from processing.errors import DetectorConfigError
 from processing.indices.flood import FloodLevel, FloodLevels, classify_depth
+from processing.rainfall import MAX_RAIN_MM_H
 from processing.windows import TimeWindow
 
 __all__ = ["FloodNowcast", "FloodNowcaster", "LevelEta", "NowcastConfig", "nowcast_flood"]
@@ -75,7 +76,7 @@ class NowcastConfig:
     rain_gain_cm_per_mm: float = 0.5
     min_rate_cm_h: float = 2.0
     confidence_level: float = 0.9
-    max_rain_mm_h: float = 200.0
+    max_rain_mm_h: float = MAX_RAIN_MM_H
 
     def __post_init__(self) -> None:
         positive = (self.window_s, self.horizon_s, self.rain_window_s, self.min_rate_cm_h)
@@ -313,10 +314,7 @@ class FloodNowcaster:
         window = self._window(self._rain, gauge_id, self.config.rain_window_s)
         if window is None:
             return
-        if len(window):  # the first reading's interval is unknown: taken as reported
-            span_s = max(time_s - float(window.times()[-1]), _DEFAULT_RAIN_INTERVAL_S)
-            rain_mm = min(rain_mm, self.config.max_rain_mm_h * span_s / _S_PER_H)
-        window.append(time_s, rain_mm)
+        window.append_amount(time_s, rain_mm, self.config.max_rain_mm_h, _DEFAULT_RAIN_INTERVAL_S)
 
     def observe(self, reading: Reading) -> None:
         """Route a reading by quantity (other quantities are ignored)."""

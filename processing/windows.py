@@ -184,6 +184,26 @@ class TimeWindow:
         while self._points and self._points[0][0] < horizon:
             self._points.popleft()
 
+    def append_amount(
+        self, time_s: float, amount: float, max_per_h: float, min_span_s: float = 60.0
+    ) -> float:
+        """Add an amount accumulated since the previous point (rain over a gauge's interval).
+
+        It counts for at least 0 and at most ``max_per_h`` over the time since the previous
+        point (never less than ``min_span_s``): a glitch of +30 mm in one minute is not a
+        cloudburst. The first point's span is unknown: taken as given. Returns what was added.
+
+        >>> w = TimeWindow(span_s=7200.0)
+        >>> [w.append_amount(t, mm, max_per_h=200.0) for t, mm in ((0, 1.0), (60, 24.0))]
+        [1.0, 3.3333333333333335]
+        """
+        amount = max(0.0, amount)
+        if self._points:
+            span_s = max(time_s - self._points[-1][0], min_span_s)
+            amount = min(amount, max_per_h * span_s / 3600.0)
+        self.append(time_s, amount)
+        return amount
+
     def __len__(self) -> int:
         return len(self._points)
 

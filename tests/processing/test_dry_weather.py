@@ -58,6 +58,26 @@ def test_a_depth_rising_on_a_dry_day_is_a_sensor_matter_until_rain_comes() -> No
     assert f"{DEPTH_WITHOUT_RAIN_RULE}:fd-a" in cleared
 
 
+def test_isolated_spikes_on_a_dry_day_raise_no_sensor_suspicion() -> None:
+    # Two glitches an hour apart, each one reading: the spike lane reports them; neither may
+    # confirm the other as a "flood depth without rain" (each is held, then let go).
+    e = engine()
+    e.process(dry_day(7 * HOURS))
+    start = 7 * HOURS
+    later = []
+    for m in range(2 * HOURS):
+        later.append(reading("rg-a", Quantity.RAINFALL, 0.0, start + m))
+        glitch = m in (10, 70)
+        later.append(reading("fd-a", Quantity.WATER_DEPTH, 106.6 if glitch else 0.1 * (m % 2),
+                             start + m))  # fmt: skip
+    commands = []
+    for i in range(0, len(later), 2):  # live: a reading of each a minute
+        commands += e.process(later[i : i + 2]).commands
+    assert DEPTH_WITHOUT_RAIN_RULE not in raised(commands)
+    assert "flood_depth" not in raised(commands)
+    assert raised(commands).count("spike") == 2
+
+
 def test_without_a_reporting_gauge_a_flood_is_a_flood() -> None:
     e = engine()
     e.process(dry_day(7 * HOURS, gauge=False))  # the gauge is silent: nothing is known
@@ -100,3 +120,20 @@ def test_heaviest_burst_is_the_largest_two_hour_total_in_the_window() -> None:
     later = DryWeatherCheck(window_s=2 * 3600)
     later.observe(reading("rg-a", Quantity.RAINFALL, r, m) for m, r in enumerate(rain))
     assert later.heaviest_mm("rg-a", end) == pytest.approx(2.4)  # only the drizzle is recent
+
+
+def test_a_gauge_glitch_does_not_make_a_dry_day_wet() -> None:
+    # sensor-faults: rg-ha-dong read 24 mm in one minute (a spike), and a drifting depth
+    # sensor downstream then raised a real flood alert two hours later
+    e = engine()
+    e.process(dry_day(7 * HOURS))
+    start = 7 * HOURS
+    later = []
+    for m in range(3 * HOURS):
+        later.append(reading("rg-a", Quantity.RAINFALL, 24.0 if m == 10 else 0.0, start + m))
+        later.append(reading("fd-a", Quantity.WATER_DEPTH, 0.1 * m, start + m))
+    commands = e.process(later).commands
+    assert DEPTH_WITHOUT_RAIN_RULE in raised(commands)
+    assert "flood_depth" not in raised(commands)
+    at = later[-1].measured_at.timestamp()
+    assert e.dry.heaviest_mm("rg-a", at) == pytest.approx(200.0 / 60.0)  # the cap, 1 minute
