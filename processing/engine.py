@@ -1,11 +1,13 @@
 """The decision engine: readings in, alert commands and index rows out, in event time (pure).
 
 :class:`Engine` is everything the processing service decides, without I/O: the detector
-bank, the threshold rules, the derived series (VN_AQI, flood nowcasts), the silence watch
-the air-quality alerts from the hourly VN_AQI, the heavy-rain alerts from the gauges'
-trailing accumulation and the alert lifecycle. The service feeds it
-each batch and commits what it returns. Lanes of ``hourly`` cadence see the hourly means of
-their quantities as the hours close (pollution episodes are judged on hours, not minutes).
+bank, the threshold rules, the derived series (VN_AQI, flood nowcasts), the silence and
+device-clock watches, the air-quality alerts from the hourly VN_AQI, the heavy-rain alerts
+from the gauges' trailing accumulation, the dry-weather check on depth alerts, the traffic
+incident watch and the alert lifecycle. The service feeds it each batch and commits what it
+returns. A reading delivered again (MQTT is at least once) is decided on only once. Lanes
+of ``hourly`` cadence see the hourly means of their quantities as the hours close
+(pollution episodes are judged on hours, not minutes).
 
 **Event time.** A batch is sorted by measurement time and cut into *slices* of at most
 ``slice_s`` seconds of measurement time, processed in order: detectors score, indices and
@@ -45,8 +47,10 @@ from processing.derived import DerivedSeries, IndexRow
 from processing.detection import DEFAULT_LANES, SPIKE_LANE, conditions_from, spike_positions
 from processing.dry_weather import DryWeatherCheck
 from processing.errors import DetectorConfigError
+from processing.incidents import IncidentWatch
 from processing.lifecycle import Command, Lifecycle
 from processing.rainfall import RainAccumulator
+from processing.replays import SeenReadings
 from processing.rules import DEFAULT_RULES, Condition, ThresholdRule, evaluate
 from processing.silence import SilenceWatch
 
@@ -61,11 +65,13 @@ class EngineResult:
         commands: alert transitions, in event-time order.
         index_rows: index values of the hours that closed.
         detections: readings flagged by any detector lane.
+        repeats: readings withheld as already decided on (MQTT redeliveries).
     """
 
     commands: list[Command] = field(default_factory=list)
     index_rows: list[IndexRow] = field(default_factory=list)
     detections: int = 0
+    repeats: int = 0
 
 
 def station_infos(registry: RegistrySnapshot) -> list[StationInfo]:
@@ -130,6 +136,8 @@ class Engine:
         self.rain = RainAccumulator()
         self.dry = DryWeatherCheck()
         self.clock = ClockWatch()
+        self.incidents = IncidentWatch()
+        self.seen = SeenReadings()
         self.slice_s = slice_s
         self._rules: dict[Quantity, list[ThresholdRule]] = defaultdict(list)
         for rule in rules:
@@ -154,13 +162,17 @@ class Engine:
         """Decide on a batch, slice by slice in measurement-time order."""
         result = EngineResult()
         detections = 0
+        repeats = self.seen.repeats
+        readings = self.seen.first_time(readings)
         self.silence.arriving(readings)
         clocks = self.clock.observe(readings, self.stations, self.lifecycle.open_keys)
         for chunk in time_slices(readings, self.slice_s):
             detections += self._slice(chunk, result)
         self.silence.arrived()
         self._step(sorted(clocks, key=lambda c: c.reading.measured_at), result)
-        return dataclasses.replace(result, detections=detections)
+        return dataclasses.replace(
+            result, detections=detections, repeats=self.seen.repeats - repeats
+        )
 
     def _slice(self, chunk: list[Reading], result: EngineResult) -> int:
         scored = self.bank.process(chunk)
@@ -184,6 +196,7 @@ class Engine:
         conditions += self.derived.forecasts(chunk, stations, watched)
         conditions += aqi_conditions(rows, stations)
         conditions += self.rain.conditions(chunk, stations)
+        conditions += self.incidents.observe(chunk, stations, watched)
         hourly = self.derived.take_hourly()
         if hourly:
             conditions += conditions_from(self.bank.process(hourly, "hourly"), stations, watched)

@@ -166,6 +166,7 @@ class ProcessingService:
                 self._open_alerts = len(self.lifecycle.open_keys)
             self.counts["readings"] += len(readings)
             self.counts["detections"] += result.detections
+            self.counts["repeats"] += result.repeats
             self._decided = (batch, result)
         if result.commands or result.index_rows:
             stale = await self._commit(result)

@@ -77,6 +77,7 @@ from processing.clock import CLOCK_RULE
 from processing.derived import FORECAST_RULE
 from processing.detection import DEFAULT_LANES, PROFILES, SILENCE_LANE, SPIKE_LANE
 from processing.dry_weather import DEPTH_WITHOUT_RAIN_RULE
+from processing.incidents import TRAFFIC_INCIDENT_RULE
 from processing.rainfall import HEAVY_RAIN_RULE
 from processing.rules import DEFAULT_RULES
 from processing.silence import SILENT_RULE
@@ -98,7 +99,8 @@ _HOUR: Final = 3600.0
 SYSTEM_RULES: Final = frozenset(
     {r.name for r in DEFAULT_RULES}
     | set(PROFILES)
-    | {FORECAST_RULE, SILENT_RULE, AIR_QUALITY_RULE, HEAVY_RAIN_RULE}
+    | {FORECAST_RULE, SILENT_RULE, AIR_QUALITY_RULE, HEAVY_RAIN_RULE, CLOCK_RULE}
+    | {DEPTH_WITHOUT_RAIN_RULE, TRAFFIC_INCIDENT_RULE}
 )
 """Every alert rule the live processing configuration can raise."""
 

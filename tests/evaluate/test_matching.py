@@ -168,7 +168,10 @@ def test_unscored_kinds_are_counted_and_kinds_without_a_detector_say_so() -> Non
     labels = [label("aq-a", "duplicate", 1, 1), label("tr-a", "traffic_incident", 0, 90)]
     scoring = score_alerts(labels, [], every_minute)
     assert scoring.unscored == {"duplicate": 1}
-    assert scoring.kind("traffic_incident").has_detector is False
+    assert scoring.kind("traffic_incident").has_detector is True
+    assert scoring.kind("traffic_incident").recall == 0.0
+    unequipped = score_alerts(labels, [], every_minute, known_rules=frozenset({"flood_depth"}))
+    assert unequipped.kind("traffic_incident").has_detector is False
 
 
 def test_percentiles_interpolate() -> None:
