@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -315,6 +316,16 @@ class DetectorBank:
                 sensor = SensorId(lane.slots.ids[slot])
                 out.append(Silence(lane.spec.name, sensor, float(scores[slot]), float(seen[slot])))
         return out
+
+    def last_seen(self, sensor: str) -> float | None:
+        """Latest measurement time (epoch s) of ``sensor`` any lane has taken; None: none."""
+        times = [
+            float(lane.slots.last_seen[slot])
+            for lane in self._lanes
+            if (slot := lane.slots.get(sensor)) is not None
+        ]
+        latest = max(times, default=-math.inf)
+        return latest if math.isfinite(latest) else None
 
     def stats(self) -> dict[str, int]:
         """Counters per lane: sensors held, refused and evicted."""

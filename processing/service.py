@@ -45,6 +45,9 @@ __all__ = ["ProcessingService", "run_service"]
 logger = logging.getLogger(__name__)
 
 _FINAL_WRITE_S: Final = 5.0
+# A snapshot waits (in short steps) for the batch being committed to be acknowledged.
+_SNAPSHOT_WAIT_S: Final = 2.0
+_SNAPSHOT_STEP_S: Final = 0.02
 """How long a stop waits for the last snapshot and the last heartbeat each."""
 
 
@@ -102,6 +105,8 @@ class ProcessingService:
         self._open_alerts = 0
         self._decided: tuple[Batch, EngineResult] | None = None
         """The batch being committed and what the engine decided on it (for a retry)."""
+        self._handed = 0
+        """Messages of the batches given to the engine (acknowledged ones catch up with it)."""
         self._started_at = datetime.now(UTC)
         self.counts: Counter[str] = Counter()
 
@@ -157,6 +162,7 @@ class ProcessingService:
             # same transitions are committed again rather than decided twice.
             result = decided[1]
         else:
+            self._handed += len(batch)
             readings = [r for outcome in batch.outcomes for r in outcome.readings]
             if not readings:
                 return
@@ -218,9 +224,26 @@ class ProcessingService:
         logger.info("detector state restored from the snapshot of %s", row[1])
 
     async def save_state(self) -> None:
-        """Store the detector bank's snapshot (periodically and at shutdown)."""
-        async with self._engine_lock:
-            data = await asyncio.to_thread(self.engine.bank.to_bytes)
+        """Store the detector bank's snapshot (periodically and at shutdown).
+
+        The snapshot is taken only when every batch the engine has seen is acknowledged:
+        after a crash the broker redelivers exactly the batches the restored bank has not
+        learnt from, so none is learnt twice. While a batch is between decision and
+        acknowledgement (its commit takes milliseconds) the snapshot waits; if that lasts
+        (the database is down, or a stop abandoned a batch), this round is skipped and the
+        snapshot saved before stands.
+        """
+        data = None
+        for _ in range(int(_SNAPSHOT_WAIT_S / _SNAPSHOT_STEP_S)):
+            async with self._engine_lock:
+                if self._handed == self.pipeline.counts["acked_messages"]:
+                    data = await asyncio.to_thread(self.engine.bank.to_bytes)
+                    break
+            await asyncio.sleep(_SNAPSHOT_STEP_S)
+        if data is None:
+            self.counts["snapshots_deferred"] += 1
+            logger.info("detector snapshot deferred: a batch is not acknowledged yet")
+            return
         async with self._pool.connection() as conn:
             await conn.execute(
                 """INSERT INTO processing_state (instance, saved_at, version, state)
