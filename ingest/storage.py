@@ -236,7 +236,15 @@ class Strategy(Protocol):
     name: StrategyName
 
     async def ensure_partitions(self, conn: Conn, first: date, last: date) -> int:
-        """Make sure rows between ``first`` and ``last`` (UTC days) have somewhere to go."""
+        """Make sure rows between ``first`` and ``last`` (UTC days) have somewhere to go.
+
+        Called on an idle connection, before the batch's transaction: what it makes is
+        committed at once.
+        """
+        ...
+
+    def forget_partitions(self) -> None:
+        """Drop what is known of existing partitions (a write found one missing)."""
         ...
 
     async def invalidate(self, conn: Conn, lo: datetime, hi: datetime) -> None:
@@ -253,19 +261,38 @@ class PlainStrategy:
 
     name: StrategyName = "plain"
 
-    def __init__(self, *, days_ahead: int = 3) -> None:
+    def __init__(self, *, days_ahead: int = 3, lock_timeout_s: float = 5.0) -> None:
         self._days_ahead = days_ahead
+        self._lock_timeout_ms = max(1, round(lock_timeout_s * 1000))
         self._known: set[date] = set()
 
     async def ensure_partitions(self, conn: Conn, first: date, last: date) -> int:
-        """Create missing daily partitions (cached, so the hot path costs a set lookup)."""
+        """Create missing daily partitions (cached, so the hot path costs a set lookup).
+
+        In a transaction of its own, committed before the batch's: a new partition locks
+        ``readings`` for an instant, not for the whole write, and a wait behind a long
+        reader (a rollup refresh) ends after ``lock_timeout_s`` with an error the caller
+        retries. Days are remembered only once their partitions are committed: a creation
+        rolled back (a timeout, a cancelled write) is made again next time.
+
+        Raises:
+            psycopg.Error: the partitions could not be made (nothing is remembered).
+        """
         days = {first + timedelta(days=i) for i in range((last - first).days + 1)}
         if days <= self._known:
             return 0
-        cur = await conn.execute("SELECT hanoi_ensure_partitions(%s, %s)", (first, last))
-        row = await cur.fetchone()
-        self._known |= days
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        async with conn.transaction():
+            await conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(self._lock_timeout_ms))
+            cur = await conn.execute("SELECT hanoi_ensure_partitions(%s, %s)", (first, last))
+            row = await cur.fetchone()
+        if idle:  # committed just now (inside a caller's transaction it is not yet)
+            self._known |= days
         return int(row[0]) if row else 0
+
+    def forget_partitions(self) -> None:
+        """Check every day's partition again on the next write."""
+        self._known.clear()
 
     async def invalidate(self, conn: Conn, lo: datetime, hi: datetime) -> None:
         """Log the written range so the next rollup refresh recomputes late buckets."""
@@ -303,6 +330,9 @@ class TimescaleStrategy:
     async def ensure_partitions(self, conn: Conn, first: date, last: date) -> int:
         """Hypertables create chunks on demand."""
         return 0
+
+    def forget_partitions(self) -> None:
+        """Nothing is cached."""
 
     async def invalidate(self, conn: Conn, lo: datetime, hi: datetime) -> None:
         """Continuous aggregates keep their own invalidation log."""

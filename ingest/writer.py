@@ -127,6 +127,10 @@ class Writer:
                     quarantined = await self._write_quarantine(conn, batch)
                     changes = await self._write_status(conn, batch)
         except psycopg.Error as exc:
+            if isinstance(exc, psycopg.errors.CheckViolation):
+                # "no partition of relation readings found for row": one went missing (a
+                # retention drop, a manual detach); the next attempt checks them all again
+                self._strategy.forget_partitions()
             msg = f"batch of {len(batch)} messages not written: {exc}"
             raise StorageError(msg) from exc
         return WriteResult(

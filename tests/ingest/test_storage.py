@@ -49,6 +49,29 @@ async def test_upgrade_is_repeatable(db_url: str) -> None:
     assert applied == []  # the template already holds every migration
 
 
+async def test_a_partition_not_made_is_made_next_time(db_url: str) -> None:
+    # A backfill reaching a new day while a long reader (a rollup refresh) holds `readings`:
+    # the partition waits at most the lock timeout, and a creation that did not commit
+    # (timed out, or rolled back with a caller's transaction) is not taken as made.
+    strategy = PlainStrategy(lock_timeout_s=0.2)
+    day = datetime.now(UTC).date() - timedelta(days=40)
+    async with (
+        await psycopg.AsyncConnection.connect(db_url) as conn,
+        await psycopg.AsyncConnection.connect(db_url) as reader,
+    ):
+        await reader.execute("LOCK TABLE readings IN ACCESS SHARE MODE")  # held open
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            await strategy.ensure_partitions(conn, day, day)
+        await conn.rollback()
+        await reader.rollback()
+        async with conn.transaction(force_rollback=True):  # a caller's transaction, undone
+            assert await strategy.ensure_partitions(conn, day, day) == 1
+        assert await strategy.ensure_partitions(conn, day, day) == 1  # made for real now
+        assert await strategy.ensure_partitions(conn, day, day) == 0  # and remembered
+        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"readings_p{day:%Y%m%d}",))
+        assert await cur.fetchone() == (True,)
+
+
 async def test_partitions_rollups_and_retention(
     aconn: psycopg.AsyncConnection[tuple[object, ...]],
 ) -> None:
