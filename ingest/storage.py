@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 StrategyName = Literal["timescale", "plain"]
 Conn = psycopg.AsyncConnection[TupleRow]
 _LOCK_KEY: Final = 0x48414E4F49  # "HANOI": one migrator at a time across services
+_PARTITION_LOCK_KEY: Final = 0x48414E4F50  # one partition maker at a time
 _NAME_RE: Final = re.compile(r"^(\d{4})_([a-z0-9_]+?)(?:\.(timescale|plain))?\.sql$")
 _NO_TX: Final = "-- hanoi:no-transaction"
 
@@ -284,6 +285,9 @@ class PlainStrategy:
         idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         async with conn.transaction():
             await conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(self._lock_timeout_ms))
+            # one creator at a time: two writers reaching a new day together would otherwise
+            # race in CREATE TABLE IF NOT EXISTS ("relation already exists")
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK_KEY,))
             cur = await conn.execute("SELECT hanoi_ensure_partitions(%s, %s)", (first, last))
             row = await cur.fetchone()
         if idle:  # committed just now (inside a caller's transaction it is not yet)

@@ -1,5 +1,6 @@
 """Migrations and the plain-PostgreSQL strategy on a real server."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -70,6 +71,20 @@ async def test_a_partition_not_made_is_made_next_time(db_url: str) -> None:
         assert await strategy.ensure_partitions(conn, day, day) == 0  # and remembered
         cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"readings_p{day:%Y%m%d}",))
         assert await cur.fetchone() == (True,)
+
+
+async def test_writers_reaching_a_new_day_together_both_get_its_partition(db_url: str) -> None:
+    day = datetime.now(UTC).date() - timedelta(days=50)
+    makers = [PlainStrategy() for _ in range(4)]  # one per ingest instance
+    conns = [await psycopg.AsyncConnection.connect(db_url) for _ in makers]
+    try:
+        made = await asyncio.gather(
+            *(s.ensure_partitions(c, day, day) for s, c in zip(makers, conns, strict=True))
+        )
+    finally:
+        for conn in conns:
+            await conn.close()
+    assert sorted(made) == [0, 0, 0, 1]
 
 
 async def test_partitions_rollups_and_retention(
