@@ -242,6 +242,11 @@ class LiveClient:
             return
         if sub.resumed_from is not None and item.event_id <= sub.resumed_from:
             return  # the client said it has everything up to there (e.g. a late catch-up)
+        if item.event_id in sub.replayed:
+            # Sent by the replay and now heard live (late): it must not take a place in the
+            # queue, or a few of these could overflow it ahead of a new event.
+            sub.replayed.discard(item.event_id)
+            return
         if len(self._alert_queue) < self._alert_queue_size:
             self._alert_queue.append(item)
         elif sub.replaying:

@@ -88,6 +88,19 @@ def test_overflow_during_replay_rereads_instead_of_resync() -> None:
     assert (client.alerts, sub.cursor) == (sub, 9)
 
 
+def test_events_replayed_then_heard_live_take_no_room_in_the_queue() -> None:
+    client = _client(queue=2)
+    client.subscribe_alerts(AlertFilter(), resume_from=0, live_floor=5)
+    client.note_replayed([6, 7, 8], scanned_to=8)
+    sub = client.alerts
+    assert sub is not None
+    assert sub.finish_page(short=True) is True
+    for event_id in (6, 7, 8, 9):  # the burst's notifications arrive late, then a new event
+        client.offer_alert(_alert(event_id))
+    assert sub.overflowed is False
+    assert [json.loads(t).get("id") for t in client.take_alerts()] == [9]
+
+
 def test_readings_coalesce_to_the_newest_value_per_sensor() -> None:
     client = _client()
     client.readings = ScopeFilter(domains=frozenset({"air"}))
