@@ -13,11 +13,13 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 __all__ = [
-    "HANOI", "Alert", "AlertAction", "AlertEvent", "AlertState", "Category", "Severity",
-    "hanoi_time",
+    "HANOI", "HANOI_UTC_OFFSET_S", "Alert", "AlertAction", "AlertEvent", "AlertState",
+    "Category", "Severity", "hanoi_time",
 ]  # fmt: skip
 
 HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+HANOI_UTC_OFFSET_S: Final = 7 * 3600
+"""Hanoi's offset from UTC, in seconds: Asia/Ho_Chi_Minh keeps UTC+7 all year (no DST)."""
 
 
 def hanoi_time(moment: datetime) -> str:

@@ -70,7 +70,7 @@ import numpy.typing as npt
 
 from ingest.registry import StationRef
 from ingest.wire import Quantity, Reading
-from processing.alerts import Severity, hanoi_time
+from processing.alerts import HANOI_UTC_OFFSET_S, Severity, hanoi_time
 from processing.rules import Condition
 
 __all__ = ["TRAFFIC_INCIDENT_RULE", "IncidentWatch"]
@@ -119,7 +119,6 @@ FRESH_S: Final = 180.0  # a neighbour silent for three reporting intervals is mi
 USUAL_BIN_S: Final = 900.0  # time-of-day profile in 15-minute bins
 USUAL_MIN_SAMPLES: Final = 5  # a bin is trusted after five minutes of data
 USUAL_MEMORY: Final = 60  # about four days of one bin: the profile follows slow changes
-_HANOI_OFFSET_S: Final = 7 * 3600.0  # Asia/Ho_Chi_Minh keeps UTC+7 all year (no DST)
 _DAY_S: Final = 86400.0
 
 Role = Literal["site", "queue", "downstream"]
@@ -181,7 +180,7 @@ class _Detector:
 
 
 def _slot(at_s: float) -> int:
-    return int(((at_s + _HANOI_OFFSET_S) % _DAY_S) // USUAL_BIN_S)
+    return int(((at_s + HANOI_UTC_OFFSET_S) % _DAY_S) // USUAL_BIN_S)
 
 
 @dataclass(frozen=True, slots=True)

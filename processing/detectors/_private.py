@@ -16,7 +16,6 @@ BoolArray = npt.NDArray[np.bool_]
 # Mean absolute deviation of a normal variable is sigma * sqrt(2/pi); this turns it into sigma.
 MEAN_ABS_TO_SIGMA: Final = 1.2533141373155001
 _BIG: Final = 1e12
-HANOI_UTC_OFFSET_S: Final = 7 * 3600  # Asia/Ho_Chi_Minh has no daylight saving time
 
 
 def squash(statistic: FloatArray, half: float) -> FloatArray:

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from processing.alerts import HANOI_UTC_OFFSET_S
 from processing.detectors._baseline import (
     BaselineConfig,
     baseline,
@@ -13,7 +14,6 @@ from processing.detectors._baseline import (
     learn_baseline,
 )
 from processing.detectors._private import (
-    HANOI_UTC_OFFSET_S,
     BoolArray,
     FloatArray,
     IntArray,

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ingest.wire import Quantity
+from processing.alerts import HANOI_UTC_OFFSET_S
 from processing.detectors._baseline import (
     BaselineConfig,
     baseline,
@@ -15,7 +16,6 @@ from processing.detectors._baseline import (
     learn_baseline,
 )
 from processing.detectors._private import (
-    HANOI_UTC_OFFSET_S,
     MEAN_ABS_TO_SIGMA,
     BoolArray,
     FloatArray,
