@@ -9,9 +9,9 @@ consumer is away, then drains them and reports the consumer process's CPU µs pe
 
 1. **baseline**: a bare paho-mqtt 2.x subscriber (``loop()`` in a loop, acknowledging on
    receipt) — the cheapest way paho can take QoS 1 messages off a socket;
-2. **consumer**: :class:`ingest.consumer.Consumer` (manual acks, asyncio) taking every message
+2. **consumer**: :class:`stream.consumer.Consumer` (manual acks, asyncio) taking every message
    and acknowledging it;
-3. **consumer + validate**: the same, with :meth:`ingest.validate.Validator.check` on every
+3. **consumer + validate**: the same, with :meth:`stream.validate.Validator.check` on every
    message (decode, registry, time window), as the ingestor does before writing.
 
 Ratios are against the baseline. Shapes as in ``bench_ingest.py``: ``station`` (8 readings
@@ -36,11 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ingest import ROOT, STATIONS, readings_per_message, station_id, templates
 
+from contract import Domain, Quantity, Registry, Sensor, Station, StationId
 from hanoi_ioc.embedded import EmbeddedBroker
-from ingest.consumer import Consumer
-from ingest.registry import RegistrySnapshot, SensorRef, StationRef
-from ingest.validate import Validator
-from ingest.wire import Domain, Quantity, StationId
+from stream.consumer import Consumer
+from stream.validate import Validator
 
 QUANTITIES = (
     Quantity.PM25, Quantity.PM10, Quantity.NO2, Quantity.SO2, Quantity.CO, Quantity.O3,
@@ -48,17 +47,17 @@ QUANTITIES = (
 )  # fmt: skip
 
 
-def registry() -> RegistrySnapshot:
+def registry() -> Registry:
     stations = {}
     sensors = {}
     n = 0
     for i in range(STATIONS):
         sid = StationId(station_id(i))
-        stations[sid] = StationRef(sid, Domain.AIR, sid, "Bench", 21.0, 105.8, "air")
+        stations[sid] = Station(sid, Domain.AIR, sid, "Bench", 21.0, 105.8, "air")
         for q in QUANTITIES:
             n += 1
-            sensors[(sid, q)] = SensorRef(n, 60.0, None, None)
-    return RegistrySnapshot(stations, sensors)
+            sensors[(sid, q)] = Sensor(n, 60.0, None, None)
+    return Registry(stations, sensors)
 
 
 def _session(port: int, client_id: str) -> None:
@@ -131,7 +130,7 @@ async def consume(url: str, client_id: str, count: int, validator: Validator | N
     async with consumer:
         started = time.process_time()  # (a full backlog pauses reading before the SUBACK)
         taken = 0
-        while taken < count:  # the way ingest.pipeline.Pipeline takes them
+        while taken < count:  # the way stream.pipeline.Pipeline takes them
             messages = await consumer.get_many(4000)
             taken += len(messages)
             if validator is not None:

@@ -48,21 +48,14 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg_pool import AsyncConnectionPool
 
+from contract import SENML_PREFIX, Domain, Quantity, Registry, Sensor, Station, StationId
+from db import Conn, load_registry, register_stations, strategy_for, upgrade
 from hanoi_ioc.embedded import EmbeddedBroker, EmbeddedPostgres
-from ingest.batcher import Batch
-from ingest.consumer import RawMessage
-from ingest.registry import (
-    RegistrySnapshot,
-    SensorRef,
-    StationRef,
-    load_registry,
-    register_stations,
-)
 from ingest.settings import IngestSettings
-from ingest.storage import Conn, strategy_for, upgrade
-from ingest.validate import Outcome, Validator
-from ingest.wire import SENML_PREFIX, Domain, Quantity, SensorInfo, StationId, StationInfo
 from ingest.writer import Writer, configure_connection
+from stream.batcher import Batch
+from stream.consumer import RawMessage
+from stream.validate import Outcome, Validator
 
 ROOT = "bench/v1"
 QUANTITIES = (
@@ -263,8 +256,8 @@ class Cpu:
 async def prepare(url: str) -> dict[tuple[str, Quantity], int]:
     await upgrade(url)
     stations = [
-        StationInfo(StationId(station_id(i)), Domain.AIR, f"Bench {i}", "Cầu Giấy", 21.0, 105.8,
-                    "urban", tuple(SensorInfo(q, 1.0) for q in QUANTITIES))
+        Station(StationId(station_id(i)), Domain.AIR, f"Bench {i}", "Cầu Giấy", 21.0, 105.8,
+                    "urban", tuple(Sensor(q, 1.0) for q in QUANTITIES))
         for i in range(STATIONS)
     ]  # fmt: skip
     async with await psycopg.AsyncConnection.connect(url) as conn:
@@ -316,10 +309,10 @@ async def baseline(
 
 def decode_cost(sensors: dict[tuple[str, Quantity], int]) -> None:
     """CPU per reading of the ingestor's decode + validation, against msgspec's parse alone."""
-    registry = RegistrySnapshot(
-        {station_id(i): StationRef(StationId(station_id(i)), Domain.AIR, "b", "b", 21, 105, "u")
+    registry = Registry(
+        {station_id(i): Station(StationId(station_id(i)), Domain.AIR, "b", "b", 21, 105, "u")
          for i in range(STATIONS)},
-        {k: SensorRef(v, 1.0, None, None) for k, v in sensors.items()},
+        {k: Sensor(v, 1.0, None, None) for k, v in sensors.items()},
     )  # fmt: skip
     validator, now = Validator(registry, root=ROOT), datetime.now(UTC)
     us = int(time.time() * 1e6)

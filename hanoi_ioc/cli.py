@@ -37,7 +37,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
-    from ingest.storage import upgrade
+    from db import upgrade
 
     forced = None if args.strategy == "auto" else args.strategy
     strategy, applied = asyncio.run(upgrade(args.database_url or _database_url(), forced))
@@ -46,8 +46,8 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace) -> int:
-    from ingest.registry import register_stations
-    from ingest.wire import decode_registry, encode_registry
+    from contract import decode_registry, encode_registry
+    from db import register_stations
 
     if args.action == "export":
         from simulators.fleet import hanoi_fleet
@@ -65,8 +65,8 @@ def _registry(args: argparse.Namespace) -> int:
 
 
 def _quarantine(args: argparse.Namespace) -> int:
+    from contract import DEFAULT_ROOT
     from ingest.quarantine import list_quarantine, replay_quarantine
-    from ingest.wire import DEFAULT_ROOT
 
     url = args.database_url or _database_url()
     if args.action == "replay":

@@ -26,9 +26,8 @@ from typing import Final, TextIO
 
 import psycopg
 
+from db import register_stations, upgrade
 from hanoi_ioc.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, wait_for_port
-from ingest.registry import register_stations
-from ingest.storage import upgrade
 
 __all__ = ["UpOptions", "run_up"]
 

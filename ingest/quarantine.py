@@ -7,12 +7,11 @@ from datetime import datetime
 
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.batcher import Batch
-from ingest.consumer import RawMessage
-from ingest.registry import load_registry
-from ingest.storage import Conn, strategy_for, upgrade
-from ingest.validate import Validator
+from db import Conn, load_registry, strategy_for, upgrade
 from ingest.writer import Writer, configure_connection
+from stream.batcher import Batch
+from stream.consumer import RawMessage
+from stream.validate import Validator
 
 __all__ = ["QuarantineRow", "ReplayResult", "list_quarantine", "replay_quarantine"]
 

@@ -25,16 +25,14 @@ from typing import Final, Self
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.batcher import Batch, Batcher
-from ingest.consumer import Consumer
-from ingest.errors import StorageError
-from ingest.pipeline import Pipeline, run_every
-from ingest.registry import RegistrySnapshot, load_registry
+from contract import Registry, Topic
+from db import Conn, StorageError, Strategy, heartbeat, load_registry, strategy_for, upgrade
 from ingest.settings import IngestSettings
-from ingest.storage import Conn, Strategy, strategy_for, upgrade
-from ingest.validate import Outcome, Validator
-from ingest.wire import Topic
-from ingest.writer import Writer, configure_connection, heartbeat, stale_stations
+from ingest.writer import Writer, configure_connection, stale_stations
+from stream.batcher import Batch, Batcher
+from stream.consumer import Consumer
+from stream.pipeline import Pipeline, run_every
+from stream.validate import Outcome, Validator
 
 __all__ = ["IngestService"]
 
@@ -87,7 +85,7 @@ class IngestService:
             buffer_max_bytes=int(settings.buffer_max_mb * 1024 * 1024),
         )
         self._validator = Validator(
-            RegistrySnapshot({}, {}),  # replaced by the database's in __aenter__
+            Registry({}),  # replaced by the database's in __aenter__
             root=root,
             max_future_s=settings.max_future_s,
             max_age_s=settings.max_age_days * 86400,

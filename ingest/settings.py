@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.wire import DEFAULT_ROOT
+from contract import DEFAULT_ROOT
 
 __all__ = ["IngestSettings"]
 

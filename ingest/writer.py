@@ -14,22 +14,19 @@ acknowledgement covers every effect of its message.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.batcher import Batch
-from ingest.errors import StorageError
-from ingest.storage import Conn, Strategy
-from ingest.validate import Row, storable
+from db import Conn, StorageError, Strategy
+from stream.batcher import Batch
+from stream.validate import Row, storable
 
-__all__ = ["WriteResult", "Writer", "configure_connection", "heartbeat", "stale_stations"]
+__all__ = ["WriteResult", "Writer", "configure_connection", "stale_stations"]
 
 logger = logging.getLogger(__name__)
 
@@ -226,19 +223,3 @@ async def stale_stations(conn: Conn) -> frozenset[str]:
     """Stations whose latest status is ``stale``."""
     cur = await conn.execute("SELECT station_id FROM station_state WHERE state = 'stale'")
     return frozenset(str(r[0]) for r in await cur.fetchall())
-
-
-async def heartbeat(
-    pool: AsyncConnectionPool[Conn], service: str, instance: str, started_at: datetime,
-    stats: dict[str, float | int | str],
-) -> None:  # fmt: skip
-    """Record that a service instance is alive, with its counters."""
-    async with pool.connection() as conn:
-        await conn.execute(
-            """INSERT INTO service_heartbeats (service, instance, started_at, seen_at, stats)
-               VALUES (%s, %s, %s, %s, %s)
-               ON CONFLICT (service, instance) DO UPDATE SET
-                 started_at = excluded.started_at, seen_at = excluded.seen_at,
-                 stats = excluded.stats""",
-            (service, instance, started_at, datetime.now(UTC), json.dumps(stats)),
-        )

@@ -9,7 +9,7 @@ Contract:
 - It reads the schema owned by ``ingest`` (views ``station_state``, ``latest_readings``,
   ``readings_1m``/``readings_1h``) and writes only operator transitions: the ``alerts`` row
   and its ``alert_events`` row, in one transaction.
-- It imports ``processing.alerts`` (the Alert types) and ``ingest.wire`` (domains,
+- It imports ``processing.alerts`` (the Alert types) and ``contract`` (domains,
   quantities and their labels), nothing else of the other packages.
 """
 

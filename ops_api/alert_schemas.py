@@ -10,7 +10,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from ingest.wire import QUANTITIES, Quantity
+from contract import QUANTITIES, Quantity
 from ops_api.alert_queries import AlertRecord
 from ops_api.timefmt import UtcDatetime, local_iso, maybe_local
 from processing.alerts import AlertAction, AlertEvent, AlertState, Severity

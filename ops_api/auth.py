@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Protocol
 
-from ingest.wire import Domain
+from contract import Domain
 
 __all__ = ["ANONYMOUS", "Grant", "Principal", "Role", "resolve_token"]
 

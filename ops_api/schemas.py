@@ -13,7 +13,7 @@ from typing import Final, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from ingest.wire import QUANTITIES, Domain, Quantity
+from contract import QUANTITIES, Domain, Quantity
 from ops_api.history import HistoryPointRow
 from ops_api.liveness import StationStateName
 from ops_api.queries import (

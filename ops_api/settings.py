@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.wire import Domain
+from contract import Domain
 from ops_api.auth import Role
 
 __all__ = ["DEV_TOKENS", "ApiSettings", "TokenGrant"]

@@ -24,8 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from ingest.registry import StationRef
-from ingest.wire import QUANTITIES, Quantity, Reading, StationId
+from contract import QUANTITIES, Quantity, Reading, Station, StationId
 from processing.alerts import Severity, hanoi_time
 from processing.derived import IndexRow
 from processing.indices.vn_aqi import LevelInfo, level_of, round_aqi
@@ -54,7 +53,7 @@ _ADVICE: Final = {
 
 
 def _texts(
-    row: IndexRow, info: LevelInfo, aqi: int, station: StationRef | None
+    row: IndexRow, info: LevelInfo, aqi: int, station: Station | None
 ) -> tuple[str, str, str, str]:
     place = station.name if station else row.station_id
     local = hanoi_time(row.time)
@@ -74,7 +73,7 @@ def _texts(
     )
 
 
-def aqi_conditions(rows: Iterable[IndexRow], stations: Mapping[str, StationRef]) -> list[Condition]:
+def aqi_conditions(rows: Iterable[IndexRow], stations: Mapping[str, Station]) -> list[Condition]:
     """One condition per hourly VN_AQI row with a value (rows of other indices are ignored)."""
     out: list[Condition] = []
     for row in rows:

@@ -9,7 +9,7 @@ batch of readings in every lane with exact stream semantics and returns scores a
 Snapshots (:meth:`DetectorBank.to_bytes`, or pickling) restore every lane after a restart.
 
 >>> from datetime import UTC, datetime, timedelta
->>> from ingest.wire import Quantity, Reading, StationId
+>>> from contract import Quantity, Reading, StationId
 >>> bank = DetectorBank([LaneSpec("spike", "spike", quantities=frozenset({Quantity.PM25}))])
 >>> t0 = datetime(2026, 1, 5, tzinfo=UTC)
 >>> def pm25(minute: int, value: float) -> Reading:
@@ -35,7 +35,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import Quantity, Reading, SensorId, StationInfo, sensor_id
+from contract import Quantity, Reading, SensorId, Station, sensor_id
 from processing.detectors import (
     DETECTORS,
     DetectorSnapshot,
@@ -233,7 +233,7 @@ class DetectorBank:
         msg = f"no lane named {name!r}"
         raise DetectorConfigError(msg)
 
-    def register(self, stations: Iterable[StationInfo]) -> None:
+    def register(self, stations: Iterable[Station]) -> None:
         """Reserve slots for registered sensors and place them in spatial lanes."""
         for station in stations:
             for lane in self._lanes:

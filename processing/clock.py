@@ -25,7 +25,7 @@ verdict. Nothing is snapshotted: after a restart a skewed clock is called again 
 ``confirm`` samples.
 
 >>> from datetime import UTC, datetime, timedelta
->>> from ingest.wire import Quantity, Reading, StationId
+>>> from contract import Quantity, Reading, StationId
 >>> t0 = datetime(2025, 11, 12, 3, 0, tzinfo=UTC)
 >>> def message(station: str, minute: int, skew_s: float = 0.0) -> Reading:
 ...     at = t0 + timedelta(minutes=minute, seconds=skew_s)
@@ -56,8 +56,7 @@ from typing import Final
 
 import numpy as np
 
-from ingest.registry import StationRef
-from ingest.wire import Quantity, Reading, StationId
+from contract import Quantity, Reading, Station, StationId
 from processing.alerts import Severity, hanoi_time
 from processing.errors import DetectorConfigError
 from processing.rules import Condition
@@ -113,7 +112,7 @@ class ClockWatch:
     def observe(
         self,
         readings: Sequence[Reading],
-        stations: Mapping[str, StationRef],
+        stations: Mapping[str, Station],
         open_keys: Collection[str],
     ) -> list[Condition]:
         """A batch as it arrived (in arrival order): clock conditions, one per sample judged."""
@@ -152,7 +151,7 @@ class ClockWatch:
         station: StationId,
         offsets: deque[float],
         ref: float,
-        stations: Mapping[str, StationRef],
+        stations: Mapping[str, Station],
         open_keys: Collection[str],
     ) -> Condition | None:
         key = f"{CLOCK_RULE}:{station}"
@@ -169,7 +168,7 @@ class ClockWatch:
         return None
 
     def _skewed(
-        self, station: StationId, offset_s: float, ref: float, stations: Mapping[str, StationRef]
+        self, station: StationId, offset_s: float, ref: float, stations: Mapping[str, Station]
     ) -> Condition:
         ref_station = stations.get(station)
         district = ref_station.district if ref_station else "?"
@@ -197,7 +196,7 @@ def _span(offset_s: float) -> tuple[str, str]:
 
 
 def _texts(
-    ref: StationRef | None, station: str, offset_s: float, now_s: float
+    ref: Station | None, station: str, offset_s: float, now_s: float
 ) -> tuple[str, str, str, str]:
     place = ref.name if ref else station
     district = f", {ref.district}" if ref else ""

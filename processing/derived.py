@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from ingest.registry import SensorRef, StationRef
-from ingest.storage import Conn
-from ingest.wire import Quantity, Reading, StationId
+from contract import Quantity, Reading, Sensor, Station, StationId
+from db import Conn
 from processing.alerts import Severity, hanoi_time
 from processing.indices.flood import FloodLevel
 from processing.indices.hourly import AqiTracker, HourlyAggregator, HourlyMean
@@ -73,7 +72,7 @@ class DerivedSeries:
         self._nowcaster = FloodNowcaster()
         self._lead_time_s = lead_time_s
 
-    def link(self, stations: Iterable[StationRef]) -> None:
+    def link(self, stations: Iterable[Station]) -> None:
         """Link each flood hotspot to its upstream rain gauge (registry attribute)."""
         for station in stations:
             gauge = station.attributes.get("upstream_gauge")
@@ -81,7 +80,7 @@ class DerivedSeries:
                 self._nowcaster.link(station.station_id, [gauge])
 
     def observe(
-        self, readings: Iterable[Reading], sensors: Mapping[tuple[str, Quantity], SensorRef]
+        self, readings: Iterable[Reading], sensors: Mapping[tuple[str, Quantity], Sensor]
     ) -> list[IndexRow]:
         """Feed readings; returns index rows for every hour that closed."""
         closed: dict[tuple[str, datetime], None] = {}
@@ -127,7 +126,7 @@ class DerivedSeries:
         )
 
     def forecasts(
-        self, readings: Iterable[Reading], stations: Mapping[str, StationRef], open_keys: set[str]
+        self, readings: Iterable[Reading], stations: Mapping[str, Station], open_keys: set[str]
     ) -> list[Condition]:
         """Early-warning conditions, one per depth reading, each as of its measurement time.
 
@@ -172,7 +171,7 @@ def _minutes(seconds: float | None) -> str:
 
 
 def _forecast_texts(
-    cast: FloodNowcast, eta: LevelEta, reading: Reading, station: StationRef | None
+    cast: FloodNowcast, eta: LevelEta, reading: Reading, station: Station | None
 ) -> tuple[str, str, str, str]:
     place = station.name if station else reading.station_id
     local = hanoi_time(reading.measured_at)

@@ -13,8 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from ingest.registry import StationRef
-from ingest.wire import QUANTITIES, Quantity, Reading
+from contract import QUANTITIES, Quantity, Reading, Station
 from processing.alerts import Category, Severity, hanoi_time
 from processing.bank import BankResult, LaneSpec
 from processing.rules import Condition
@@ -129,7 +128,7 @@ PROFILES: Final[Mapping[str, AlertProfile]] = {
 
 
 def _texts(
-    profile: AlertProfile, reading: Reading, station: StationRef | None, score: float
+    profile: AlertProfile, reading: Reading, station: Station | None, score: float
 ) -> tuple[str, str, str, str]:
     spec = QUANTITIES[reading.quantity]
     place = station.name if station else reading.station_id
@@ -147,7 +146,7 @@ def _texts(
 
 def conditions_from(
     result: BankResult,
-    stations: Mapping[str, StationRef],
+    stations: Mapping[str, Station],
     open_keys: set[str],
     held: Collection[int] = (),
 ) -> list[Condition]:

@@ -26,8 +26,7 @@ from typing import Final
 
 import numpy as np
 
-from ingest.registry import StationRef
-from ingest.wire import Quantity, Reading
+from contract import Quantity, Reading, Station
 from processing.alerts import Severity, hanoi_time
 from processing.rainfall import MAX_RAIN_MM_H
 from processing.rules import Condition
@@ -106,7 +105,7 @@ class DryWeatherCheck:
     def apply(
         self,
         conditions: list[Condition],
-        stations: Mapping[str, StationRef],
+        stations: Mapping[str, Station],
         open_keys: Collection[str],
         watched_keys: Collection[str] = (),
     ) -> list[Condition]:
@@ -155,7 +154,7 @@ class DryWeatherCheck:
 
 
 def _texts(
-    reading: Reading, station: StationRef | None, gauge: str, rain_mm: float, window_s: float
+    reading: Reading, station: Station | None, gauge: str, rain_mm: float, window_s: float
 ) -> tuple[str, str, str, str]:
     place = station.name if station else reading.station_id
     local = hanoi_time(reading.measured_at)

@@ -18,10 +18,9 @@ thousands of readings spanning many minutes) therefore gives the alerts the live
 (the spatial and context lanes), never more than ``slice_s`` apart.
 
 >>> from datetime import UTC, datetime, timedelta
->>> from ingest.registry import RegistrySnapshot
->>> from ingest.wire import Quantity, Reading, StationId
+>>> from contract import Quantity, Reading, Registry, StationId
 >>> engine = Engine(Lifecycle())
->>> engine.use(RegistrySnapshot({}, {}))
+>>> engine.use(Registry({}))
 >>> t0 = datetime(2025, 9, 30, tzinfo=UTC)
 >>> def depth(minute: int, cm: float) -> Reading:
 ...     at = t0 + timedelta(minutes=minute)
@@ -38,8 +37,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ingest.registry import RegistrySnapshot, StationRef
-from ingest.wire import Quantity, Reading, SensorInfo, StationInfo
+from contract import Quantity, Reading, Registry, Station
 from processing.air_quality import aqi_conditions
 from processing.bank import BankResult, DetectorBank, LaneSpec
 from processing.clock import ClockWatch
@@ -54,7 +52,7 @@ from processing.replays import SeenReadings
 from processing.rules import DEFAULT_RULES, Condition, ThresholdRule, evaluate
 from processing.silence import SilenceWatch
 
-__all__ = ["Engine", "EngineResult", "station_infos", "time_slices"]
+__all__ = ["Engine", "EngineResult", "time_slices"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +70,6 @@ class EngineResult:
     index_rows: list[IndexRow] = field(default_factory=list)
     detections: int = 0
     repeats: int = 0
-
-
-def station_infos(registry: RegistrySnapshot) -> list[StationInfo]:
-    """The registry's stations with their sensors, as the detector bank registers them."""
-    sensors: dict[str, list[SensorInfo]] = defaultdict(list)
-    for (station, quantity), ref in registry.sensors.items():
-        sensors[station].append(SensorInfo(quantity, ref.interval_s, ref.valid_min, ref.valid_max))
-    return [
-        StationInfo(s.station_id, s.domain, s.name, s.district, s.lat, s.lon, s.kind,
-                    tuple(sensors.get(s.station_id, ())), dict(s.attributes))
-        for s in registry.stations.values()
-    ]  # fmt: skip
 
 
 def time_slices(readings: Sequence[Reading], slice_s: float) -> Iterator[list[Reading]]:
@@ -142,20 +128,20 @@ class Engine:
         self._rules: dict[Quantity, list[ThresholdRule]] = defaultdict(list)
         for rule in rules:
             self._rules[rule.quantity].append(rule)
-        self._registry = RegistrySnapshot({}, {})
+        self._registry = Registry({})
         # spike verdicts waiting for the sensor's next reading, and its last ordinary value
         self._spikes: dict[str, tuple[Condition, float]] = {}
         self._before: dict[str, float] = {}
 
     @property
-    def stations(self) -> Mapping[str, StationRef]:
+    def stations(self) -> Mapping[str, Station]:
         """The registry's stations."""
         return self._registry.stations
 
-    def use(self, registry: RegistrySnapshot) -> None:
+    def use(self, registry: Registry) -> None:
         """Adopt a (new) registry: sensors get detector slots, hotspots their gauges."""
         self._registry = registry
-        self.bank.register(station_infos(registry))
+        self.bank.register(registry.stations.values())
         self.derived.link(registry.stations.values())
 
     def process(self, readings: Sequence[Reading]) -> EngineResult:

@@ -34,12 +34,11 @@ without an incident; until a bin has a few days' samples the registry's ``free_f
 stands in (the spatial test does not need it).
 
 >>> from datetime import UTC, datetime, timedelta
->>> from ingest.registry import StationRef
->>> from ingest.wire import Domain, Quantity, Reading, StationId
->>> def detector(n: int) -> StationRef:
+>>> from contract import Domain, Quantity, Reading, Station, StationId
+>>> def detector(n: int) -> Station:
 ...     attrs: dict[str, str | float | int | bool] = {"corridor": "x", "position": n}
-...     return StationRef(StationId(f"tr-x-{n}"), Domain.TRAFFIC, f"X ({n}/2)", "Ba Đình",
-...                       21.0, 105.8, "traffic", attrs)
+...     return Station(StationId(f"tr-x-{n}"), Domain.TRAFFIC, f"X ({n}/2)", "Ba Đình",
+...                    21.0, 105.8, "traffic", attributes=attrs)
 >>> stations = {s.station_id: s for s in (detector(1), detector(2))}
 >>> watch = IncidentWatch()
 >>> t0 = datetime(2025, 11, 18, 1, tzinfo=UTC)
@@ -68,8 +67,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ingest.registry import StationRef
-from ingest.wire import Quantity, Reading
+from contract import Quantity, Reading, Station
 from processing.alerts import HANOI_UTC_OFFSET_S, Severity, hanoi_time
 from processing.rules import Condition
 
@@ -138,7 +136,7 @@ def _median(values: deque[float]) -> float:
 class _Detector:
     """One detector's recent readings and its usual speed and occupancy by time of day."""
 
-    ref: StationRef
+    ref: Station
     corridor: str
     position: int
     speeds: deque[float] = field(default_factory=lambda: deque(maxlen=SMOOTH_READINGS))
@@ -243,12 +241,12 @@ class IncidentWatch:
     def __init__(self) -> None:
         self._corridors: dict[str, _Corridor] = {}
         self._detectors: dict[str, _Detector] = {}
-        self._indexed: Mapping[str, StationRef] | None = None
+        self._indexed: Mapping[str, Station] | None = None
 
     def observe(
         self,
         chunk: Sequence[Reading],
-        stations: Mapping[str, StationRef],
+        stations: Mapping[str, Station],
         watched: Collection[str] = (),
     ) -> list[Condition]:
         """Conditions for the detectors that reported in one event-time slice.
@@ -275,7 +273,7 @@ class IncidentWatch:
             out += self._corridor(self._corridors[name], updated, watched)
         return out
 
-    def _index(self, stations: Mapping[str, StationRef]) -> None:
+    def _index(self, stations: Mapping[str, Station]) -> None:
         """Detectors by corridor and position (again when the registry is swapped)."""
         if stations is self._indexed:
             return

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ingest.registry import StationRef
+from contract import Station
 from processing.alerts import Alert, Severity
 from processing.rules import Condition
 
@@ -124,7 +124,7 @@ class Lifecycle:
         """Keys whose *normal* conditions matter: open alerts and held conditions."""
         return self.open_keys | self.held_keys
 
-    def step(self, cond: Condition, station: StationRef | None) -> Command | None:
+    def step(self, cond: Condition, station: Station | None) -> Command | None:
         """Feed one condition; returns what to do, if anything.
 
         Args:
@@ -172,7 +172,7 @@ class Lifecycle:
         return False
 
     def _abnormal(
-        self, cond: Condition, track: _Track | None, station: StationRef | None
+        self, cond: Condition, track: _Track | None, station: Station | None
     ) -> Command | None:
         assert cond.severity is not None  # noqa: S101 - checked by the caller
         severity = cond.severity
@@ -198,7 +198,7 @@ class Lifecycle:
         return Raise(self._alert(cond, station, track), cond.group or cond.rule)
 
     @staticmethod
-    def _alert(cond: Condition, station: StationRef | None, track: _Track) -> Alert:
+    def _alert(cond: Condition, station: Station | None, track: _Track) -> Alert:
         assert cond.severity is not None  # noqa: S101
         title_vi, title_en, message_vi, message_en = cond.texts
         details = dict(cond.details)

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import theilslopes
 
-from ingest.wire import Quantity, Reading
+from contract import Quantity, Reading
 from processing.errors import DetectorConfigError
 from processing.indices.flood import FloodLevel, FloodLevels, classify_depth
 from processing.rainfall import MAX_RAIN_MM_H

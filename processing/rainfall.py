@@ -14,7 +14,7 @@ A reading never counts for more than ``max_rain_mm_h`` over its interval (a gaug
 +30 mm in one minute is not a cloudburst), as in the flood nowcast.
 
 >>> from datetime import UTC, datetime, timedelta
->>> from ingest.wire import Quantity, Reading, StationId
+>>> from contract import Quantity, Reading, StationId
 >>> acc = RainAccumulator()
 >>> t0 = datetime(2025, 9, 30, tzinfo=UTC)
 >>> out = []
@@ -31,8 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from ingest.registry import StationRef
-from ingest.wire import Quantity, Reading
+from contract import Quantity, Reading, Station
 from processing.alerts import Severity, hanoi_time
 from processing.rules import Condition, Level
 from processing.windows import TimeWindow
@@ -91,7 +90,7 @@ class RainAccumulator:
         return round(float(values[times <= when].sum()), 1)
 
     def conditions(
-        self, readings: Iterable[Reading], stations: Mapping[str, StationRef]
+        self, readings: Iterable[Reading], stations: Mapping[str, Station]
     ) -> list[Condition]:
         """One condition per rainfall reading, in the order given (other quantities: none)."""
         out = []
@@ -120,7 +119,7 @@ class RainAccumulator:
         return out
 
     def _texts(
-        self, level: Level, marker: Reading, station: StationRef | None
+        self, level: Level, marker: Reading, station: Station | None
     ) -> tuple[str, str, str, str]:
         place = station.name if station else marker.station_id
         local = hanoi_time(marker.measured_at)

@@ -13,7 +13,7 @@ of its sensor is passed (a late reading, not provably a repeat): the memory cove
 redelivery window (a few batches), not history.
 
 >>> from datetime import UTC, datetime
->>> from ingest.wire import Quantity, Reading, StationId
+>>> from contract import Quantity, Reading, StationId
 >>> at = datetime(2025, 9, 30, tzinfo=UTC)
 >>> r = Reading(StationId("rg-1"), Quantity.RAINFALL, 3.5, at, at)
 >>> seen = SeenReadings()
@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Final
 
-from ingest.wire import Reading
+from contract import Reading
 
 __all__ = ["SeenReadings"]
 

@@ -25,8 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from ingest.registry import StationRef
-from ingest.wire import QUANTITIES, Quantity, Reading
+from contract import QUANTITIES, Quantity, Reading, Station
 from processing.alerts import Category, Severity, hanoi_time
 
 __all__ = ["DEFAULT_RULES", "Condition", "Level", "ThresholdRule", "evaluate"]
@@ -177,7 +176,7 @@ DEFAULT_RULES: Final[tuple[ThresholdRule, ...]] = (
 def evaluate(
     readings: list[Reading],
     rules: Mapping[Quantity, list[ThresholdRule]],
-    stations: Mapping[str, StationRef] | None = None,
+    stations: Mapping[str, Station] | None = None,
 ) -> list[Condition]:
     """Conditions for every reading that some rule watches, in reading order."""
     out: list[Condition] = []
@@ -204,7 +203,7 @@ def evaluate(
 
 
 def describe(
-    rule: ThresholdRule, level: Level, reading: Reading, station: StationRef | None
+    rule: ThresholdRule, level: Level, reading: Reading, station: Station | None
 ) -> tuple[str, str, str, str]:
     """Bilingual title and message for an alert (local time Asia/Ho_Chi_Minh)."""
     spec = QUANTITIES[reading.quantity]

@@ -21,15 +21,8 @@ from typing import Final, Self
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.batcher import Batch, Batcher
-from ingest.consumer import Consumer
-from ingest.errors import StorageError
-from ingest.pipeline import Pipeline, run_every
-from ingest.registry import RegistrySnapshot, load_registry
-from ingest.storage import Conn, upgrade
-from ingest.validate import Validator
-from ingest.wire import Topic
-from ingest.writer import heartbeat
+from contract import Registry, Topic
+from db import Conn, StorageError, heartbeat, load_registry, upgrade
 from processing.bank import BANK_VERSION, DetectorBank
 from processing.derived import store_indices
 from processing.engine import Engine, EngineResult
@@ -38,6 +31,10 @@ from processing.lifecycle import Lifecycle
 from processing.rules import DEFAULT_RULES, ThresholdRule
 from processing.settings import ProcessingSettings
 from processing.sink import apply_commands, escalate_unacknowledged, open_alerts
+from stream.batcher import Batch, Batcher
+from stream.consumer import Consumer
+from stream.pipeline import Pipeline, run_every
+from stream.validate import Validator
 
 __all__ = ["ProcessingService", "run_service"]
 
@@ -77,7 +74,7 @@ class ProcessingService:
             receive_maximum=settings.receive_maximum,
         )
         self._validator = Validator(
-            RegistrySnapshot({}, {}),
+            Registry({}),
             root=settings.topic_root,
             max_future_s=settings.max_future_s,
             max_age_s=settings.max_age_days * 86400.0,

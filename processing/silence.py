@@ -37,7 +37,7 @@ flood of per-station alerts; ingest's station status and the service heartbeats 
 
 >>> from datetime import UTC, datetime, timedelta
 >>> from processing.bank import Silence
->>> from ingest.wire import Quantity, Reading, StationId
+>>> from contract import Quantity, Reading, StationId
 >>> watch = SilenceWatch(min_silence_s=300.0)
 >>> t0 = datetime(2025, 9, 30, tzinfo=UTC)
 >>> def pm25(station: str, at: datetime) -> Reading:
@@ -64,8 +64,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from ingest.registry import StationRef
-from ingest.wire import QUANTITIES, Quantity, Reading, SensorId, StationId
+from contract import QUANTITIES, Quantity, Reading, SensorId, Station, StationId
 from processing.alerts import Severity, hanoi_time
 from processing.bank import Silence
 from processing.errors import DetectorConfigError
@@ -194,7 +193,7 @@ class SilenceWatch:
     def conditions(
         self,
         silences: Iterable[Silence],
-        stations: Mapping[str, StationRef],
+        stations: Mapping[str, Station],
         open_keys: Collection[str],
         reported: Collection[str] = (),
     ) -> list[Condition]:
@@ -231,7 +230,7 @@ class SilenceWatch:
         return Reading(StationId(station), quantity or Quantity.PM25, minutes, now, now)
 
     def _silent(
-        self, station: str, found: list[Silence], stations: Mapping[str, StationRef]
+        self, station: str, found: list[Silence], stations: Mapping[str, Station]
     ) -> Condition:
         quantities = sorted({q for s in found if (q := _split(s.sensor)[1]) is not None})
         last_seen = min(s.last_seen_s for s in found)
@@ -252,7 +251,7 @@ class SilenceWatch:
 
 
 def _texts(
-    ref: StationRef | None,
+    ref: Station | None,
     station: str,
     quantities: list[Quantity],
     last_seen_s: float,

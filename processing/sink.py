@@ -15,7 +15,7 @@ import logging
 from datetime import datetime
 from typing import Final
 
-from ingest.storage import Conn
+from db import Conn
 from processing.alerts import Alert, AlertAction, Severity
 from processing.lifecycle import Clear, Command, Raise, Update, iso_utc
 

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from ingest.wire import Quantity, StationId
+from contract import Quantity, StationId
 from processing.errors import DataError
 
 __all__ = ["parse_sensor", "stream_series"]

@@ -15,7 +15,7 @@ Layers (pure core, thin async shell):
 - :func:`run_load` is the benchmark load generator.
 
 Run it with ``python -m simulators`` (or ``hanoi-ioc simulate``); see simulators/README.md.
-The only project module imported here is ``ingest.wire``.
+The only project module imported here is ``contract``.
 """
 
 from simulators.clock import Clock, SimClock

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ingest.wire import encode_registry
+from contract import encode_registry
 from simulators.clock import SimClock
 from simulators.errors import SimulatorError
 from simulators.faults import FaultKind

@@ -25,11 +25,11 @@ from typing import Literal
 
 import aiomqtt
 
-from ingest.wire import encode_status
-from simulators.backoff import Backoff
+from contract import BrokerAddress, encode_status
+from simulators.errors import DeviceGaveUpError
 from simulators.outbox import Outbox
-from simulators.settings import BrokerAddress
 from simulators.stream import Outgoing, OutgoingKind
+from stream.backoff import Backoff, GaveUpError
 
 __all__ = ["Device", "DeviceStats"]
 
@@ -115,7 +115,11 @@ class Device:
                     return
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
-                delay = self.backoff.next_delay(time.monotonic())
+                try:
+                    delay = self.backoff.next_delay(time.monotonic())
+                except GaveUpError as gave_up:
+                    msg = f"{self.identifier}: {gave_up}"
+                    raise DeviceGaveUpError(msg) from exc
                 self.stats.retries += 1
                 logger.warning("%s: %s; reconnecting in %.1f s", self.identifier, exc, delay)
                 await asyncio.sleep(delay)

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import Quantity
+from contract import Quantity
 
 __all__ = [
     "Event",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Self
 
-from ingest.wire import Quantity
+from contract import Quantity
 
 __all__ = ["FaultKind", "FaultRates", "ScriptedFault"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import QUANTITIES, Quantity
+from contract import QUANTITIES, Quantity
 from simulators.fault_config import FaultKind, FaultRates, ScriptedFault
 from simulators.truth import Label
 

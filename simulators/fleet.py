@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from ingest.wire import Domain, Quantity, SensorInfo, StationId, StationInfo
+from contract import Domain, Quantity, Sensor, Station, StationId
 
 __all__ = [
     "AIR_QUANTITIES",
@@ -67,9 +67,9 @@ FLOOD_INTERVAL_S = 60.0
 TRAFFIC_INTERVAL_S = 60.0
 
 
-def _sensors(quantities: Iterable[Quantity], interval_s: float) -> tuple[SensorInfo, ...]:
+def _sensors(quantities: Iterable[Quantity], interval_s: float) -> tuple[Sensor, ...]:
     return tuple(
-        SensorInfo(q, interval_s, float(_VALID[q][0]), float(_VALID[q][1])) for q in quantities
+        Sensor(q, interval_s, float(_VALID[q][0]), float(_VALID[q][1])) for q in quantities
     )
 
 
@@ -236,8 +236,8 @@ def _corridor_length_km(path: Sequence[tuple[float, float]]) -> float:
     return sum(math.dist(a, b) for a, b in itertools.pairwise(path)) * 111.0
 
 
-def _traffic_stations() -> list[StationInfo]:
-    stations: list[StationInfo] = []
+def _traffic_stations() -> list[Station]:
+    stations: list[Station] = []
     for corridor in _CORRIDORS:
         n = len(corridor.districts)
         length_km = _corridor_length_km(corridor.path)
@@ -248,7 +248,7 @@ def _traffic_stations() -> list[StationInfo]:
             fraction = (index - 0.5) / n
             lat, lon = _along(corridor.path, fraction)
             stations.append(
-                StationInfo(
+                Station(
                     StationId(f"tr-{corridor.slug}-{index}"),
                     Domain.TRAFFIC,
                     f"{corridor.name} ({index}/{n})",
@@ -272,17 +272,17 @@ def _traffic_stations() -> list[StationInfo]:
     return stations
 
 
-def _nearest_corridor(lat: float, lon: float, traffic: Sequence[StationInfo]) -> tuple[str, float]:
+def _nearest_corridor(lat: float, lon: float, traffic: Sequence[Station]) -> tuple[str, float]:
     best = min(traffic, key=lambda s: math.dist((lat, lon), (s.lat, s.lon)))
     return str(best.attributes["corridor"]), math.dist((lat, lon), (best.lat, best.lon)) * 111.0
 
 
-def _air_stations(traffic: Sequence[StationInfo]) -> list[StationInfo]:
+def _air_stations(traffic: Sequence[Station]) -> list[Station]:
     stations = []
     for slug, name, district, lat, lon, kind, tag, network in _AIR:
         corridor, distance_km = _nearest_corridor(lat, lon, traffic)
         stations.append(
-            StationInfo(
+            Station(
                 StationId(f"aq-{slug}"),
                 Domain.AIR,
                 name,
@@ -304,9 +304,9 @@ def _air_stations(traffic: Sequence[StationInfo]) -> list[StationInfo]:
     return stations
 
 
-def _buoys() -> list[StationInfo]:
+def _buoys() -> list[Station]:
     return [
-        StationInfo(
+        Station(
             StationId(f"wl-buoy-{slug}"),
             Domain.WATER,
             name,
@@ -321,9 +321,9 @@ def _buoys() -> list[StationInfo]:
     ]
 
 
-def _gauges() -> list[StationInfo]:
+def _gauges() -> list[Station]:
     return [
-        StationInfo(
+        Station(
             StationId(f"rg-{slug}"),
             Domain.FLOOD,
             f"Trạm đo mưa {name}",
@@ -338,9 +338,9 @@ def _gauges() -> list[StationInfo]:
     ]
 
 
-def _flood_sensors() -> list[StationInfo]:
+def _flood_sensors() -> list[Station]:
     return [
-        StationInfo(
+        Station(
             StationId(f"fd-{slug}"),
             Domain.FLOOD,
             f"Điểm ngập {hotspot}",
@@ -364,7 +364,7 @@ def _flood_sensors() -> list[StationInfo]:
     ]
 
 
-def hanoi_fleet() -> list[StationInfo]:
+def hanoi_fleet() -> list[Station]:
     """The whole simulated fleet, in a fixed order (air, water, rain, flood, traffic).
 
     >>> fleet = hanoi_fleet()
@@ -375,7 +375,7 @@ def hanoi_fleet() -> list[StationInfo]:
     return [*_air_stations(traffic), *_buoys(), *_gauges(), *_flood_sensors(), *traffic]
 
 
-def select_stations(fleet: Sequence[StationInfo], patterns: Iterable[str]) -> list[StationInfo]:
+def select_stations(fleet: Sequence[Station], patterns: Iterable[str]) -> list[Station]:
     """Keep the stations whose id matches any shell-style pattern (all when none is given).
 
     >>> [s.station_id for s in select_stations(hanoi_fleet(), ["rg-o*", "fd-thai-ha"])]

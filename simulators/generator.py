@@ -23,10 +23,10 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import (
+from contract import (
     DEFAULT_ROOT,
     Quantity,
-    StationInfo,
+    Station,
     Topic,
     encode_status,
     encode_telemetry,
@@ -51,12 +51,12 @@ WILL_PAYLOAD = encode_status(False, reason="connection lost")
 _PURPOSE = {"city": 1, "signal": 2, "faults": 3, "malformed": 4}
 
 
-def telemetry_topic(station: StationInfo, root: str = DEFAULT_ROOT) -> str:
+def telemetry_topic(station: Station, root: str = DEFAULT_ROOT) -> str:
     """The station's telemetry topic."""
     return str(Topic(station.domain, station.station_id, "telemetry", root))
 
 
-def status_topic(station: StationInfo, root: str = DEFAULT_ROOT) -> str:
+def status_topic(station: Station, root: str = DEFAULT_ROOT) -> str:
     """The station's retained status topic (its last will)."""
     return str(Topic(station.domain, station.station_id, "status", root))
 
@@ -69,7 +69,7 @@ def _rng(seed: int, purpose: str, key: str = "") -> np.random.Generator:
 
 @dataclass(slots=True)
 class _Station:
-    info: StationInfo
+    info: Station
     sim: StationSim
     faults: StationFaults
     signal_rng: np.random.Generator
@@ -129,7 +129,7 @@ class _Run:
 
 def _build(
     scenario: Scenario,
-    fleet: Sequence[StationInfo],
+    fleet: Sequence[Station],
     start_s: float,
     seed: int,
     faults: FaultRates,
@@ -137,7 +137,7 @@ def _build(
 ) -> _Run:
     city = hanoi_fleet()
     gauges = tuple(s.station_id for s in city if s.kind == "rain_gauge")
-    by_id: dict[str, StationInfo] = {s.station_id: s for s in city}
+    by_id: dict[str, Station] = {s.station_id: s for s in city}
     site_km = {
         i: float(str(by_id[f"tr-{e.corridor}-{e.position}"].attributes["km_from_start"]))
         for i, e in enumerate(scenario.events)
@@ -263,7 +263,7 @@ def _declared_labels(run: _Run, end_s: float | None) -> None:
 
 def generate(
     scenario: Scenario,
-    fleet: Sequence[StationInfo],
+    fleet: Sequence[Station],
     start: datetime,
     end: datetime | None,
     seed: int,

@@ -28,17 +28,17 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.wire import (
+from contract import (
+    BrokerAddress,
     Domain,
     Quantity,
+    Station,
     StationId,
-    StationInfo,
     Topic,
     encode_senml,
     encode_telemetry,
 )
 from simulators.fleet import AIR_QUANTITIES
-from simulators.settings import BrokerAddress
 
 __all__ = ["LoadPlan", "LoadReport", "Shape", "WorkerReport", "load_fleet", "run_load"]
 
@@ -146,7 +146,7 @@ class LoadReport:
         return out
 
 
-def load_fleet(n: int) -> list[StationInfo]:
+def load_fleet(n: int) -> list[Station]:
     """The virtual stations of load mode (air stations spread over Hanoi's centre)."""
     from simulators.fleet import _sensors
 
@@ -154,7 +154,7 @@ def load_fleet(n: int) -> list[StationInfo]:
     lats = rng.uniform(20.95, 21.08, n)
     lons = rng.uniform(105.75, 105.90, n)
     return [
-        StationInfo(
+        Station(
             StationId(f"ld-{i + 1:05d}"),
             Domain.AIR,
             f"Load station {i + 1}",

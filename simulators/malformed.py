@@ -11,7 +11,7 @@ from datetime import datetime
 
 import numpy as np
 
-from ingest.wire import MAX_PAYLOAD_BYTES, QUANTITIES, Quantity, encode_telemetry
+from contract import MAX_PAYLOAD_BYTES, QUANTITIES, Quantity, encode_telemetry
 
 __all__ = ["malformed_payload"]
 

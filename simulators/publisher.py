@@ -26,8 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ingest.wire import DEFAULT_ROOT, StationInfo
-from simulators.backoff import Backoff
+from contract import DEFAULT_ROOT, Station
 from simulators.clock import Clock
 from simulators.device import Device
 from simulators.errors import SimulatorError
@@ -35,6 +34,7 @@ from simulators.generator import WILL_PAYLOAD, status_topic
 from simulators.settings import SimulatorSettings
 from simulators.stream import Outgoing, OutgoingKind
 from simulators.truth import TruthFile
+from stream.backoff import Backoff
 
 __all__ = ["PublishStats", "Publisher", "client_identifier"]
 
@@ -89,7 +89,7 @@ class Publisher:
     def __init__(
         self,
         settings: SimulatorSettings,
-        fleet: Sequence[StationInfo],
+        fleet: Sequence[Station],
         clock: Clock,
         *,
         truth_file: TruthFile | None = None,

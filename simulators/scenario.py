@@ -17,7 +17,7 @@ from typing import cast
 
 import yaml
 
-from ingest.wire import Quantity, StationInfo
+from contract import Quantity, Station
 from simulators.errors import ScenarioError
 from simulators.events import (
     Event,
@@ -97,7 +97,7 @@ class Scenario:
         moment = now + delta if sign == "+" else now - delta
         return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
-    def check(self, fleet: Sequence[StationInfo]) -> None:
+    def check(self, fleet: Sequence[Station]) -> None:
         """Check every station an event or fault names against the fleet.
 
         Raises:
@@ -137,7 +137,7 @@ def _mapping(value: object, where: str) -> Mapping[str, object]:
     return cast("Mapping[str, object]", value)
 
 
-def _stations(value: object, fleet: Sequence[StationInfo], where: str) -> tuple[str, ...]:
+def _stations(value: object, fleet: Sequence[Station], where: str) -> tuple[str, ...]:
     patterns = [value] if isinstance(value, str) else value
     if not isinstance(patterns, list) or not patterns:
         msg = f"{where}: stations must be a pattern or a list of patterns"
@@ -149,7 +149,7 @@ def _stations(value: object, fleet: Sequence[StationInfo], where: str) -> tuple[
     return chosen
 
 
-def _event(raw: Mapping[str, object], fleet: Sequence[StationInfo], where: str) -> Event:
+def _event(raw: Mapping[str, object], fleet: Sequence[Station], where: str) -> Event:
     kind = raw.get("kind")
     name = str(raw.get("name", kind))
     start = parse_duration(raw.get("start", 0))
@@ -251,7 +251,7 @@ def _faults(raw: object, where: str) -> tuple[FaultRates, tuple[ScriptedFault, .
     )
 
 
-def parse_scenario(text: str, name: str, fleet: Sequence[StationInfo]) -> Scenario:
+def parse_scenario(text: str, name: str, fleet: Sequence[Station]) -> Scenario:
     """Build a scenario from YAML text.
 
     Raises:
@@ -299,7 +299,7 @@ def list_scenarios() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_scenario(name_or_path: str, fleet: Sequence[StationInfo]) -> Scenario:
+def load_scenario(name_or_path: str, fleet: Sequence[Station]) -> Scenario:
     """Load a bundled scenario by name, or any scenario file by path.
 
     Raises:

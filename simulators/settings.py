@@ -8,14 +8,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest import wire
+from contract import DEFAULT_ROOT, BrokerAddress, parse_mqtt_url, truth_topic
 
-__all__ = ["BrokerAddress", "SimulatorSettings", "parse_broker_url"]
-
-
-# The broker URL format is shared with the services (ingest.wire).
-parse_broker_url = wire.parse_mqtt_url
-BrokerAddress = wire.BrokerAddress
+__all__ = ["SimulatorSettings"]
 
 
 class SimulatorSettings(BaseSettings):
@@ -32,7 +27,7 @@ class SimulatorSettings(BaseSettings):
         validation_alias=AliasChoices("SIM_MQTT_URL", "MQTT_URL"),
     )
     mqtt_protocol: Literal["5", "3.1.1"] = "5"
-    topic_root: str = wire.DEFAULT_ROOT
+    topic_root: str = DEFAULT_ROOT
     client_id_prefix: str = "sim"
     scenario: str = "demo"
     speed: float = 1.0
@@ -85,7 +80,7 @@ class SimulatorSettings(BaseSettings):
     @field_validator("topic_root")
     @classmethod
     def _root(cls, value: str) -> str:
-        wire.truth_topic(value)
+        truth_topic(value)
         if not value or value.startswith("/") or value.endswith("/") or "+" in value:
             msg = f"topic root {value!r} is not a plain topic path"
             raise ValueError(msg)
@@ -99,4 +94,4 @@ class SimulatorSettings(BaseSettings):
     @property
     def broker(self) -> BrokerAddress:
         """The parsed :attr:`mqtt_url`."""
-        return parse_broker_url(self.mqtt_url)
+        return parse_mqtt_url(self.mqtt_url)

@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import Quantity, StationInfo
+from contract import Quantity, Station
 from simulators.events import Event, OxygenCrash, PollutionEpisode, TrafficIncident
 from simulators.signals.air import AirDrivers, AirStationModel
 from simulators.signals.cycles import solar_elevation_sin
@@ -80,7 +80,7 @@ class StationSim(Protocol):
 
 @dataclass(slots=True)
 class _AirSim:
-    info: StationInfo
+    info: Station
     model: AirStationModel
 
     def sample(self, rng: np.random.Generator, times_s: Array, city: CityFrame) -> Readings:
@@ -122,7 +122,7 @@ _BUOY_NOISE = {
 
 @dataclass(slots=True)
 class _BuoySim:
-    info: StationInfo
+    info: Station
     model: BuoyModel
     hypoxia: ThresholdEpisodes
 
@@ -160,7 +160,7 @@ class _BuoySim:
 
 @dataclass(slots=True)
 class _GaugeSim:
-    info: StationInfo
+    info: Station
     model: RainGaugeModel
 
     def sample(self, rng: np.random.Generator, times_s: Array, city: CityFrame) -> Readings:
@@ -173,7 +173,7 @@ class _GaugeSim:
 
 @dataclass(slots=True)
 class _FloodSim:
-    info: StationInfo
+    info: Station
     model: FloodDepthModel
     flood: ThresholdEpisodes
 
@@ -190,7 +190,7 @@ class _FloodSim:
 
 @dataclass(slots=True)
 class _TrafficSim:
-    info: StationInfo
+    info: Station
     model: TrafficDetectorModel
 
     def sample(self, rng: np.random.Generator, times_s: Array, city: CityFrame) -> Readings:
@@ -207,7 +207,7 @@ class _TrafficSim:
         return []
 
 
-def make_station_sim(info: StationInfo, rng: np.random.Generator, step_s: float) -> StationSim:
+def make_station_sim(info: Station, rng: np.random.Generator, step_s: float) -> StationSim:
     """The simulation of one registry station (by its ``kind``).
 
     Raises:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from ingest.wire import TruthEvent
+from contract import TruthEvent
 
 __all__ = ["Outgoing", "OutgoingKind"]
 

@@ -22,7 +22,7 @@ from typing import IO, Literal, Self
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import Quantity, StationId, TruthEvent, decode_truth, encode_truth
+from contract import Quantity, StationId, TruthEvent, decode_truth, encode_truth
 
 __all__ = ["Label", "ThresholdEpisodes", "TruthFile", "read_truth_file", "utc"]
 

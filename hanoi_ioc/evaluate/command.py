@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
     """Command-line entry; returns the exit status."""
     given = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(given)
-    for noisy in ("aiomqtt", "ingest.consumer", "simulators.device"):
+    for noisy in ("aiomqtt", "stream.consumer", "simulators.device"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return asyncio.run(_run(args, given, stdout or sys.stdout))

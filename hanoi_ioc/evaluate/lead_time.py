@@ -38,9 +38,9 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from contract import TruthEvent
 from hanoi_ioc.evaluate.matching import KINDS
 from hanoi_ioc.evaluate.records import AlertRecord, Series
-from ingest.wire import TruthEvent
 from processing.alerts import Severity
 from processing.derived import FORECAST_RULE
 

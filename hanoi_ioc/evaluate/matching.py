@@ -43,7 +43,7 @@ The rules, in full — the report restates them so a reader can check every numb
    clock skew) are counted but not scored; kinds with no detector are reported as such.
 
 >>> from datetime import UTC, datetime, timedelta
->>> from ingest.wire import StationId, TruthEvent
+>>> from contract import StationId, TruthEvent
 >>> from processing.alerts import Severity
 >>> t0 = datetime(2025, 9, 30, tzinfo=UTC)
 >>> flood = TruthEvent("f1", "demo", StationId("fd-a"), "flood", "event", t0,
@@ -69,8 +69,8 @@ from typing import Final
 
 import numpy as np
 
+from contract import TruthEvent
 from hanoi_ioc.evaluate.records import AlertRecord
-from ingest.wire import TruthEvent
 from processing.air_quality import AIR_QUALITY_RULE
 from processing.alerts import Severity
 from processing.clock import CLOCK_RULE

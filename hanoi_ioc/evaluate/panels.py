@@ -8,10 +8,10 @@ with the most sensor-fault labels, up to a limit, so a fault scenario's plots st
 Each panel carries the labels to shade and the alerts to mark.
 
 >>> from datetime import UTC, datetime
->>> from ingest.wire import Domain, StationId, StationInfo, TruthEvent
+>>> from contract import Domain, StationId, Station, TruthEvent
 >>> t0 = datetime(2025, 9, 30, tzinfo=UTC)
 >>> flood = TruthEvent("f", "s", StationId("fd-a"), "flood", "event", t0, t0)
->>> hotspot = StationInfo(StationId("fd-a"), Domain.FLOOD, "A", "Đống Đa", 21.0, 105.8,
+>>> hotspot = Station(StationId("fd-a"), Domain.FLOOD, "A", "Đống Đa", 21.0, 105.8,
 ...                       "flood_depth", (), {"upstream_gauge": "rg-a"})
 >>> [(p.station_id, p.quantity, p.companion)
 ...  for p in select_panels([flood], [], {"fd-a": hotspot})]
@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from contract import Quantity, Station, TruthEvent
 from hanoi_ioc.evaluate.matching import KINDS
 from hanoi_ioc.evaluate.records import AlertRecord
-from ingest.wire import Quantity, StationInfo, TruthEvent
 
 __all__ = ["PRIMARY", "Panel", "select_panels", "series_keys", "upstream_gauges"]
 
@@ -89,7 +89,7 @@ def _panel(
     return Panel(station, quantity, mine, marked, (gauge, "rainfall") if gauge else None, reason)
 
 
-def upstream_gauges(stations: Mapping[str, StationInfo]) -> dict[str, str]:
+def upstream_gauges(stations: Mapping[str, Station]) -> dict[str, str]:
     """Hotspot -> its upstream rain gauge (registry attribute ``upstream_gauge``)."""
     out: dict[str, str] = {}
     for station_id, info in stations.items():
@@ -102,7 +102,7 @@ def upstream_gauges(stations: Mapping[str, StationInfo]) -> dict[str, str]:
 def select_panels(
     labels: Iterable[TruthEvent],
     alerts: Iterable[AlertRecord],
-    stations: Mapping[str, StationInfo],
+    stations: Mapping[str, Station],
     *,
     max_false_alarm_panels: int = 8,
     max_fault_panels: int = 6,
@@ -158,7 +158,7 @@ def _fault_quantity(
     station: str,
     labelled: Counter[str],
     alerts: Sequence[AlertRecord],
-    stations: Mapping[str, StationInfo],
+    stations: Mapping[str, Station],
 ) -> str | None:
     if labelled:
         return labelled.most_common(1)[0][0]

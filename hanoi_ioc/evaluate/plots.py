@@ -30,9 +30,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from contract import QUANTITIES, Quantity, Station
 from hanoi_ioc.evaluate.panels import Panel
 from hanoi_ioc.evaluate.records import FloatArray, RunResult, Series
-from ingest.wire import QUANTITIES, Quantity, StationInfo
 from processing.alerts import Severity
 from processing.rules import DEFAULT_RULES
 
@@ -87,7 +87,7 @@ def _window(panel: Panel, run: RunResult) -> tuple[datetime, datetime]:
     return max(low, run.start), min(high, run.end)
 
 
-def _title(panel: Panel, stations: Mapping[str, StationInfo]) -> str:
+def _title(panel: Panel, stations: Mapping[str, Station]) -> str:
     info = stations.get(panel.station_id)
     name = info.name if info else panel.station_id
     try:

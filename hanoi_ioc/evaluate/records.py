@@ -1,6 +1,6 @@
 """What an evaluation run leaves behind, as typed values: alerts, series and the run itself.
 
-Ground truth travels as :class:`ingest.wire.TruthEvent` (the simulator's labels, unchanged);
+Ground truth travels as :class:`contract.TruthEvent` (the simulator's labels, unchanged);
 alerts are read back from the database into :class:`AlertRecord` with their **event times**
 (the measurement times at which they were raised, reached each severity and cleared — see
 :mod:`processing.lifecycle`), never the wall-clock audit columns, because a backfill runs
@@ -16,7 +16,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import StationInfo, TruthEvent
+from contract import Station, TruthEvent
 from processing.alerts import Severity
 
 __all__ = ["AlertRecord", "RunResult", "Series"]
@@ -102,7 +102,7 @@ class RunResult:
     seed: int
     start: datetime
     end: datetime
-    stations: Mapping[str, StationInfo]
+    stations: Mapping[str, Station]
     labels: tuple[TruthEvent, ...]
     alerts: tuple[AlertRecord, ...]
     series: Mapping[tuple[str, str], Series]

@@ -42,14 +42,13 @@ from typing import Final, Literal
 
 import psycopg
 
+from contract import Station, TruthEvent
+from db import register_stations, upgrade
 from hanoi_ioc.evaluate.panels import select_panels, series_keys, upstream_gauges
 from hanoi_ioc.evaluate.records import RunResult
 from hanoi_ioc.evaluate.store import read_alerts, read_series
-from ingest.registry import register_stations
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
-from ingest.storage import upgrade
-from ingest.wire import StationInfo, TruthEvent
 from processing.service import ProcessingService
 from processing.settings import ProcessingSettings
 from simulators import (
@@ -189,7 +188,7 @@ def _services(
 
 async def _publish(
     spec: RunSpec,
-    fleet: list[StationInfo],
+    fleet: list[Station],
     period: tuple[datetime, datetime],
     settings: SimulatorSettings,
     truth: Path,
@@ -289,14 +288,14 @@ async def _collect(
     title_vi: str,
     title_en: str,
     period: tuple[datetime, datetime],
-    fleet: list[StationInfo],
+    fleet: list[Station],
     labels: tuple[TruthEvent, ...],
     database_url: str,
     published: int,
     counters: Mapping[str, Mapping[str, float | int | str]],
     elapsed_s: float,
 ) -> RunResult:
-    stations: dict[str, StationInfo] = {str(s.station_id): s for s in fleet}
+    stations: dict[str, Station] = {str(s.station_id): s for s in fleet}
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         # Alerts of the spin-up are not scored (nothing was labelled there), except those
         # still open when the scenario starts: carried over, they may detect what follows.

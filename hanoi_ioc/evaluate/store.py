@@ -14,8 +14,8 @@ from datetime import datetime
 
 import numpy as np
 
+from db import Conn
 from hanoi_ioc.evaluate.records import AlertRecord, Series
-from ingest.storage import Conn
 from processing.alerts import Severity
 
 __all__ = ["alert_from_row", "read_alerts", "read_series"]

@@ -88,7 +88,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from ingest.wire import Domain
+from contract import Domain
 from ops_api.alert_schemas import AlertEventOut, AlertOut
 from ops_api.auth import Role
 from ops_api.liveness import StationStateName

@@ -17,7 +17,7 @@ from typing import Final
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ingest.wire import Domain
+from contract import Domain
 from ops_api.auth import Principal
 from ops_api.deps import AppState, app_state, authenticate
 from ops_api.errors import ApiError, AuthenticationError, error_body

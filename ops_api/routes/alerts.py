@@ -6,7 +6,7 @@ from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Body, Path, Query
 
-from ingest.wire import Domain
+from contract import Domain
 from ops_api.alert_queries import (
     current_event_id,
     events_of,

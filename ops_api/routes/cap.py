@@ -7,7 +7,7 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Request, Response
 
-from ingest.wire import Domain
+from contract import Domain
 from ops_api.alert_queries import AlertRecord, first_events, get_alert, list_alerts
 from ops_api.auth import Principal
 from ops_api.cap import CapContext, cap_alert, flood_feed, to_xml

@@ -9,7 +9,7 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Query
 
-from ingest.wire import Domain
+from contract import Domain
 from ops_api.auth import Principal
 from ops_api.deps import AppState, ConnDep, PrincipalDep, StateDep
 from ops_api.errors import NotFoundError

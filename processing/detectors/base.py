@@ -23,7 +23,7 @@ from typing import ClassVar, Final, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import Quantity, Reading
+from contract import Quantity, Reading
 from processing.detectors._private import (
     BoolArray,
     FloatArray,

@@ -7,7 +7,7 @@ from typing import ClassVar, Final
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import Quantity
+from contract import Quantity
 from processing.alerts import HANOI_UTC_OFFSET_S
 from processing.detectors._baseline import (
     BaselineConfig,
@@ -52,7 +52,7 @@ class OxygenRiskDetector(VectorDetector):
 
     Scored on dissolved-oxygen readings (mg/L) of a buoy; the buoy's water temperature,
     chlorophyll-a and pH arrive as *context* (:meth:`update_context`, or ``learn_one`` with a
-    context :class:`~ingest.wire.Reading`). Without context it works on DO alone with
+    context :class:`~contract.Reading`). Without context it works on DO alone with
     ``default_temp_c``. The risk combines:
 
     * **now**: DO already below ``crit_mg_l`` (2 mg/L, fish-kill danger) scores above 0.5;

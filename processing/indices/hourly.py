@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
-from ingest.wire import Reading
+from contract import Reading
 from processing.errors import DetectorConfigError
 from processing.indices.vn_aqi import AqiResult, Pollutant, daily_aqi, hourly_aqi
 

@@ -40,7 +40,7 @@ _PM25_TIGHTER_FROM: Final = date(2026, 1, 1)
 
 
 class Parameter(StrEnum):
-    """Table 1 parameters; values match :class:`ingest.wire.Quantity` names where one exists."""
+    """Table 1 parameters; values match :class:`contract.Quantity` names where one exists."""
 
     SO2 = "so2"
     CO = "co"

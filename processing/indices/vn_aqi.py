@@ -45,7 +45,7 @@ __all__ = [
 
 
 class Pollutant(StrEnum):
-    """The six VN_AQI parameters; values match :class:`ingest.wire.Quantity` names."""
+    """The six VN_AQI parameters; values match :class:`contract.Quantity` names."""
 
     PM25 = "pm25"
     PM10 = "pm10"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import Quantity
+from contract import Quantity
 from simulators.signals.cycles import (
     HOUR_S,
     PM25_MONTHLY,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import Quantity
+from contract import Quantity
 from simulators.signals.cycles import HOUR_S, local_hour, rush_profile
 from simulators.signals.noise import AR1
 

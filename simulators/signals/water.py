@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import Quantity
+from contract import Quantity
 from simulators.signals.cycles import DAY_S, HOUR_S, TEMPERATURE_MONTHLY, monthly
 from simulators.signals.noise import AR1
 

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ingest.registry import register_stations
+from db import register_stations
 from ingest.service import IngestService
 from ops_api.app import create_app
 from processing.service import ProcessingService

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from contract import Quantity, StationId, TruthEvent
 from hanoi_ioc.evaluate.lead_time import LeadConfig, first_crossing, flood_lead_times, rain_onset
 from hanoi_ioc.evaluate.matching import score_alerts
 from hanoi_ioc.evaluate.records import AlertRecord, Series
 from hanoi_ioc.evaluate.targets import judge_targets
-from ingest.wire import Quantity, StationId, TruthEvent
 from processing.alerts import Severity
 
 T0 = datetime(2025, 9, 30, 0, 0, tzinfo=UTC)

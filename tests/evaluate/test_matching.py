@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contract import Quantity, StationId, TruthEvent
 from hanoi_ioc.evaluate.matching import KINDS, percentile, score_alerts
 from hanoi_ioc.evaluate.records import AlertRecord
-from ingest.wire import Quantity, StationId, TruthEvent
 from processing.alerts import Severity
 
 T0 = datetime(2025, 9, 30, 2, 0, tzinfo=UTC)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from contract import Quantity, StationId, TruthEvent
 from hanoi_ioc.evaluate.assessment import assess
 from hanoi_ioc.evaluate.plots import plot_run
 from hanoi_ioc.evaluate.records import AlertRecord, RunResult, Series
 from hanoi_ioc.evaluate.report import write_report
-from ingest.wire import Quantity, StationId, TruthEvent
 from processing.alerts import Severity
 from simulators import hanoi_fleet
 

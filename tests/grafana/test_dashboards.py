@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from ingest.wire import Domain, Quantity
+from contract import Domain, Quantity
 from processing.alerts import Severity
 from tests.grafana.artefacts import (
     DASHBOARD_FILES,

@@ -6,11 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.batcher import Batcher
-from ingest.consumer import RawMessage
-from ingest.registry import RegistrySnapshot, SensorRef, StationRef
-from ingest.validate import QUALITY_SUSPECT, Outcome, Validator
-from ingest.wire import Domain, Quantity, StationId
+from contract import Domain, Quantity, Registry, Sensor, Station, StationId
+from stream.batcher import Batcher
+from stream.consumer import RawMessage
+from stream.validate import QUALITY_SUSPECT, Outcome, Validator
 from tests.fixtures.readings import air_sample
 
 NOW = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
@@ -58,10 +57,10 @@ def test_nothing_is_lost_between_batches(sizes: list[int]) -> None:
     assert sum(len(b) for b in taken) == len(sizes)
 
 
-REGISTRY = RegistrySnapshot(
-    {"aq-test-hoan-kiem": StationRef(StationId("aq-test-hoan-kiem"), Domain.AIR, "HK", "Hoàn Kiếm",
-                                     21.0, 105.8, "traffic")},
-    {("aq-test-hoan-kiem", Quantity.PM25): SensorRef(7, 60.0, 0.0, 500.0)},
+REGISTRY = Registry.of(
+    [Station(StationId("aq-test-hoan-kiem"), Domain.AIR, "HK", "Hoàn Kiếm", 21.0, 105.8,
+             "traffic", (Sensor(Quantity.PM25, 60.0, 0.0, 500.0),))],
+    {("aq-test-hoan-kiem", Quantity.PM25): 7},
 )  # fmt: skip
 
 
@@ -102,8 +101,8 @@ async def _fail(batch: object) -> None:
 
 @pytest.mark.anyio
 async def test_a_crashing_handler_stops_the_pipeline_instead_of_hanging() -> None:
-    from ingest.consumer import Consumer
-    from ingest.pipeline import Pipeline
+    from stream.consumer import Consumer
+    from stream.pipeline import Pipeline
 
     consumer = Consumer("mqtt://127.0.0.1:1", client_id="never-connected", subscriptions=[])
     consumer._buffer.append(RawMessage("hanoi/v1/air/aq-x/telemetry", b"{}", 1, 1, NOW, 1))

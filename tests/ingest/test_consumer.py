@@ -6,11 +6,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.batcher import Batch, Batcher
-from ingest.consumer import Consumer, RawMessage
-from ingest.pipeline import Pipeline
-from ingest.registry import RegistrySnapshot
-from ingest.validate import Validator
+from contract import Registry
+from stream.batcher import Batch, Batcher
+from stream.consumer import Consumer, RawMessage
+from stream.pipeline import Pipeline
+from stream.validate import Validator
 from tests.fixtures.mqtt import Broker
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.anyio]
@@ -89,7 +89,7 @@ async def test_concurrent_writes_commit_out_of_order_but_ack_in_arrival_order(
 
     pipeline = Pipeline(
         consumer,
-        Validator(RegistrySnapshot({}, {}), root=topic_root),
+        Validator(Registry({}), root=topic_root),
         Batcher(max_readings=10**6, max_messages=10, max_age_s=0.05),
         write,
         concurrency=3,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from db import upgrade
 from hanoi_ioc.embedded import EmbeddedPostgres
 from ingest.service import IngestService
-from ingest.storage import upgrade
 from tests.fixtures.mqtt import Broker
 from tests.fixtures.proxy import TcpProxy
 from tests.ingest.test_faults import (

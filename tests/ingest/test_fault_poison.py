@@ -16,10 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.consumer import RawMessage
-from ingest.registry import RegistrySnapshot, SensorRef, StationRef
-from ingest.validate import Validator
-from ingest.wire import Quantity, encode_telemetry
+from contract import Quantity, Registry, encode_telemetry
+from stream.consumer import RawMessage
+from stream.validate import Validator
 from tests.fixtures.mqtt import Broker
 from tests.ingest.test_faults import Publisher, running
 from tests.ingest.test_fuzz import (
@@ -40,16 +39,12 @@ from tests.ingest.test_fuzz import (
 ROOT = "hanoi/v1"
 
 
-def _registry() -> RegistrySnapshot:
-    stations: dict[str, StationRef] = {
-        s.station_id: StationRef(s.station_id, s.domain, s.name, s.district, s.lat, s.lon, s.kind)
-        for s in REGISTERED
-    }
-    sensors: dict[tuple[str, Quantity], SensorRef] = {
-        (s.station_id, sensor.quantity): SensorRef(i, sensor.interval_s, None, None)
+def _registry() -> Registry:
+    keys: dict[tuple[str, Quantity], int] = {
+        (s.station_id, sensor.quantity): i
         for i, (s, sensor) in enumerate((s, x) for s in REGISTERED for x in s.sensors)
     }
-    return RegistrySnapshot(stations, sensors)
+    return Registry.of(REGISTERED, keys)
 
 
 def _raw(case: Case, now: datetime) -> RawMessage:

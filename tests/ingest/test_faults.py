@@ -28,11 +28,11 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract import Domain, Quantity, Sensor, Station, StationId, encode_telemetry
+from db import register_stations
 from hanoi_ioc.embedded import EmbeddedBroker
-from ingest.registry import register_stations
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
-from ingest.wire import Domain, Quantity, SensorInfo, StationId, StationInfo, encode_telemetry
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt, pytest.mark.slow, pytest.mark.anyio]
 
@@ -41,9 +41,9 @@ AIR_QUANTITIES = (
     Quantity.AIR_TEMPERATURE, Quantity.RELATIVE_HUMIDITY,
 )  # fmt: skip
 STATIONS = tuple(
-    StationInfo(
+    Station(
         StationId(f"aq-fault-{i:02d}"), Domain.AIR, f"Trạm thử {i}", "Cầu Giấy", 21.03, 105.80,
-        "urban", tuple(SensorInfo(q, 60.0) for q in AIR_QUANTITIES),
+        "urban", tuple(Sensor(q, 60.0) for q in AIR_QUANTITIES),
     )
     for i in range(10)
 )  # fmt: skip

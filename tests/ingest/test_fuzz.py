@@ -29,21 +29,21 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from ingest.registry import register_stations
-from ingest.settings import IngestSettings
-from ingest.wire import (
+from contract import (
     MAX_PAYLOAD_BYTES,
     QUANTITIES,
     SENML_PREFIX,
     PayloadError,
     Quantity,
-    StationInfo,
+    Station,
     Topic,
     decode_telemetry,
     encode_senml,
     encode_status,
     encode_telemetry,
 )
+from db import register_stations
+from ingest.settings import IngestSettings
 from tests.fixtures.mqtt import Broker
 from tests.fixtures.readings import FLOOD
 from tests.ingest.test_faults import STATIONS, Publisher, Running, running, settings_for
@@ -51,7 +51,7 @@ from tests.ingest.test_faults import STATIONS, Publisher, Running, running, sett
 MESSAGES = 10_000
 Expect = Literal["stored", "refused", "status", "any"]
 Key = tuple[str, str, datetime]
-REGISTERED: tuple[StationInfo, ...] = (*STATIONS[:4], FLOOD)
+REGISTERED: tuple[Station, ...] = (*STATIONS[:4], FLOOD)
 AIR = STATIONS[:4]
 
 
@@ -70,7 +70,7 @@ class Case:
 class Sample:
     """A valid station sample, the material most mutations start from."""
 
-    station: StationInfo
+    station: Station
     at: datetime
     values: list[tuple[Quantity, float]]
     topic: str

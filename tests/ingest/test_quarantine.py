@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from db import register_stations
 from ingest.quarantine import list_quarantine, replay_quarantine
-from ingest.registry import register_stations
 from ingest.service import IngestService
 from tests.fixtures.mqtt import Broker
 from tests.fixtures.readings import AIR, FLOOD, air_sample

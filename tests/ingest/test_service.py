@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.registry import register_stations
+from db import register_stations
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
 from tests.fixtures.mqtt import Broker

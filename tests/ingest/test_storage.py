@@ -6,14 +6,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ingest.errors import StorageError
-from ingest.storage import (
-    Capabilities,
-    PlainStrategy,
-    choose_strategy,
-    migrations,
-    upgrade,
-)
+from db import Capabilities, PlainStrategy, StorageError, choose_strategy, migrations, upgrade
+from db.migrate import _recorded_or_chosen
 
 pytestmark = [pytest.mark.db, pytest.mark.anyio]
 
@@ -40,8 +34,23 @@ def test_strategy_choice() -> None:
     assert choose_strategy(tsdb) == "timescale"
     assert choose_strategy(apache) == "plain"
     assert choose_strategy(tsdb, "plain") == "plain"
-    with pytest.raises(StorageError, match="forced"):
+    with pytest.raises(StorageError, match="not installed"):
         choose_strategy(plain, "timescale")
+    not_preloaded = Capabilities(150000, "2.28.3", None, "timescale", timescaledb_preloaded=False)
+    assert choose_strategy(not_preloaded) == "plain"
+    with pytest.raises(StorageError, match="not preloaded"):
+        choose_strategy(not_preloaded, "timescale")
+
+
+def test_the_strategy_a_database_was_built_with_wins() -> None:
+    tsdb = Capabilities(170000, "2.29.2", "2.29.2", "timescale")
+    not_preloaded = Capabilities(150000, "2.28.3", None, "timescale", timescaledb_preloaded=False)
+    assert _recorded_or_chosen({"plain"}, tsdb, None) == "plain"
+    assert _recorded_or_chosen({"timescale"}, tsdb, None) == "timescale"
+    with pytest.raises(StorageError, match="built with the 'plain' storage strategy"):
+        _recorded_or_chosen({"plain"}, tsdb, "timescale")
+    with pytest.raises(StorageError, match="not preloaded"):
+        _recorded_or_chosen({"timescale"}, not_preloaded, None)
 
 
 async def test_upgrade_is_repeatable(db_url: str) -> None:

@@ -7,15 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.wire import (
+from contract import (
     MAX_PAYLOAD_BYTES,
     QUANTITIES,
     Domain,
     PayloadError,
     Quantity,
-    SensorInfo,
+    Sensor,
+    Station,
     StationId,
-    StationInfo,
     Topic,
     TruthEvent,
     decode_registry,
@@ -206,14 +206,14 @@ def test_status_forms() -> None:
 
 
 def test_registry_and_truth_documents_round_trip() -> None:
-    station = StationInfo(
+    station = Station(
         StationId("wl-buoy-1"), Domain.WATER, "Hồ Tây – Trích Sài", "Tây Hồ", 21.05, 105.82,
-        "buoy", (SensorInfo(Quantity.DISSOLVED_OXYGEN, 300.0, 0.0, 25.0),), {"depth_m": 1.5},
+        "buoy", (Sensor(Quantity.DISSOLVED_OXYGEN, 300.0, 0.0, 25.0),), {"depth_m": 1.5},
     )  # fmt: skip
     assert decode_registry(encode_registry([station])) == [station]
     event = TruthEvent("e1", "fish-kill-2016", StationId("wl-buoy-1"), "oxygen_crash", "event",
                        NOW, NOW + timedelta(hours=6), (Quantity.DISSOLVED_OXYGEN,))  # fmt: skip
     assert decode_truth(encode_truth(event)) == event
     with pytest.raises(ValueError, match="not a water quantity"):
-        StationInfo(StationId("wl-x"), Domain.WATER, "x", "x", 21.0, 105.0, "buoy",
-                    (SensorInfo(Quantity.PM25, 60.0),))  # fmt: skip
+        Station(StationId("wl-x"), Domain.WATER, "x", "x", 21.0, 105.0, "buoy",
+                    (Sensor(Quantity.PM25, 60.0),))  # fmt: skip

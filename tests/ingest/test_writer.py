@@ -6,13 +6,12 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.batcher import Batch
-from ingest.consumer import RawMessage
-from ingest.registry import load_registry, register_stations
-from ingest.storage import Conn, strategy_for
-from ingest.validate import Outcome, Row
-from ingest.wire import Quantity
+from contract import Quantity
+from db import Conn, load_registry, register_stations, strategy_for
 from ingest.writer import Writer, configure_connection, newest_per_sensor
+from stream.batcher import Batch
+from stream.consumer import RawMessage
+from stream.validate import Outcome, Row
 from tests.fixtures.readings import AIR, TEST_STATIONS
 
 pytestmark = [pytest.mark.db, pytest.mark.anyio]
@@ -36,8 +35,8 @@ async def setup(db_url: str) -> tuple[str, int, int]:
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         await register_stations(conn, TEST_STATIONS)
         registry = await load_registry(conn)
-    pm25 = registry.sensors[(AIR.station_id, Quantity.PM25)].sensor_id
-    no2 = registry.sensors[(AIR.station_id, Quantity.NO2)].sensor_id
+    pm25 = registry.keys[(AIR.station_id, Quantity.PM25)]
+    no2 = registry.keys[(AIR.station_id, Quantity.NO2)]
     return db_url, pm25, no2
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from ingest.wire import Domain
+from contract import Domain
 from ops_api.__main__ import main
 from ops_api.auth import Role, resolve_token
 from ops_api.settings import DEV_TOKENS, ApiSettings

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.wire import Domain
+from contract import Domain
 from ops_api.auth import Principal, Role
 from ops_api.history import plan_history
 from ops_api.live.client import (

@@ -6,16 +6,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.registry import StationRef
-from ingest.wire import Domain, Quantity, Reading, StationId
+from contract import Domain, Quantity, Reading, Station, StationId
 from processing.alerts import Severity
 from processing.lifecycle import Clear, Command, Lifecycle, Raise, Update
 from processing.rules import DEFAULT_RULES, evaluate
 
 T0 = datetime(2025, 9, 30, 0, 0, tzinfo=UTC)
-STATION = StationRef(
-    StationId("fd-x"), Domain.FLOOD, "Thái Hà", "Đống Đa", 21.0, 105.8, "flood_depth"
-)
+STATION = Station(StationId("fd-x"), Domain.FLOOD, "Thái Hà", "Đống Đa", 21.0, 105.8, "flood_depth")
 RULES = {Quantity.WATER_DEPTH: [r for r in DEFAULT_RULES if r.name == "flood_depth"]}
 
 

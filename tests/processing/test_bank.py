@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from ingest.wire import Domain, Quantity, Reading, SensorInfo, StationId, StationInfo
+from contract import Domain, Quantity, Reading, Sensor, Station, StationId
 from processing.bank import DetectorBank, LaneSpec, OverflowPolicy, SlotMap
 from processing.detectors import SpatialDetector
 from processing.errors import DetectorConfigError, SnapshotError
@@ -21,11 +21,9 @@ def reading(station: str, quantity: Quantity, value: float, minute: float) -> Re
     return Reading(StationId(station), quantity, value, at, at)
 
 
-def air_station(station: str, lat: float, lon: float) -> StationInfo:
-    sensors = (SensorInfo(Quantity.PM25, 60.0), SensorInfo(Quantity.PM10, 60.0))
-    return StationInfo(
-        StationId(station), Domain.AIR, station, "Hoàn Kiếm", lat, lon, "aq", sensors
-    )
+def air_station(station: str, lat: float, lon: float) -> Station:
+    sensors = (Sensor(Quantity.PM25, 60.0), Sensor(Quantity.PM10, 60.0))
+    return Station(StationId(station), Domain.AIR, station, "Hoàn Kiếm", lat, lon, "aq", sensors)
 
 
 def pm_batch(minute: int, stations: int = 5, spike_at: int | None = None) -> list[Reading]:

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from ingest.registry import RegistrySnapshot, SensorRef, StationRef
-from ingest.wire import Domain, Quantity, Reading, StationId
+from contract import Domain, Quantity, Reading, Registry, Sensor, Station, StationId
 from processing.alerts import Severity
 from processing.clock import CLOCK_RULE, ClockWatch
 from processing.engine import Engine
@@ -18,7 +17,16 @@ from processing.rules import Condition
 T0 = datetime(2025, 11, 12, 3, 0, tzinfo=UTC)
 FLEET = [f"aq-{i}" for i in range(12)]
 STATIONS = {
-    s: StationRef(StationId(s), Domain.AIR, f"Trạm {i}", "Cầu Giấy", 21.0 + 0.01 * i, 105.8, "aq")
+    s: Station(
+        StationId(s),
+        Domain.AIR,
+        f"Trạm {i}",
+        "Cầu Giấy",
+        21.0 + 0.01 * i,
+        105.8,
+        "aq",
+        (Sensor(Quantity.PM25, 60.0, 0.0, 1000.0),),
+    )
     for i, s in enumerate(FLEET)
 }
 
@@ -150,9 +158,8 @@ def test_a_small_fleet_has_no_reference() -> None:
 
 
 def test_the_engine_raises_and_clears_a_clock_alert() -> None:
-    sensors = {(s, Quantity.PM25): SensorRef(i + 1, 60.0, 0.0, 1000.0) for i, s in enumerate(FLEET)}
     engine = Engine(Lifecycle(clear_after=3, cooldown_s=600))
-    engine.use(RegistrySnapshot(STATIONS, sensors))
+    engine.use(Registry(STATIONS))
     stream = []
     for arrive, r in arrivals(90, seed=2):
         if r.station_id == "aq-9" and 20 * 60 <= arrive < 60 * 60:

@@ -2,14 +2,13 @@
 
 from datetime import UTC, datetime, timedelta
 
-from ingest.registry import SensorRef, StationRef
-from ingest.wire import Domain, Quantity, Reading, StationId
+from contract import Domain, Quantity, Reading, Sensor, Station, StationId
 from processing.alerts import Severity
 from processing.derived import DerivedSeries
 
 T0 = datetime(2025, 9, 30, 0, 0, tzinfo=UTC)
-HOTSPOT = StationRef(StationId("fd-thai-ha"), Domain.FLOOD, "Tây Sơn × Thái Hà", "Đống Đa",
-                     21.01, 105.82, "flood_depth", {"upstream_gauge": "rg-lang"})  # fmt: skip
+HOTSPOT = Station(StationId("fd-thai-ha"), Domain.FLOOD, "Tây Sơn × Thái Hà", "Đống Đa", 21.01,
+                  105.82, "flood_depth", attributes={"upstream_gauge": "rg-lang"})  # fmt: skip
 
 
 def reading(station: str, quantity: Quantity, minute: float, value: float) -> Reading:
@@ -20,7 +19,7 @@ def reading(station: str, quantity: Quantity, minute: float, value: float) -> Re
 def test_hourly_vn_aqi_rows_follow_the_decision() -> None:
     derived = DerivedSeries()
     pm25 = [26.9, 24.7, 20.5, 23.5, 19.5, 16.5, 19.0, 16.5, 20.3, 22.4, 19.6, 20.6]  # §1.7
-    sensors = {("aq-x", Quantity.PM25): SensorRef(1, 600.0, None, None)}
+    sensors = {("aq-x", Quantity.PM25): Sensor(Quantity.PM25, 600.0, None, None)}
     rows = []
     for hour, mean in enumerate([*pm25, 20.0]):
         readings = [

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from ingest.wire import Quantity, Reading, StationId
+from contract import Quantity, Reading, StationId
 from processing.detectors import (
     CusumDetector,
     DropoutDetector,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.wire import Quantity
+from contract import Quantity
 from processing.dry_weather import DEPTH_WITHOUT_RAIN_RULE, DryWeatherCheck
 from processing.lifecycle import Clear, Command, Raise
 from tests.processing.test_engine import engine, reading

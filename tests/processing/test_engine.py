@@ -7,28 +7,22 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from ingest.registry import RegistrySnapshot, SensorRef, StationRef
-from ingest.wire import Domain, Quantity, Reading, StationId
+from contract import Domain, Quantity, Reading, Registry, Sensor, Station, StationId
 from processing.alerts import Severity
 from processing.engine import Engine, time_slices
 from processing.lifecycle import Clear, Command, Lifecycle, Raise, Update
 
 T0 = datetime(2025, 9, 30, tzinfo=UTC)  # an old period: nothing here may use the wall clock
 
-FLOOD = StationRef(
+FLOOD = Station(
     StationId("fd-a"), Domain.FLOOD, "Thái Hà", "Đống Đa", 21.01, 105.82, "flood_depth",
-    {"upstream_gauge": "rg-a"},
+    (Sensor(Quantity.WATER_DEPTH, 60.0, 0.0, 300.0),), {"upstream_gauge": "rg-a"},
 )  # fmt: skip
-GAUGE = StationRef(StationId("rg-a"), Domain.FLOOD, "Láng", "Đống Đa", 21.02, 105.81, "rain")
-AIR = StationRef(StationId("aq-a"), Domain.AIR, "Hoàn Kiếm", "Hoàn Kiếm", 21.03, 105.85, "aq")
-REGISTRY = RegistrySnapshot(
-    {s.station_id: s for s in (FLOOD, GAUGE, AIR)},
-    {
-        ("fd-a", Quantity.WATER_DEPTH): SensorRef(1, 60.0, 0.0, 300.0),
-        ("rg-a", Quantity.RAINFALL): SensorRef(2, 60.0, 0.0, 100.0),
-        ("aq-a", Quantity.PM25): SensorRef(3, 60.0, 0.0, 1000.0),
-    },
-)
+GAUGE = Station(StationId("rg-a"), Domain.FLOOD, "Láng", "Đống Đa", 21.02, 105.81, "rain",
+                (Sensor(Quantity.RAINFALL, 60.0, 0.0, 100.0),))  # fmt: skip
+AIR = Station(StationId("aq-a"), Domain.AIR, "Hoàn Kiếm", "Hoàn Kiếm", 21.03, 105.85, "aq",
+              (Sensor(Quantity.PM25, 60.0, 0.0, 1000.0),))  # fmt: skip
+REGISTRY = Registry.of([FLOOD, GAUGE, AIR])
 
 
 def reading(station: str, quantity: Quantity, value: float, minute: float) -> Reading:
@@ -252,12 +246,14 @@ def test_clocks_minutes_ahead_do_not_make_the_city_silent() -> None:
     # Twenty stations; two devices' clocks run 15 minutes ahead, and a batch arriving late
     # ends with a burst of their readings: "now" stays where most stations are, so nobody
     # is called silent.
-    stations = {f"aq-{i}": StationRef(StationId(f"aq-{i}"), Domain.AIR, f"S{i}", "D",
-                                      21.0 + 0.01 * i, 105.8, "aq") for i in range(20)}  # fmt: skip
-    sensors = {(s, Quantity.PM25): SensorRef(i + 1, 60.0, 0.0, 1000.0)
-               for i, s in enumerate(stations)}  # fmt: skip
+    pm25 = (Sensor(Quantity.PM25, 60.0, 0.0, 1000.0),)
+    stations = {
+        f"aq-{i}": Station(StationId(f"aq-{i}"), Domain.AIR, f"S{i}", "D", 21.0 + 0.01 * i, 105.8,
+                           "aq", pm25)
+        for i in range(20)
+    }  # fmt: skip
     e = Engine(Lifecycle(clear_after=3, cooldown_s=600))
-    e.use(RegistrySnapshot(stations, sensors))
+    e.use(Registry(stations))
     commands: list[Command] = []
     for m in range(120):
         batch = [reading(s, Quantity.PM25, 40.0, m) for s in stations if s not in ("aq-0", "aq-1")]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from ingest.registry import RegistrySnapshot, SensorRef, StationRef
-from ingest.wire import Domain, Quantity, Reading, StationId
+from contract import Domain, Quantity, Reading, Registry, Sensor, Station, StationId
 from processing.alerts import Severity
 from processing.engine import Engine
 from processing.incidents import TRAFFIC_INCIDENT_RULE, IncidentWatch
@@ -20,19 +19,21 @@ QUEUE = (6.0, 64.0)
 TRICKLE = (38.0, 3.0)
 
 
-def _station(n: int) -> StationRef:
+def _station(n: int) -> Station:
     attrs: dict[str, str | float | int | bool] = {
         "corridor": "nguyen-trai",
         "position": n,
         "free_flow_kmh": 40.0,
     }
-    return StationRef(
+    return Station(
         StationId(f"tr-nguyen-trai-{n}"), Domain.TRAFFIC, f"Nguyễn Trãi ({n}/5)", "Thanh Xuân",
-        21.0 - 0.005 * n, 105.8, "traffic", attrs,
+        21.0 - 0.005 * n, 105.8, "traffic",
+        (Sensor(Quantity.SPEED, 60.0, 0.0, 120.0), Sensor(Quantity.OCCUPANCY, 60.0, 0.0, 100.0)),
+        attrs,
     )  # fmt: skip
 
 
-STATIONS: dict[str, StationRef] = {s.station_id: s for s in map(_station, POSITIONS)}
+STATIONS: dict[str, Station] = {s.station_id: s for s in map(_station, POSITIONS)}
 
 State = Callable[[int, int], tuple[float, float]]  # (minute, position) -> (speed, occupancy)
 
@@ -96,14 +97,8 @@ def test_a_blockage_is_named_at_its_site_with_its_queue_and_the_trickle_beyond()
 
 
 def test_the_engine_raises_one_incident_early_and_clears_it_when_the_queue_is_gone() -> None:
-    sensors: dict[tuple[str, Quantity], SensorRef] = {
-        (s, q): SensorRef(i, 60.0, 0.0, 120.0 if q is Quantity.SPEED else 100.0)
-        for i, (s, q) in enumerate(
-            ((s, q) for s in STATIONS for q in (Quantity.SPEED, Quantity.OCCUPANCY)), start=1
-        )
-    }
     engine = Engine(Lifecycle(clear_after=3, cooldown_s=600))
-    engine.use(RegistrySnapshot(STATIONS, sensors))
+    engine.use(Registry(STATIONS))
     commands = [c for batch in readings(range(75), crash) for c in engine.process(batch).commands]
     raises = [c for c in commands if isinstance(c, Raise) and c.alert.rule == TRAFFIC_INCIDENT_RULE]
     clears = [c for c in commands if isinstance(c, Clear) and TRAFFIC_INCIDENT_RULE in c.dedup_key]

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from ingest.wire import Quantity, Reading, StationId
+from contract import Quantity, Reading, StationId
 from processing.errors import DetectorConfigError
 from processing.indices.congestion import (
     CongestionLevel,

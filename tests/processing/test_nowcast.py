@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from ingest.wire import Quantity, Reading, StationId
+from contract import Quantity, Reading, StationId
 from processing.errors import DetectorConfigError
 from processing.indices.flood import FloodLevel, FloodLevels
 from processing.nowcast import FloodNowcaster, NowcastConfig, nowcast_flood

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from ingest.wire import Quantity, Reading, StationId
+from contract import Quantity, Reading, StationId
 from processing.replays import SeenReadings
 
 T0 = datetime(2025, 9, 30, tzinfo=UTC)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ingest.registry import register_stations
+from db import register_stations
 from processing.service import ProcessingService
 from processing.settings import ProcessingSettings
 from tests.fixtures.mqtt import Broker

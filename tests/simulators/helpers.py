@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from ingest.wire import PayloadError, Quantity, Topic, TruthEvent, decode_telemetry
+from contract import PayloadError, Quantity, Topic, TruthEvent, decode_telemetry
 from simulators.faults import FaultRates
 from simulators.fleet import hanoi_fleet, select_stations
 from simulators.generator import generate

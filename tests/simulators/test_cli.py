@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.wire import decode_registry
+from contract import decode_registry
 from simulators.__main__ import main
 from simulators.truth import read_truth_file
 from tests.fixtures.mqtt import Broker

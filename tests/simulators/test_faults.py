@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.wire import PayloadError, Quantity, Topic, decode_telemetry
+from contract import PayloadError, Quantity, Topic, decode_telemetry
 from simulators.faults import MALFORMED_FLAVOURS, FaultKind, FaultRates, StationFaults
 from simulators.malformed import malformed_payload
 

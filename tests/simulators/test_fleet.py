@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from ingest.wire import Domain, Quantity, decode_registry, encode_registry
+from contract import Domain, Quantity, decode_registry, encode_registry
 from simulators.fleet import hanoi_fleet, select_stations
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.wire import Quantity, Topic, decode_status, decode_telemetry
+from contract import Quantity, Topic, decode_status, decode_telemetry
 from simulators.faults import FaultRates
 from simulators.fleet import hanoi_fleet, select_stations
 from simulators.generator import WILL_PAYLOAD, generate

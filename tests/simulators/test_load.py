@@ -8,9 +8,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.wire import Topic, decode_telemetry
+from contract import Topic, decode_telemetry, parse_mqtt_url
 from simulators.load import LoadPlan, Shape, load_fleet, run_load
-from simulators.settings import parse_broker_url
 from tests.fixtures.mqtt import Broker
 
 pytestmark = pytest.mark.mqtt
@@ -57,7 +56,7 @@ def test_load_reports_what_was_delivered(
 ) -> None:
     counter = Counter(mqtt_broker, topic_root)
     plan = LoadPlan(
-        parse_broker_url(mqtt_broker.url),
+        parse_mqtt_url(mqtt_broker.url),
         stations=40,
         rate_msgs_s=200.0,
         duration_s=1.0,

@@ -5,8 +5,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from simulators.backoff import Backoff
-from simulators.errors import DeviceGaveUpError
 from simulators.outbox import Outbox
 from simulators.stream import Outgoing, OutgoingKind
 
@@ -54,17 +52,3 @@ async def test_controls_come_alone_and_requeue_keeps_order() -> None:
     assert (await box.get(10))[0].kind is OutgoingKind.OFFLINE
     box.close()
     assert await box.get(10) == []
-
-
-def test_backoff_grows_with_jitter_resets_and_gives_up() -> None:
-    import random
-
-    backoff = Backoff(0.5, 4.0, give_up_s=10.0, rng=random.Random(0))
-    delays = [backoff.next_delay(float(t)) for t in range(6)]
-    assert all(0 <= d <= 4.0 for d in delays)
-    assert backoff.retries_total == 6
-    backoff.reset()
-    assert backoff.attempts == 0
-    backoff.next_delay(100.0)
-    with pytest.raises(DeviceGaveUpError):
-        backoff.next_delay(111.0)

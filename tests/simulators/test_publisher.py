@@ -11,8 +11,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from contract import decode_truth
 from hanoi_ioc.embedded import EmbeddedBroker
-from ingest.wire import decode_truth
 from simulators.clock import SimClock
 from simulators.faults import FaultKind, FaultRates, ScriptedFault
 from simulators.fleet import hanoi_fleet, select_stations

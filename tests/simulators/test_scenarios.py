@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.wire import Quantity
+from contract import Quantity
 from simulators.errors import ScenarioError
 from simulators.fleet import hanoi_fleet
 from simulators.scenario import list_scenarios, load_scenario, parse_duration

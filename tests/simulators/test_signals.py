@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.wire import Quantity
+from contract import Quantity
 from simulators.signals.cycles import local_hour, rush_profile
 from simulators.signals.flood import FloodDepthModel, RainGaugeModel
 from simulators.signals.noise import AR1

@@ -1,6 +1,6 @@
 """The consume -> validate -> batch -> handle -> ack loop shared by ingest and processing.
 
-A :class:`Pipeline` takes messages from a :class:`~ingest.consumer.Consumer`, validates each
+A :class:`Pipeline` takes messages from a :class:`~stream.consumer.Consumer`, validates each
 once, batches by size or age, and hands full batches over a bounded queue to a handler.
 The handler is retried with jittered backoff until it succeeds (nothing is dropped); only
 then are the batch's messages acknowledged, in arrival order. When the handler is stuck
@@ -18,11 +18,11 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from ingest.backoff import backoff_delay
-from ingest.batcher import Batch, Batcher
-from ingest.consumer import Consumer
-from ingest.errors import StorageError
-from ingest.validate import Outcome, Validator
+from db import StorageError
+from stream.backoff import backoff_delay
+from stream.batcher import Batch, Batcher
+from stream.consumer import Consumer
+from stream.validate import Outcome, Validator
 
 __all__ = ["Pipeline", "run_every"]
 
@@ -38,7 +38,7 @@ class Pipeline:
         consumer: the MQTT consumer (entered by the caller).
         validator: turns raw messages into outcomes.
         batcher: the size/age policy.
-        handler: writes a batch; raise :class:`~ingest.errors.StorageError` to retry it.
+        handler: writes a batch; raise :class:`~db.errors.StorageError` to retry it.
         queue_batches: full batches waiting for the handler (bounded).
         on_outcome: called for every outcome as it is validated (for counters).
         shutdown_grace_s: after :meth:`stop`, how long a failing handler is still retried;
@@ -101,7 +101,7 @@ class Pipeline:
 
         Raises:
             Exception: whatever the handler raised other than a retryable
-                :class:`~ingest.errors.StorageError` (its batch stays unacknowledged, so the
+                :class:`~db.errors.StorageError` (its batch stays unacknowledged, so the
                 broker redelivers it to whoever runs next).
         """
         handling = asyncio.create_task(self._handle_loop(), name="pipeline-handler")

@@ -38,8 +38,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 if TYPE_CHECKING:
     from paho.mqtt.client import SocketLike
 
-from ingest.backoff import backoff_delay
-from ingest.wire import parse_mqtt_url
+from contract import parse_mqtt_url
+from stream.backoff import backoff_delay
 
 __all__ = ["Consumer", "ConsumerStats", "RawMessage"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ingest.validate import Outcome
+from stream.validate import Outcome
 
 __all__ = ["Batch", "Batcher"]
 

@@ -1,6 +1,6 @@
 """Validation of decoded messages against the registry and the clock (pure, no I/O).
 
-Decoding (:mod:`ingest.wire`) checks the contract; this module checks what needs context:
+Decoding (:mod:`contract`) checks the contract; this module checks what needs context:
 the station and sensor must be registered and belong to the topic's domain, the measurement
 time must lie within the configured window around the arrival time, and a value outside the
 sensor's plausible range is stored with :data:`QUALITY_SUSPECT` rather than refused.
@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 
-from ingest.consumer import RawMessage
-from ingest.registry import RegistrySnapshot
-from ingest.wire import (
+from contract import (
     DEFAULT_ROOT,
+    Domain,
     PayloadError,
     Quantity,
     Reading,
+    Registry,
     Rejection,
     StationId,
     StatusMessage,
@@ -29,6 +29,7 @@ from ingest.wire import (
     decode_status,
     decode_values,
 )
+from stream.consumer import RawMessage
 
 __all__ = [
     "QUALITY_GOOD",
@@ -63,7 +64,7 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
     Args:
         message: the message.
         rows: accepted readings as rows for the ``readings`` table.
-        readings: the same as :class:`~ingest.wire.Reading` values (when the validator keeps
+        readings: the same as :class:`~contract.Reading` values (when the validator keeps
             them; ingest only needs the rows).
         stations: stations with at least one accepted reading.
         quarantined: refusals, one per reason.
@@ -94,13 +95,13 @@ class Validator:
         root: topic root.
         max_future_s: how far ahead of arrival a measurement time may be.
         max_age_s: how far behind arrival a measurement time may be (backfill window).
-        keep_readings: also give each accepted reading as a :class:`~ingest.wire.Reading`
+        keep_readings: also give each accepted reading as a :class:`~contract.Reading`
             (processing needs them; ingest writes rows only).
     """
 
     def __init__(
         self,
-        registry: RegistrySnapshot,
+        registry: Registry,
         *,
         root: str = DEFAULT_ROOT,
         max_future_s: float = 300.0,
@@ -108,15 +109,17 @@ class Validator:
         keep_readings: bool = True,
     ) -> None:
         self._registry = registry
+        self._index = _index(registry)
         self._root = root
         self._max_future = timedelta(seconds=max_future_s)
         self._max_age = timedelta(seconds=max_age_s)
         self._keep_readings = keep_readings
         self._topics: dict[str, Topic] = {}
 
-    def use(self, registry: RegistrySnapshot) -> None:
+    def use(self, registry: Registry) -> None:
         """Switch to a newer registry snapshot."""
         self._registry = registry
+        self._index = _index(registry)
 
     def _topic(self, name: str) -> Topic:
         topic = self._topics.get(name)
@@ -148,14 +151,13 @@ class Validator:
             )
         rows: list[Row] = []
         refused = decoded.rejections
-        stations, sensors, domain = self._registry.stations, self._registry.sensors, topic.domain
+        index, domain = self._index, topic.domain
         window: tuple[datetime, Rejection | None] | None = None  # one check per distinct time
         accepted: list[Value] = []
         for value in decoded.values:
             station_id, quantity, number, measured_at = value
-            ref = sensors.get((station_id, quantity))
-            where = stations.get(station_id)
-            if ref is None or where is None or where.domain is not domain:
+            known = index.get((station_id, quantity))
+            if known is None or known.domain is not domain:
                 refused.append(self._unregistered(topic, station_id, quantity))
                 continue
             if window is None or window[0] != measured_at:
@@ -164,10 +166,10 @@ class Validator:
             if window[1] is not None:
                 refused.append(window[1])
                 continue
-            low, high = ref.valid_min, ref.valid_max
+            low, high = known.valid_min, known.valid_max
             plausible = (low is None or number >= low) and (high is None or number <= high)
             quality = QUALITY_GOOD if plausible else QUALITY_SUSPECT
-            rows.append((measured_at, ref.sensor_id, number, quality, received_at))
+            rows.append((measured_at, known.key, number, quality, received_at))
             accepted.append(value)
         if not accepted:
             return Outcome(message, quarantined=_group(refused))
@@ -204,6 +206,25 @@ class Validator:
             detail = f"measured {lag.total_seconds() / 86400:.1f} days ago"
             return Rejection("stale_time", detail, station_id, q)
         return None
+
+
+class _Known(NamedTuple):
+    """What checking one reading needs of its sensor, found with one lookup."""
+
+    key: int
+    domain: Domain
+    valid_min: float | None
+    valid_max: float | None
+
+
+def _index(registry: Registry) -> dict[tuple[str, Quantity], _Known]:
+    """The registry's sensors with their storage keys and stations' domains (hot-path view)."""
+    out: dict[tuple[str, Quantity], _Known] = {}
+    for (station_id, quantity), sensor in registry.sensors.items():
+        domain = registry.stations[station_id].domain
+        key = registry.keys.get((station_id, quantity), 0)
+        out[(station_id, quantity)] = _Known(key, domain, sensor.valid_min, sensor.valid_max)
+    return out
 
 
 def _group(rejections: list[Rejection]) -> tuple[Quarantined, ...]:

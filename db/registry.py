@@ -1,0 +1,89 @@
+"""Registry storage: the ``stations`` and ``sensors`` tables, read whole and written in place."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+
+from contract import QUANTITIES, Domain, Quantity, Registry, Sensor, Station, StationId
+from db.types import Conn
+
+__all__ = ["load_registry", "register_stations"]
+
+
+async def load_registry(conn: Conn) -> Registry:
+    """Read the whole registry (hundreds to a few thousand rows)."""
+    cur = await conn.execute(
+        "SELECT station_id, quantity, sensor_id, interval_s, valid_min, valid_max FROM sensors"
+    )
+    sensors: dict[str, list[Sensor]] = defaultdict(list)
+    keys: dict[tuple[str, Quantity], int] = {}
+    for station, quantity, key, interval_s, lo, hi in await cur.fetchall():
+        try:
+            q = Quantity(str(quantity))
+        except ValueError:
+            continue  # a quantity this version does not know: its readings are refused
+        sensors[str(station)].append(
+            Sensor(q, float(interval_s), None if lo is None else float(lo),
+                   None if hi is None else float(hi))
+        )  # fmt: skip
+        keys[(str(station), q)] = int(key)
+    cur = await conn.execute(
+        "SELECT station_id, domain, name, district, lat, lon, kind, attributes FROM stations"
+    )
+    stations = [
+        Station(
+            StationId(str(r[0])), Domain(str(r[1])), str(r[2]), str(r[3]), float(r[4]),
+            float(r[5]), str(r[6]), tuple(sensors.get(str(r[0]), ())),
+            dict(r[7]) if isinstance(r[7], dict) else {},
+        )
+        for r in await cur.fetchall()
+    ]  # fmt: skip
+    return Registry.of(stations, keys)
+
+
+async def register_stations(conn: Conn, stations: Iterable[Station]) -> int:
+    """Insert or update stations and their sensors; returns how many stations were written."""
+    count = 0
+    async with conn.transaction():
+        for st in stations:
+            await conn.execute(
+                """INSERT INTO stations (station_id, domain, name, district, lat, lon, kind,
+                                         attributes)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (station_id) DO UPDATE SET
+                     domain = excluded.domain, name = excluded.name,
+                     district = excluded.district, lat = excluded.lat, lon = excluded.lon,
+                     kind = excluded.kind, attributes = excluded.attributes, updated_at = now()""",
+                (
+                    st.station_id,
+                    st.domain.value,
+                    st.name,
+                    st.district,
+                    st.lat,
+                    st.lon,
+                    st.kind,
+                    json.dumps(st.attributes),
+                ),
+            )
+            for sensor in st.sensors:
+                await conn.execute(
+                    """INSERT INTO sensors (station_id, quantity, unit, interval_s, valid_min,
+                                            valid_max)
+                       VALUES (%s, %s, %s, %s, %s, %s)
+                       ON CONFLICT (station_id, quantity) DO UPDATE SET
+                         unit = excluded.unit, interval_s = excluded.interval_s,
+                         valid_min = excluded.valid_min, valid_max = excluded.valid_max""",
+                    (
+                        st.station_id,
+                        sensor.quantity.value,
+                        QUANTITIES[sensor.quantity].unit,
+                        sensor.interval_s,
+                        sensor.valid_min,
+                        sensor.valid_max,
+                    ),
+                )
+            count += 1
+        await conn.execute("NOTIFY registry_changed")
+    return count

@@ -1,0 +1,1 @@
+"""Versioned SQL migrations, every one of the project (package data read by :mod:`db.migrate`)."""

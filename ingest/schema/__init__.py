@@ -1,1 +1,0 @@
-"""Versioned SQL migrations (package data read by :mod:`ingest.storage`)."""
