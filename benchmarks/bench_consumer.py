@@ -48,16 +48,15 @@ QUANTITIES = (
 
 
 def registry() -> Registry:
-    stations = {}
-    sensors = {}
-    n = 0
+    stations = []
+    keys = {}
     for i in range(STATIONS):
         sid = StationId(station_id(i))
-        stations[sid] = Station(sid, Domain.AIR, sid, "Bench", 21.0, 105.8, "air")
+        sensors = tuple(Sensor(q, 60.0) for q in QUANTITIES)
+        stations.append(Station(sid, Domain.AIR, sid, "Bench", 21.0, 105.8, "air", sensors))
         for q in QUANTITIES:
-            n += 1
-            sensors[(sid, q)] = Sensor(n, 60.0, None, None)
-    return Registry(stations, sensors)
+            keys[(sid, q)] = len(keys) + 1
+    return Registry.of(stations, keys)
 
 
 def _session(port: int, client_id: str) -> None:

@@ -309,10 +309,10 @@ async def baseline(
 
 def decode_cost(sensors: dict[tuple[str, Quantity], int]) -> None:
     """CPU per reading of the ingestor's decode + validation, against msgspec's parse alone."""
-    registry = Registry(
-        {station_id(i): Station(StationId(station_id(i)), Domain.AIR, "b", "b", 21, 105, "u")
-         for i in range(STATIONS)},
-        {k: Sensor(v, 1.0, None, None) for k, v in sensors.items()},
+    registry = Registry.of(
+        [Station(StationId(station_id(i)), Domain.AIR, "b", "b", 21, 105, "u",
+                 tuple(Sensor(q, 1.0) for q in QUANTITIES)) for i in range(STATIONS)],
+        sensors,
     )  # fmt: skip
     validator, now = Validator(registry, root=ROOT), datetime.now(UTC)
     us = int(time.time() * 1e6)

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from contract import QUANTITIES, Domain, Quantity, Registry, Sensor, Station, StationId
 from db.types import Conn
 
 __all__ = ["load_registry", "register_stations"]
+
+
+def _station(sensors: dict[str, list[Sensor]]) -> Callable[..., Station]:
+    def station(
+        station_id: str, domain: str, name: str, district: str, lat: float, lon: float,
+        kind: str, attributes: object,
+    ) -> Station:  # fmt: skip
+        return Station(
+            StationId(station_id), Domain(domain), name, district, float(lat), float(lon), kind,
+            tuple(sensors.get(station_id, ())),
+            dict(attributes) if isinstance(attributes, dict) else {},
+        )  # fmt: skip
+
+    return station
 
 
 async def load_registry(conn: Conn) -> Registry:
@@ -32,14 +46,8 @@ async def load_registry(conn: Conn) -> Registry:
     cur = await conn.execute(
         "SELECT station_id, domain, name, district, lat, lon, kind, attributes FROM stations"
     )
-    stations = [
-        Station(
-            StationId(str(r[0])), Domain(str(r[1])), str(r[2]), str(r[3]), float(r[4]),
-            float(r[5]), str(r[6]), tuple(sensors.get(str(r[0]), ())),
-            dict(r[7]) if isinstance(r[7], dict) else {},
-        )
-        for r in await cur.fetchall()
-    ]  # fmt: skip
+    station = _station(sensors)
+    stations = [station(*row) for row in await cur.fetchall()]
     return Registry.of(stations, keys)
 
 

@@ -14,7 +14,7 @@ from typing import Final, Literal
 
 Agg = Literal["mean", "max", "min", "sum"]
 
-# Quantity names of the wire contract (ingest.wire.Quantity); the tests check them.
+# Quantity names of the wire contract (contract.Quantity); the tests check them.
 PM25: Final = "pm25"
 PM10: Final = "pm10"
 NO2: Final = "no2"

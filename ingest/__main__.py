@@ -1,21 +1,16 @@
 """``python -m ingest``: run one ingestor with settings from the environment."""
 
-import asyncio
-import logging
 import sys
 
-from ingest.service import run_service
+from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from stream.service import main as run_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ingestor until SIGINT/SIGTERM."""
+    """Run until SIGINT/SIGTERM (``argv`` is unused: configuration comes from the env)."""
     del argv
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    asyncio.run(run_service(IngestSettings()))
-    return 0
+    return run_main(lambda: IngestService(IngestSettings()))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from db import Conn, StorageError, Strategy
 from stream.batcher import Batch
-from stream.validate import Row, storable
+from stream.validate import SENSOR_KEY, TIME, Row, storable
 
 __all__ = ["WriteResult", "Writer", "configure_connection", "stale_stations"]
 
@@ -114,8 +114,8 @@ class Writer:
         try:
             async with self._pool.connection() as conn:
                 if rows:
-                    first = min(r[0] for r in rows)
-                    last = max(r[0] for r in rows)
+                    first = min(r[TIME] for r in rows)
+                    last = max(r[TIME] for r in rows)
                     await self._strategy.ensure_partitions(conn, first.date(), last.date())
                 async with conn.transaction():
                     stored = await self._write_rows(conn, rows)
@@ -206,9 +206,9 @@ def newest_per_sensor(rows: list[Row]) -> list[Row]:
     """Each sensor's row with the latest measurement time (the last one on a tie)."""
     newest: dict[int, Row] = {}
     for row in rows:
-        held = newest.get(row[1])
-        if held is None or row[0] >= held[0]:
-            newest[row[1]] = row
+        held = newest.get(row[SENSOR_KEY])
+        if held is None or row[TIME] >= held[TIME]:
+            newest[row[SENSOR_KEY]] = row
     return list(newest.values())
 
 

@@ -1,21 +1,16 @@
 """``python -m processing``: run one processing instance with settings from the environment."""
 
-import asyncio
-import logging
 import sys
 
-from processing.service import run_service
+from processing.service import ProcessingService
 from processing.settings import ProcessingSettings
+from stream.service import main as run_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run processing until SIGINT/SIGTERM."""
+    """Run until SIGINT/SIGTERM (``argv`` is unused: configuration comes from the env)."""
     del argv
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    asyncio.run(run_service(ProcessingSettings()))
-    return 0
+    return run_main(lambda: ProcessingService(ProcessingSettings()))
 
 
 if __name__ == "__main__":

@@ -1,28 +1,25 @@
-"""The processing service: readings -> rules -> alert lifecycle -> alerts (+ NOTIFY).
+"""The processing service: readings -> engine -> alert transitions and index rows (+ NOTIFY).
 
-It holds its own persistent subscription (``$share/<group>/…`` when a group is set),
-so detector cost never slows database writes and either service can restart alone. Messages
-are validated exactly as ingest validates them (same registry, same rules), then batched;
-a batch's alert transitions are committed in one transaction before its messages are acked.
+:class:`ProcessingService` is the stream shell (:mod:`stream.service`) whose batches are
+*decided*: it holds its own persistent subscription (``$share/<group>/…`` when a group is
+set), so detector cost never slows database writes and either service can restart alone.
+Messages are validated exactly as ingest validates them (same registry, same time window);
+the engine (:mod:`processing.engine`, pure) decides on each batch in a worker thread, and
+the batch's alert transitions and index rows are committed in one transaction before its
+messages are acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import signal
-from collections import Counter
-from datetime import UTC, datetime
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
 from contract import Registry, Topic
-from db import Conn, StorageError, heartbeat, load_registry, upgrade
+from db import Conn, Stats, StorageError
 from processing.bank import BANK_VERSION, DetectorBank
 from processing.derived import store_indices
 from processing.engine import Engine, EngineResult
@@ -31,65 +28,32 @@ from processing.lifecycle import Lifecycle
 from processing.rules import DEFAULT_RULES, ThresholdRule
 from processing.settings import ProcessingSettings
 from processing.sink import apply_commands, escalate_unacknowledged, open_alerts
-from stream.batcher import Batch, Batcher
-from stream.consumer import Consumer
-from stream.pipeline import Pipeline, run_every
-from stream.validate import Validator
+from stream.batcher import Batch
+from stream.service import Job, StreamService
 
-__all__ = ["ProcessingService", "run_service"]
-
+__all__ = ["ProcessingService"]
 
 logger = logging.getLogger(__name__)
 
-_FINAL_WRITE_S: Final = 5.0
 # A snapshot waits (in short steps) for the batch being committed to be acknowledged.
 _SNAPSHOT_WAIT_S: Final = 2.0
 _SNAPSHOT_STEP_S: Final = 0.02
-"""How long a stop waits for the last snapshot and the last heartbeat each."""
 
 
-class ProcessingService:
+class ProcessingService(StreamService):
     """One processing instance.
 
     Args:
         settings: the instance's settings.
-        rules: threshold rules to apply (defaults: :data:`processing.rules.DEFAULT_RULES`).
+        rules: threshold rules to apply (defaults:
+            :data:`processing.rules.DEFAULT_RULES`).
     """
 
     def __init__(
         self, settings: ProcessingSettings, rules: tuple[ThresholdRule, ...] = DEFAULT_RULES
     ) -> None:
-        self.settings = settings
-        self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            settings.database_url, min_size=1, max_size=3, open=False,
-            name=f"processing-{settings.instance}",
-        )  # fmt: skip
-        shared = settings.share_group and settings.mqtt_protocol == "5"
-        share = f"$share/{settings.share_group}/" if shared else ""
-        self.consumer = Consumer(
-            settings.mqtt_url,
-            client_id=settings.client_id,
-            subscriptions=[share + Topic.filter("telemetry", settings.topic_root)],
-            protocol=settings.mqtt_protocol,
-            receive_maximum=settings.receive_maximum,
-        )
-        self._validator = Validator(
-            Registry({}),
-            root=settings.topic_root,
-            max_future_s=settings.max_future_s,
-            max_age_s=settings.max_age_days * 86400.0,
-        )
-        self.pipeline = Pipeline(
-            self.consumer,
-            self._validator,
-            Batcher(
-                max_readings=settings.batch_max_readings,
-                max_messages=settings.receive_maximum,
-                max_age_s=settings.batch_max_age_s,
-            ),
-            self._handle,
-            shutdown_grace_s=settings.shutdown_grace_s,
-        )
+        super().__init__(settings, subscriptions=[Topic.filter("telemetry", settings.topic_root)])
+        self.settings: ProcessingSettings = settings
         self.lifecycle = Lifecycle(
             clear_after=settings.clear_after_samples, cooldown_s=settings.cooldown_s
         )
@@ -104,54 +68,30 @@ class ProcessingService:
         """The batch being committed and what the engine decided on it (for a retry)."""
         self._handed = 0
         """Messages of the batches given to the engine (acknowledged ones catch up with it)."""
-        self._started_at = datetime.now(UTC)
-        self.counts: Counter[str] = Counter()
 
-    async def __aenter__(self) -> Self:
-        await upgrade(self.settings.database_url)
-        await self._pool.open(wait=True, timeout=30)
-        async with self._pool.connection() as conn:
-            await self._restore_state(conn)
-            await self._load_registry(conn)
-            self.lifecycle.restore(await open_alerts(conn))
+    async def prepare(self, conn: Conn) -> None:
+        """Restore the detector snapshot and the open alerts."""
+        await self._restore_state(conn)
+        self.lifecycle.restore(await open_alerts(conn))
         self._open_alerts = len(self.lifecycle.open_keys)
-        logger.info("processing resumes with %d open alert(s)", len(self.lifecycle.open_keys))
-        await self.consumer.__aenter__()
-        return self
+        logger.info("processing resumes with %d open alert(s)", self._open_alerts)
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.consumer.__aexit__(et, ev, tb)
-        await self._pool.close()
+    async def use_registry(self, registry: Registry) -> None:
+        """Validation and the engine (sensors get detector slots) adopt the registry."""
+        await super().use_registry(registry)
+        async with self._engine_lock:
+            self.engine.use(registry)
 
-    def stop(self) -> None:
-        """Finish the pending batch, commit, ack and return from :meth:`run`."""
-        self.pipeline.stop()
-
-    async def run(self) -> None:
-        """Run until :meth:`stop`."""
+    def jobs(self) -> list[Job]:
+        """Escalation of unacknowledged alerts, and the detector snapshot."""
         s = self.settings
-        async with asyncio.TaskGroup() as tg:
-            background = [
-                tg.create_task(run_every(s.heartbeat_interval_s, self._heartbeat), name="beat"),
-                tg.create_task(run_every(s.escalation_check_s, self._escalate), name="escalation"),
-                tg.create_task(run_every(s.registry_refresh_s, self._refresh), name="registry"),
-                tg.create_task(run_every(s.snapshot_interval_s, self.save_state), name="snapshot"),
-            ]  # fmt: skip
-            await self.pipeline.run()
-            for task in background:
-                task.cancel()
-            # The last snapshot and counters, if the database is there to take them: a
-            # stop must end even when it is not (the snapshot saved last is then used).
-            for final in (self.save_state, self._heartbeat):
-                try:
-                    async with asyncio.timeout(_FINAL_WRITE_S):
-                        await final()
-                except (TimeoutError, psycopg.Error) as exc:
-                    logger.warning("%s at stop not recorded: %s", final.__name__, exc)
+        return [
+            Job("escalation", s.escalation_check_s, self._escalate),
+            Job("snapshot", s.snapshot_interval_s, self.save_state, at_stop=True),
+        ]
 
-    async def _handle(self, batch: Batch) -> None:
+    async def handle(self, batch: Batch) -> None:
+        """Decide on a batch (once) and commit what was decided."""
         decided = self._decided
         if decided is not None and decided[0] is batch:
             # A retry: the engine already decided this batch (its state moved on, its
@@ -187,7 +127,7 @@ class ProcessingService:
             # A database that stops answering on an open connection would otherwise hold
             # the batch, and every acknowledgement behind it, until the kernel gives up.
             async with asyncio.timeout(limit):
-                async with self._pool.connection() as conn, conn.transaction():
+                async with self.pool.connection() as conn, conn.transaction():
                     stale = await apply_commands(conn, result.commands)
                     await store_indices(conn, result.index_rows)
         except TimeoutError:
@@ -197,12 +137,6 @@ class ProcessingService:
             msg = f"{len(result.commands)} alert transition(s) not committed: {exc}"
             raise StorageError(msg) from exc
         return stale
-
-    async def _load_registry(self, conn: Conn) -> None:
-        registry = await load_registry(conn)
-        self._validator.use(registry)
-        async with self._engine_lock:
-            self.engine.use(registry)
 
     async def _restore_state(self, conn: Conn) -> None:
         cur = await conn.execute(
@@ -241,7 +175,7 @@ class ProcessingService:
             self.counts["snapshots_deferred"] += 1
             logger.info("detector snapshot deferred: a batch is not acknowledged yet")
             return
-        async with self._pool.connection() as conn:
+        async with self.pool.connection() as conn:
             await conn.execute(
                 """INSERT INTO processing_state (instance, saved_at, version, state)
                    VALUES (%s, now(), %s, %s)
@@ -251,39 +185,19 @@ class ProcessingService:
                 (self.settings.instance, BANK_VERSION, data),
             )
 
-    async def _refresh(self) -> None:
-        async with self._pool.connection() as conn:
-            await self._load_registry(conn)
-
     async def _escalate(self) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn, conn.transaction():
             n = await escalate_unacknowledged(conn, self.settings.escalation_after_s)
         self.counts["alerts_escalated"] += n
 
-    async def _heartbeat(self) -> None:
-        await heartbeat(self._pool, "processing", self.settings.instance, self._started_at,
-                        self.stats())  # fmt: skip
-
-    def stats(self) -> dict[str, float | int | str]:
+    def stats(self) -> Stats:
         """A snapshot of every counter."""
-        out: dict[str, float | int | str] = {"readings": 0, "open_alerts": 0}
-        out.update(self.counts)
-        out.update(self.pipeline.counts)
+        out: Stats = {"readings": 0, "open_alerts": 0}
+        out.update(super().stats())
         out["open_alerts"] = self._open_alerts
         out["alerts_suppressed_cooldown"] = self.lifecycle.suppressed
         out["held_glitches"] = self.lifecycle.held_glitches
-        out["buffered_messages"] = self.consumer.buffered
         watermark = self.engine.silence.watermark_s
         out["event_time_watermark_s"] = watermark if math.isfinite(watermark) else 0.0
         out.update({f"bank_{k}": v for k, v in self.engine.bank.stats().items()})
         return out
-
-
-async def run_service(settings: ProcessingSettings) -> None:
-    """Run one processing instance until SIGINT/SIGTERM, then shut down cleanly."""
-    async with ProcessingService(settings) as service:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, service.stop)
-        await service.run()

@@ -12,6 +12,7 @@ Time advances in chunks (one simulated hour by default) on a 60 s driver grid; e
 station reports on its own interval with a fixed phase, like unsynchronised devices.
 """
 
+import dataclasses
 import heapq
 import itertools
 import math
@@ -99,8 +100,15 @@ class _Run:
     heap: list[tuple[float, int, Outgoing]] = field(default_factory=list)
     order: Iterator[int] = field(default_factory=itertools.count)
     label_counts: dict[str, int] = field(default_factory=dict)
+    flushed_s: float = -math.inf
+    """Time of the latest item yielded: nothing is scheduled before it any more."""
 
     def push(self, at_s: float, item: Outgoing) -> None:
+        if at_s < self.flushed_s:
+            # Known only now (a reconnect found while computing the next chunk): it leaves
+            # now, not in the past, so the stream stays in time order.
+            at_s = self.flushed_s
+            item = dataclasses.replace(item, sim_time=utc(at_s))
         heapq.heappush(self.heap, (at_s, next(self.order), item))
 
     def push_label(self, label: Label) -> None:
@@ -124,7 +132,9 @@ class _Run:
 
     def due(self, before_s: float) -> Iterator[Outgoing]:
         while self.heap and self.heap[0][0] < before_s:
-            yield heapq.heappop(self.heap)[2]
+            at_s, _, item = heapq.heappop(self.heap)
+            self.flushed_s = max(self.flushed_s, at_s)
+            yield item
 
 
 def _build(

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import Final, Self
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
 
 from contract import Registry
 from db import Conn, Pool, Stats, StrategyName, heartbeat, load_registry, upgrade
@@ -38,7 +40,7 @@ from stream.pipeline import Pipeline, run_every
 from stream.settings import StreamSettings
 from stream.validate import Outcome, Validator
 
-__all__ = ["Job", "StreamService", "run_service"]
+__all__ = ["Job", "StreamService", "main", "run_service"]
 
 logger = logging.getLogger(__name__)
 
@@ -232,3 +234,26 @@ async def run_service(service: StreamService) -> None:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, service.stop)
         await service.run()
+
+
+def main(build: Callable[[], StreamService]) -> int:
+    """``python -m <service>``: build the service from the environment and run it.
+
+    A configuration error is one readable message and exit status 2, not a traceback.
+    """
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def run() -> None:
+        await run_service(build())  # built inside the loop its pool and client belong to
+
+    try:
+        asyncio.run(run())
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        sys.stderr.write(f"configuration error / lỗi cấu hình: {problems}\n")
+        return 2
+    return 0

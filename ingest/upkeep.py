@@ -1,0 +1,59 @@
+"""Ingest's upkeep: partitions ahead, rollups, retention, and stations gone stale.
+
+Run at start and every ``maintenance_interval_s``. What a strategy does (partitions and
+rollups on plain PostgreSQL; nothing on TimescaleDB, whose policies run inside the database)
+is :mod:`db.strategies`' business; staleness is decided here with the one rule of
+:class:`contract.StaleRule` (the ops API shows stations by the same rule): a station whose
+newest reading arrived longer ago than the rule allows for its shortest reporting interval
+is recorded ``stale`` in ``sensor_status``, once, and ``online`` again when data resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from contract import StaleRule
+from db import Conn, Strategy
+from ingest.writer import Writer, stale_stations
+
+__all__ = ["Upkeep"]
+
+logger = logging.getLogger(__name__)
+
+_STALE: Final = """
+INSERT INTO sensor_status (station_id, at, state, reason)
+SELECT s.station_id, now(), 'stale',
+       format('no data for %%s s / không có dữ liệu', round(extract(epoch FROM now() - s.last)))
+FROM (SELECT station_id, max(l.received_at) AS last, min(interval_s) AS interval_s
+      FROM sensors JOIN latest l USING (sensor_id) GROUP BY station_id) s
+LEFT JOIN station_state st USING (station_id)
+WHERE s.last < now() - make_interval(secs => greatest(%(min_s)s, s.interval_s * %(factor)s))
+  AND coalesce(st.state, 'online') = 'online'
+ON CONFLICT DO NOTHING"""
+
+
+class Upkeep:
+    """Periodic upkeep of the readings store.
+
+    Args:
+        strategy: the storage strategy in force.
+        retention_days: readings older than this are dropped.
+        stale_rule: when a station counts as stale.
+    """
+
+    def __init__(self, strategy: Strategy, retention_days: int, stale_rule: StaleRule) -> None:
+        self._strategy = strategy
+        self._retention_days = retention_days
+        self._stale = stale_rule
+
+    async def run(self, conn: Conn, writer: Writer) -> str:
+        """One round; tells ``writer`` which stations are stale now. Returns a summary."""
+        summary = await self._strategy.maintain(conn, self._retention_days)
+        params = {"min_s": self._stale.stale_min_s, "factor": self._stale.stale_factor}
+        cur = await conn.execute(_STALE, params)
+        if cur.rowcount:
+            logger.info("%d station(s) became stale", cur.rowcount)
+        writer.stale = await stale_stations(conn)  # (including those another instance marked)
+        logger.debug("maintenance: %s", summary)
+        return summary
