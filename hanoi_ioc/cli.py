@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         ("ingest", "ingest.__main__", "run an ingestor"),
         ("process", "processing.__main__", "run processing (detectors, indices, alerts)"),
         ("api", "ops_api.__main__", "run the ops API and console"),
-        ("backtest", "processing.backtest", "run a detector over stored data or a CSV"),
+        ("backtest", "processing.offline.backtest", "run a detector over stored data or a CSV"),
         (
             "evaluate",
             "hanoi_ioc.evaluate.command",

@@ -1,4 +1,4 @@
-"""SQL for alerts and their audit trail: reads, and the operator transitions.
+"""SQL reads of alerts and their audit trail (the writes are :mod:`processing.alerts.sink`'s).
 
 An :class:`AlertRecord` is the stored :class:`~processing.alerts.Alert` plus what only the
 row knows (when and by whom it was acknowledged or cleared, its newest event id). Every
@@ -8,20 +8,17 @@ transaction; the table's trigger then announces the event to the live feed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, cast
 
 from psycopg.rows import args_row, kwargs_row
 
-from ops_api.errors import NotFoundError
-from ops_api.lifecycle import next_state
-from ops_api.queries import Conn
+from db import Conn
 from processing.alerts import Alert, AlertAction, AlertEvent, AlertState, Category, Severity
 
 __all__ = [
-    "EVENT_ORDER_LOCK",
     "AlertRecord",
     "alerts_by_ids",
     "current_event_id",
@@ -31,12 +28,7 @@ __all__ = [
     "first_events",
     "get_alert",
     "list_alerts",
-    "transition_alert",
 ]
-
-# Taken by every writer of alert_events at the start of its transaction, so event ids are
-# committed in id order and a client resuming "after id N" never skips a slower, smaller id.
-EVENT_ORDER_LOCK: Final = "SELECT pg_advisory_xact_lock(hashtext('alert_events'))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,69 +256,3 @@ async def events_after(conn: Conn, after_id: int, limit: int) -> list[AlertEvent
             [after_id, limit],
         )
         return await cur.fetchall()
-
-
-_UPDATE: Final = """
-UPDATE alerts SET
-    state = %(state)s,
-    updated_at = now(),
-    acknowledged_at = CASE WHEN %(ack)s THEN now() ELSE acknowledged_at END,
-    acknowledged_by = CASE WHEN %(ack)s THEN %(actor)s ELSE acknowledged_by END,
-    cleared_at = CASE WHEN %(clear)s THEN now() ELSE cleared_at END,
-    cleared_by = CASE WHEN %(clear)s THEN %(actor)s ELSE cleared_by END
-WHERE alert_id = %(alert_id)s
-"""
-_INSERT_EVENT: Final = f"""
-INSERT INTO alert_events (alert_id, action, actor, severity, note)
-SELECT alert_id, %(action)s, %(actor)s, severity, %(note)s FROM alerts WHERE alert_id = %(alert_id)s
-RETURNING {_EVENT_COLUMNS}
-"""
-
-
-async def transition_alert(
-    conn: Conn,
-    alert_id: int,
-    action: AlertAction,
-    *,
-    actor: str,
-    note: str | None,
-    can_see: Callable[[str | None], bool],
-) -> tuple[AlertRecord, AlertEvent]:
-    """Apply an operator action: update the row and record the event, in one transaction.
-
-    Raises:
-        NotFoundError: no such alert, or ``can_see`` refuses its domain.
-        InvalidTransitionError: the alert's state does not allow ``action``.
-    """
-    async with conn.transaction():
-        # The event-order lock first, then the row: one lock order for every writer.
-        await conn.execute(EVENT_ORDER_LOCK)
-        cur = await conn.execute(
-            "SELECT state, domain FROM alerts WHERE alert_id = %s FOR UPDATE", [alert_id]
-        )
-        row = await cur.fetchone()
-        if row is None or not can_see(row[1]):
-            raise _not_found(alert_id)
-        after = next_state(AlertState(row[0]), action, alert_id)
-        flags = {
-            "ack": action is AlertAction.ACKNOWLEDGED,
-            "clear": action is AlertAction.CLEARED,
-        }
-        if action is not AlertAction.COMMENTED:
-            await conn.execute(
-                _UPDATE, {"state": after.value, "actor": actor, "alert_id": alert_id, **flags}
-            )
-        async with conn.cursor(row_factory=args_row(_event)) as events:
-            await events.execute(
-                _INSERT_EVENT,
-                {"alert_id": alert_id, "action": action.value, "actor": actor, "note": note},
-            )
-            event = await events.fetchone()
-        record = await get_alert(conn, alert_id)
-    if event is None or record is None:
-        raise _not_found(alert_id)
-    return record, event
-
-
-def _not_found(alert_id: int) -> NotFoundError:
-    return NotFoundError(f"Không có cảnh báo #{alert_id}", f"No alert {alert_id}")

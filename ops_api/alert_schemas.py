@@ -10,9 +10,9 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from contract import QUANTITIES, Quantity
+from contract import QUANTITIES, Quantity, local_iso
 from ops_api.alert_queries import AlertRecord
-from ops_api.timefmt import UtcDatetime, local_iso, maybe_local
+from ops_api.timefmt import UtcDatetime, maybe_local
 from processing.alerts import AlertAction, AlertEvent, AlertState, Severity
 
 __all__ = [

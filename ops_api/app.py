@@ -18,12 +18,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool
 
+from contract import StaleRule
+from db import Conn
 from ops_api.deps import AppState
 from ops_api.errors import install_error_handlers
 from ops_api.live.broadcaster import Broadcaster
 from ops_api.live.ws import live_endpoint
-from ops_api.liveness import StaleRule
-from ops_api.queries import Conn, Pool
+from ops_api.queries import Pool
 from ops_api.routes import alerts, cap, console, health, quarantine, readings, stations
 from ops_api.settings import ApiSettings
 
@@ -73,7 +74,7 @@ def _lifespan(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[dict[str, AppState]]]:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
-        rule = StaleRule(stale_factor=settings.stale_factor, stale_min_s=settings.stale_min_s)
+        rule = StaleRule(settings.stale_factor, settings.stale_min_s)
         async with contextlib.AsyncExitStack() as stack:
             pool = await stack.enter_async_context(open_pool(settings))
             broadcaster = await stack.enter_async_context(Broadcaster(settings, pool, rule))

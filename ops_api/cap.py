@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from typing import Final, Literal
 from xml.etree.ElementTree import Element, SubElement, tostring
 
+from contract import HANOI
 from ops_api.alert_queries import AlertRecord
-from ops_api.timefmt import HANOI_TZ
 from processing.alerts import AlertState
 
 __all__ = ["CAP_NS", "CapContext", "CapStatus", "cap_alert", "cap_time", "flood_feed", "to_xml"]
@@ -82,7 +82,7 @@ def cap_time(moment: datetime) -> str:
     >>> cap_time(datetime(2026, 9, 30, 6, 5, 7, 123456, tzinfo=UTC))
     '2026-09-30T13:05:07+07:00'
     """
-    return moment.astimezone(HANOI_TZ).replace(microsecond=0).isoformat()
+    return moment.astimezone(HANOI).replace(microsecond=0).isoformat()
 
 
 def _identifier(alert_id: int, event_id: int) -> str:

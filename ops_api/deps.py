@@ -16,10 +16,11 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from contract import StaleRule
+from db import Conn
 from ops_api.auth import ANONYMOUS, Principal, Role, resolve_token
 from ops_api.errors import AuthenticationError, PermissionDeniedError
-from ops_api.liveness import StaleRule
-from ops_api.queries import Conn, Pool
+from ops_api.queries import Pool
 from ops_api.settings import ApiSettings, TokenGrant
 
 if TYPE_CHECKING:

@@ -17,6 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 
+from processing.errors import AlertError, AlertNotFoundError
+
 __all__ = [
     "ApiError",
     "AuthenticationError",
@@ -112,8 +114,16 @@ async def _database_lost(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(error), status_code=error.status_code)
 
 
+async def _alert_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AlertError)  # noqa: S101 - registered for AlertError only
+    kind = NotFoundError if isinstance(exc, AlertNotFoundError) else InvalidTransitionError
+    error = kind(exc.message_vi, exc.message_en)
+    return JSONResponse(error_body(error), status_code=error.status_code)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every domain error, and a lost database, to its HTTP response."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(AlertError, _alert_error)
     app.add_exception_handler(psycopg.OperationalError, _database_lost)
     app.add_exception_handler(PoolTimeout, _database_lost)

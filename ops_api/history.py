@@ -13,7 +13,8 @@ from typing import Final, Literal
 
 from psycopg.rows import class_row
 
-from ops_api.queries import Conn, SensorRow
+from db import Conn
+from ops_api.queries import SensorRow
 
 __all__ = ["HistoryPlan", "HistoryPointRow", "fetch_history", "plan_history"]
 

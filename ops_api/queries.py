@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from psycopg import AsyncConnection
-from psycopg.rows import TupleRow, class_row
+from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import JsonValue
 
+from db import Conn
+from processing.derived import IndexRow
+
 __all__ = [
-    "Conn",
     "HeartbeatRow",
-    "IndexRow",
     "LatestRow",
     "Pool",
     "QuarantineRow",
@@ -39,7 +39,6 @@ __all__ = [
     "station_indices",
 ]
 
-Conn = AsyncConnection[TupleRow]
 Pool = AsyncConnectionPool[Conn]
 
 
@@ -102,19 +101,6 @@ class StatusRow:
     state: str
     at: datetime
     reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class IndexRow:
-    """One official index value (VN_AQI, water quality, congestion, ...)."""
-
-    time: datetime
-    station_id: str
-    index: str
-    value: float | None
-    level: str | None
-    dominant: str | None
-    details: dict[str, JsonValue]
 
 
 @dataclass(frozen=True, slots=True)

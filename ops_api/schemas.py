@@ -13,18 +13,12 @@ from typing import Final, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from contract import QUANTITIES, Domain, Quantity
+from contract import QUANTITIES, Domain, Quantity, StationStateName
 from ops_api.history import HistoryPointRow
-from ops_api.liveness import StationStateName
-from ops_api.queries import (
-    IndexRow,
-    LatestRow,
-    QuarantineRow,
-    SensorRow,
-    StatusRow,
-)
+from ops_api.queries import LatestRow, QuarantineRow, SensorRow, StatusRow
 from ops_api.timefmt import UtcDatetime
 from processing.alerts import Severity
+from processing.derived import IndexRow
 
 __all__ = [
     "ErrorOut",

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contract import Domain
+from contract import DEFAULT_STALE_FACTOR, DEFAULT_STALE_MIN_S, Domain
 from ops_api.auth import Role
 
 __all__ = ["DEV_TOKENS", "ApiSettings", "TokenGrant"]
@@ -97,7 +97,9 @@ class ApiSettings(BaseSettings):
         db_timeout_s: wait for a pooled connection before answering 503.
     """
 
-    model_config = SettingsConfigDict(env_prefix="API_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="API_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     env: Literal["dev", "test", "staging", "prod"] = Field(
         default="dev", validation_alias=AliasChoices("API_ENV", "ENV")
@@ -122,8 +124,10 @@ class ApiSettings(BaseSettings):
     listen_backoff_initial_s: float = Field(default=0.5, gt=0)
     listen_backoff_max_s: float = Field(default=30.0, gt=0)
 
-    stale_factor: float = Field(default=3.0, gt=1)
-    stale_min_s: float = Field(default=60.0, ge=0)
+    # One staleness rule for the whole system (contract.StaleRule): ingest records it, the
+    # API shows it, both from the same unprefixed variables.
+    stale_factor: float = Field(default=DEFAULT_STALE_FACTOR, gt=1, validation_alias="STALE_FACTOR")
+    stale_min_s: float = Field(default=DEFAULT_STALE_MIN_S, ge=0, validation_alias="STALE_MIN_S")
     heartbeat_stale_s: float = Field(default=60.0, gt=0)
     history_default_points: int = Field(default=500, ge=2)
     history_max_points: int = Field(default=5000, ge=2)

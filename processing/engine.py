@@ -4,7 +4,9 @@
 bank, the threshold rules, the derived series (VN_AQI, flood nowcasts), the silence and
 device-clock watches, the air-quality alerts from the hourly VN_AQI, the heavy-rain alerts
 from the gauges' trailing accumulation, the dry-weather check on depth alerts, the traffic
-incident watch and the alert lifecycle. The service feeds it each batch and commits what it
+incident watch — every rule family a :class:`~processing.conditions.base.ConditionSource`
+of :func:`~processing.conditions.registry.default_sources` — and the alert lifecycle.
+The service feeds it each batch and commits what it
 returns. A reading delivered again (MQTT is at least once) is decided on only once. Lanes
 of ``hourly`` cadence see the hourly means of their quantities as the hours close
 (pollution episodes are judged on hours, not minutes).
@@ -33,24 +35,20 @@ thousands of readings spanning many minutes) therefore gives the alerts the live
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from contract import Quantity, Reading, Registry, Station
-from processing.air_quality import aqi_conditions
-from processing.bank import BankResult, DetectorBank, LaneSpec
-from processing.clock import ClockWatch
+from contract import Reading, Registry, Station
+from processing.alerts.lifecycle import Command, Lifecycle
+from processing.bank import DetectorBank, LaneSpec
+from processing.conditions.base import Condition, ConditionSource, Step
+from processing.conditions.dry_weather import DryWeatherCheck
+from processing.conditions.lanes import DEFAULT_LANES, spike_positions
+from processing.conditions.registry import default_sources
+from processing.conditions.thresholds import DEFAULT_RULES, ThresholdRule, ThresholdSource
 from processing.derived import DerivedSeries, IndexRow
-from processing.detection import DEFAULT_LANES, SPIKE_LANE, conditions_from, spike_positions
-from processing.dry_weather import DryWeatherCheck
 from processing.errors import DetectorConfigError
-from processing.incidents import IncidentWatch
-from processing.lifecycle import Command, Lifecycle
-from processing.rainfall import RainAccumulator
 from processing.replays import SeenReadings
-from processing.rules import DEFAULT_RULES, Condition, ThresholdRule, evaluate
-from processing.silence import SilenceWatch
 
 __all__ = ["Engine", "EngineResult", "time_slices"]
 
@@ -117,26 +115,26 @@ class Engine:
         self.lifecycle = lifecycle
         self.lanes = tuple(lanes)
         self.bank = DetectorBank(list(self.lanes))
-        self.derived = DerivedSeries(lead_time_s=lead_time_s)
-        self.silence = SilenceWatch(min_silence_s=min_silence_s)
-        self.rain = RainAccumulator()
-        self.dry = DryWeatherCheck()
-        self.clock = ClockWatch()
-        self.incidents = IncidentWatch()
+        self.derived = DerivedSeries()
+        self.sources = default_sources(
+            self.derived, rules=rules, lead_time_s=lead_time_s, min_silence_s=min_silence_s
+        )
+        self.silence = self.sources.silence
         self.seen = SeenReadings()
         self.slice_s = slice_s
-        self._rules: dict[Quantity, list[ThresholdRule]] = defaultdict(list)
-        for rule in rules:
-            self._rules[rule.quantity].append(rule)
         self._registry = Registry({})
-        # spike verdicts waiting for the sensor's next reading, and its last ordinary value
-        self._spikes: dict[str, tuple[Condition, float]] = {}
-        self._before: dict[str, float] = {}
 
     @property
     def stations(self) -> Mapping[str, Station]:
         """The registry's stations."""
         return self._registry.stations
+
+    @property
+    def dry(self) -> DryWeatherCheck:
+        """The dry-weather check on flood depths (its counters)."""
+        source = self.sources.per_slice[0]
+        assert isinstance(source, ThresholdSource)  # noqa: S101 - default_sources' first
+        return source.dry
 
     def use(self, registry: Registry) -> None:
         """Adopt a (new) registry: sensors get detector slots, hotspots their gauges."""
@@ -151,81 +149,54 @@ class Engine:
         repeats = self.seen.repeats
         readings = self.seen.first_time(readings)
         self.silence.arriving(readings)
-        clocks = self.clock.observe(readings, self.stations, self.lifecycle.open_keys)
+        clocks = self._ask([self.sources.clock], self._step_of(readings))
         for chunk in time_slices(readings, self.slice_s):
             detections += self._slice(chunk, result)
         self.silence.arrived()
-        self._step(sorted(clocks, key=lambda c: c.reading.measured_at), result)
+        self._decide(clocks, result)
         return dataclasses.replace(
             result, detections=detections, repeats=self.seen.repeats - repeats
         )
 
     def _slice(self, chunk: list[Reading], result: EngineResult) -> int:
         scored = self.bank.process(chunk)
-        spikes = spike_positions(scored)
-        suspect = {id(chunk[i]) for i in spikes}
         rows = self.derived.observe(chunk, self._registry.sensors)
         result.index_rows.extend(rows)
-        watched = self.lifecycle.watched_keys
-        stations = self.stations
-        self.dry.observe(chunk)
-        conditions = [
-            dataclasses.replace(c, hold=True)
-            if c.severity is not None and id(c.reading) in suspect
-            else c
-            for c in self.dry.apply(
-                evaluate(chunk, self._rules, stations), stations, self.lifecycle.open_keys, watched
-            )
-        ]
-        lanes = conditions_from(scored, stations, watched, spikes)
-        conditions += self._isolated_spikes(scored, lanes)
-        conditions += self.derived.forecasts(chunk, stations, watched)
-        conditions += aqi_conditions(rows, stations)
-        conditions += self.rain.conditions(chunk, stations)
-        conditions += self.incidents.observe(chunk, stations, watched)
         hourly = self.derived.take_hourly()
-        if hourly:
-            conditions += conditions_from(self.bank.process(hourly, "hourly"), stations, watched)
-        self._step(sorted(conditions, key=lambda c: c.reading.measured_at), result)
-        self.silence.advance(chunk)
-        silences = self.bank.silences(self.silence.watermark_s, since_s=self.silence.since_s)
-        reported = {r.station_id for r in chunk}
-        self._step(
-            self.silence.conditions(silences, stations, self.lifecycle.open_keys, reported), result
+        step = dataclasses.replace(
+            self._step_of(chunk),
+            scored=scored,
+            spikes=spike_positions(scored),
+            index_rows=rows,
+            hourly=self.bank.process(hourly, "hourly") if hourly else None,
         )
+        self._decide(self._ask(self.sources.per_slice, step), result)
+        self.silence.advance(chunk)
+        watermark = dataclasses.replace(
+            self._step_of(chunk),
+            watermark_s=self.silence.watermark_s,
+            reported={r.station_id for r in chunk},
+            silences=self.bank.silences(self.silence.watermark_s, since_s=self.silence.since_s),
+        )
+        self._decide(self.silence.conditions(watermark), result, ordered=False)
         return sum(int(lane.flags.sum()) for lane in scored.lanes)
 
-    def _isolated_spikes(self, scored: BankResult, conditions: list[Condition]) -> list[Condition]:
-        """Lane conditions, with a spike reported only once the next reading shows it isolated.
+    def _step_of(self, readings: Sequence[Reading]) -> Step:
+        return Step(readings, self._registry, self.lifecycle.watched_keys,
+                    self.lifecycle.open_keys)  # fmt: skip
 
-        A reading far from the recent median is a spike only if the sensor's next reading
-        comes back (at least halfway to where it was); if it stays away, it was the start
-        of a rise or a step — a street flooding, a plume arriving — and the event lanes and
-        rules speak for it, not a sensor-health note.
-        """
-        flagged = {id(c.reading): c for c in conditions if c.rule == SPIKE_LANE and c.severity}
-        out = [c for c in conditions if not (c.rule == SPIKE_LANE and c.severity)]
-        for lane in scored.lanes:
-            if lane.lane != SPIKE_LANE:
-                continue
-            for position, flag in zip(lane.indices.tolist(), lane.flags.tolist(), strict=True):
-                reading = scored.readings[position]
-                sensor = reading.sensor_id
-                pending = self._spikes.pop(sensor, None)
-                if pending is not None and not flag:
-                    held, before = pending
-                    if abs(reading.value - before) <= 0.5 * abs(held.reading.value - before):
-                        out.append(held)
-                if flag and id(reading) in flagged:
-                    before = self._before.get(sensor, reading.value)
-                    self._spikes[sensor] = (flagged[id(reading)], before)
-                elif not flag:
-                    self._before[sensor] = reading.value
-        return out
+    @staticmethod
+    def _ask(sources: Sequence[ConditionSource], step: Step) -> list[Condition]:
+        return [c for source in sources for c in source.conditions(step)]
 
-    def _step(self, conditions: list[Condition], result: EngineResult) -> None:
+    def _decide(
+        self, conditions: list[Condition], result: EngineResult, *, ordered: bool = True
+    ) -> None:
+        """Step the lifecycle through conditions in event-time order (stable)."""
+        if ordered:
+            conditions = sorted(conditions, key=lambda c: c.at)
+        stations = self.stations
         for condition in conditions:
-            station = self.stations.get(condition.reading.station_id)
-            command = self.lifecycle.step(condition, station)
+            command = self.lifecycle.step(condition, stations.get(condition.station_id))
             if command is not None:
                 result.commands.append(command)

@@ -34,10 +34,21 @@ from scipy.stats import theilslopes
 from contract import Quantity, Reading
 from processing.errors import DetectorConfigError
 from processing.indices.flood import FloodLevel, FloodLevels, classify_depth
-from processing.rainfall import MAX_RAIN_MM_H
 from processing.windows import TimeWindow
 
-__all__ = ["FloodNowcast", "FloodNowcaster", "LevelEta", "NowcastConfig", "nowcast_flood"]
+__all__ = [
+    "MAX_RAIN_MM_H",
+    "FloodNowcast",
+    "FloodNowcaster",
+    "LevelEta",
+    "NowcastConfig",
+    "nowcast_flood",
+]
+
+MAX_RAIN_MM_H: Final = 200.0
+"""No rain reading counts for more than this intensity over its interval [U]: a gauge glitch
+is not a cloudburst (Hanoi's heaviest storms measure ~100 mm/h; 150 mm/h for 40 minutes
+already overloads every drain)."""
 
 FloatArray = npt.NDArray[np.float64]
 

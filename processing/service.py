@@ -20,14 +20,14 @@ import psycopg
 
 from contract import Registry, Topic
 from db import Conn, Stats, StorageError
+from processing.alerts.lifecycle import Lifecycle
+from processing.alerts.sink import apply_commands, escalate_unacknowledged, open_alerts
 from processing.bank import BANK_VERSION, DetectorBank
-from processing.derived import store_indices
+from processing.conditions.thresholds import DEFAULT_RULES, ThresholdRule
 from processing.engine import Engine, EngineResult
 from processing.errors import ProcessingError
-from processing.lifecycle import Lifecycle
-from processing.rules import DEFAULT_RULES, ThresholdRule
 from processing.settings import ProcessingSettings
-from processing.sink import apply_commands, escalate_unacknowledged, open_alerts
+from processing.store import load_snapshot, save_snapshot, store_indices
 from stream.batcher import Batch
 from stream.service import Job, StreamService
 
@@ -46,7 +46,7 @@ class ProcessingService(StreamService):
     Args:
         settings: the instance's settings.
         rules: threshold rules to apply (defaults:
-            :data:`processing.rules.DEFAULT_RULES`).
+            :data:`processing.conditions.thresholds.DEFAULT_RULES`).
     """
 
     def __init__(
@@ -139,20 +139,17 @@ class ProcessingService(StreamService):
         return stale
 
     async def _restore_state(self, conn: Conn) -> None:
-        cur = await conn.execute(
-            "SELECT state, saved_at FROM processing_state WHERE instance = %s",
-            (self.settings.instance,),
-        )
-        row = await cur.fetchone()
-        if row is None:
+        saved = await load_snapshot(conn, self.settings.instance)
+        if saved is None:
             return
+        state, saved_at = saved
         try:
-            bank = DetectorBank.from_bytes(bytes(row[0]), self.engine.lanes)
+            bank = DetectorBank.from_bytes(state, self.engine.lanes)
         except ProcessingError as exc:
             logger.warning("detector snapshot not restored (%s); starting cold", exc)
             return
         self.engine.bank = bank
-        logger.info("detector state restored from the snapshot of %s", row[1])
+        logger.info("detector state restored from the snapshot of %s", saved_at)
 
     async def save_state(self) -> None:
         """Store the detector bank's snapshot (periodically and at shutdown).
@@ -176,14 +173,7 @@ class ProcessingService(StreamService):
             logger.info("detector snapshot deferred: a batch is not acknowledged yet")
             return
         async with self.pool.connection() as conn:
-            await conn.execute(
-                """INSERT INTO processing_state (instance, saved_at, version, state)
-                   VALUES (%s, now(), %s, %s)
-                   ON CONFLICT (instance) DO UPDATE SET
-                     saved_at = excluded.saved_at, version = excluded.version,
-                     state = excluded.state""",
-                (self.settings.instance, BANK_VERSION, data),
-            )
+            await save_snapshot(conn, self.settings.instance, BANK_VERSION, data)
 
     async def _escalate(self) -> None:
         async with self.pool.connection() as conn, conn.transaction():

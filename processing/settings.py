@@ -2,7 +2,7 @@
 
 What every service shares (``DATABASE_URL``, ``MQTT_URL``, the accepted time window …) is
 described in :mod:`stream.settings`. Alert thresholds are data, not code: see
-:mod:`processing.rules` for the defaults and their sources (QCVN, VN_AQI,
+:mod:`processing.conditions.thresholds` for the defaults and their sources (QCVN, VN_AQI,
 and the project's [U] flood-depth proposals).
 """
 

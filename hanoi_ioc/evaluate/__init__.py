@@ -20,13 +20,13 @@ from hanoi_ioc.evaluate.assessment import Assessment, assess
 from hanoi_ioc.evaluate.command import labelled_scenarios, main
 from hanoi_ioc.evaluate.lead_time import FloodLead, LeadConfig, flood_lead_times
 from hanoi_ioc.evaluate.matching import KINDS, KindScore, KindSpec, Scoring, score_alerts
-from hanoi_ioc.evaluate.records import AlertRecord, RunResult, Series
+from hanoi_ioc.evaluate.records import AlertTimeline, RunResult, Series
 from hanoi_ioc.evaluate.runner import EvaluationError, RunSpec, run_scenario
 from hanoi_ioc.evaluate.targets import TargetResult, judge_targets
 
 __all__ = [
     "KINDS",
-    "AlertRecord",
+    "AlertTimeline",
     "Assessment",
     "EvaluationError",
     "FloodLead",

@@ -40,9 +40,9 @@ import numpy.typing as npt
 
 from contract import TruthEvent
 from hanoi_ioc.evaluate.matching import KINDS
-from hanoi_ioc.evaluate.records import AlertRecord, Series
+from hanoi_ioc.evaluate.records import AlertTimeline, Series
 from processing.alerts import Severity
-from processing.derived import FORECAST_RULE
+from processing.conditions.forecasts import FORECAST_RULE
 
 __all__ = ["FloodLead", "LeadConfig", "first_crossing", "flood_lead_times", "rain_onset"]
 
@@ -95,7 +95,7 @@ class FloodLead:
     onset_at: datetime | None
     onset_from_rain: bool
     opportunity_s: float | None
-    alert: AlertRecord | None
+    alert: AlertTimeline | None
     lead_s: float | None
     warning_at: datetime | None
     warning_lead_s: float | None
@@ -140,7 +140,9 @@ def _utc(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def _warning_time(alerts: Iterable[AlertRecord], low: datetime, high: datetime) -> datetime | None:
+def _warning_time(
+    alerts: Iterable[AlertTimeline], low: datetime, high: datetime
+) -> datetime | None:
     times = [
         reached
         for a in alerts
@@ -155,7 +157,7 @@ def _judge(
     label: TruthEvent,
     depth: Series | None,
     rain: Series | None,
-    alerts: Sequence[AlertRecord],
+    alerts: Sequence[AlertTimeline],
     rain_interval_s: float,
     config: LeadConfig,
 ) -> FloodLead:
@@ -193,7 +195,7 @@ def _judge(
 
 def flood_lead_times(
     labels: Iterable[TruthEvent],
-    alerts: Iterable[AlertRecord],
+    alerts: Iterable[AlertTimeline],
     series: Mapping[tuple[str, str], Series],
     upstream: Mapping[str, str],
     interval_s: Mapping[str, float] | None = None,
@@ -211,7 +213,7 @@ def flood_lead_times(
         config: the judgement's parameters.
     """
     cfg = config or LeadConfig()
-    by_station: dict[str | None, list[AlertRecord]] = {}
+    by_station: dict[str | None, list[AlertTimeline]] = {}
     for alert in alerts:
         by_station.setdefault(alert.station_id, []).append(alert)
     out = []

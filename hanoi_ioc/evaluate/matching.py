@@ -48,7 +48,7 @@ The rules, in full — the report restates them so a reader can check every numb
 >>> t0 = datetime(2025, 9, 30, tzinfo=UTC)
 >>> flood = TruthEvent("f1", "demo", StationId("fd-a"), "flood", "event", t0,
 ...                    t0 + timedelta(hours=2))
->>> alert = AlertRecord(1, "flood_depth", "event", "fd-a", "water_depth", Severity.MINOR,
+>>> alert = AlertTimeline(1, "flood_depth", "event", "fd-a", "water_depth", Severity.MINOR,
 ...                     t0 + timedelta(minutes=1))
 >>> score = score_alerts([flood], [alert], lambda station: 60.0)
 >>> k = score.kind("flood")
@@ -70,17 +70,14 @@ from typing import Final
 import numpy as np
 
 from contract import TruthEvent
-from hanoi_ioc.evaluate.records import AlertRecord
-from processing.air_quality import AIR_QUALITY_RULE
+from hanoi_ioc.evaluate.records import AlertTimeline
 from processing.alerts import Severity
-from processing.clock import CLOCK_RULE
-from processing.derived import FORECAST_RULE
-from processing.detection import DEFAULT_LANES, PROFILES, SILENCE_LANE, SPIKE_LANE
-from processing.dry_weather import DEPTH_WITHOUT_RAIN_RULE
-from processing.incidents import TRAFFIC_INCIDENT_RULE
-from processing.rainfall import HEAVY_RAIN_RULE
-from processing.rules import DEFAULT_RULES
-from processing.silence import SILENT_RULE
+from processing.conditions.clock import CLOCK_RULE
+from processing.conditions.dry_weather import DEPTH_WITHOUT_RAIN_RULE
+from processing.conditions.forecasts import FORECAST_RULE
+from processing.conditions.lanes import DEFAULT_LANES, SILENCE_LANE, SPIKE_LANE
+from processing.conditions.registry import RULES
+from processing.conditions.silence import SILENT_RULE
 
 __all__ = [
     "KINDS",
@@ -96,13 +93,8 @@ __all__ = [
 
 _HOUR: Final = 3600.0
 
-SYSTEM_RULES: Final = frozenset(
-    {r.name for r in DEFAULT_RULES}
-    | set(PROFILES)
-    | {FORECAST_RULE, SILENT_RULE, AIR_QUALITY_RULE, HEAVY_RAIN_RULE, CLOCK_RULE}
-    | {DEPTH_WITHOUT_RAIN_RULE, TRAFFIC_INCIDENT_RULE}
-)
-"""Every alert rule the live processing configuration can raise."""
+SYSTEM_RULES: Final = frozenset(RULES)
+"""Every alert rule the live processing configuration can raise (processing's registry)."""
 
 
 def _lane_quantities(*lanes: str) -> frozenset[str]:
@@ -141,7 +133,7 @@ class KindSpec:
     related: frozenset[str] = frozenset()
     min_severity: tuple[tuple[str, Severity], ...] = ()
 
-    def claims(self, alert: AlertRecord) -> bool:
+    def claims(self, alert: AlertTimeline) -> bool:
         """Whether the alert claims this kind: its rule is listed, at a severity that does."""
         if alert.rule not in self.rules:
             return False
@@ -232,7 +224,7 @@ class LabelOutcome:
 
     label: TruthEvent
     expected: bool
-    alert: AlertRecord | None
+    alert: AlertTimeline | None
     delay_s: float | None
     delay_intervals: float | None
     matches: int
@@ -257,7 +249,7 @@ class KindScore:
     delay_p90_intervals: float | None
     has_detector: bool
     outcomes: tuple[LabelOutcome, ...] = field(repr=False, default=())
-    false_alarms: tuple[AlertRecord, ...] = field(repr=False, default=())
+    false_alarms: tuple[AlertTimeline, ...] = field(repr=False, default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +257,7 @@ class Scoring:
     """Every kind's score, the alerts that matched nothing, and the unscored labels."""
 
     kinds: tuple[KindScore, ...]
-    unmatched: tuple[AlertRecord, ...]
+    unmatched: tuple[AlertTimeline, ...]
     unscored: Mapping[str, int]
 
     def kind(self, kind: str) -> KindScore:
@@ -300,14 +292,14 @@ def _expected(label: TruthEvent, spec: KindSpec, interval_s: float) -> bool:
     return True
 
 
-def _open_at(alert: AlertRecord, moment: datetime) -> bool:
+def _open_at(alert: AlertTimeline, moment: datetime) -> bool:
     """True when the alert was raised before ``moment`` and not cleared by then."""
     return alert.raised_at < moment and (alert.cleared_at is None or alert.cleared_at >= moment)
 
 
 def _outcome(
-    label: TruthEvent, spec: KindSpec, alerts: Sequence[AlertRecord], interval_s: float
-) -> tuple[LabelOutcome, list[AlertRecord]]:
+    label: TruthEvent, spec: KindSpec, alerts: Sequence[AlertTimeline], interval_s: float
+) -> tuple[LabelOutcome, list[AlertTimeline]]:
     low = label.start.timestamp() - spec.early_s
     high = label.end.timestamp() + spec.late_intervals * interval_s
     found = [
@@ -329,7 +321,7 @@ def _outcome(
 def _summary(
     kind: str,
     outcomes: list[LabelOutcome],
-    candidates: list[AlertRecord],
+    candidates: list[AlertTimeline],
     explained: Mapping[int, set[str]],
     has_detector: bool,
 ) -> KindScore:
@@ -356,7 +348,7 @@ def _summary(
 
 def score_alerts(
     labels: Iterable[TruthEvent],
-    alerts: Iterable[AlertRecord],
+    alerts: Iterable[AlertTimeline],
     interval_s: Callable[[str], float],
     kinds: Mapping[str, KindSpec] = KINDS,
     known_rules: frozenset[str] = SYSTEM_RULES,
@@ -372,7 +364,7 @@ def score_alerts(
             has no detector: its recall is reported as such, not as a failure).
     """
     all_alerts = sorted(alerts, key=lambda a: (a.raised_at, a.alert_id))
-    by_station: dict[str | None, list[AlertRecord]] = defaultdict(list)
+    by_station: dict[str | None, list[AlertTimeline]] = defaultdict(list)
     for alert in all_alerts:
         by_station[alert.station_id].append(alert)
     outcomes: dict[str, list[LabelOutcome]] = defaultdict(list)

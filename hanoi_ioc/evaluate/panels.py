@@ -27,7 +27,7 @@ from typing import Final, Literal
 
 from contract import Quantity, Station, TruthEvent
 from hanoi_ioc.evaluate.matching import KINDS
-from hanoi_ioc.evaluate.records import AlertRecord
+from hanoi_ioc.evaluate.records import AlertTimeline
 
 __all__ = ["PRIMARY", "Panel", "select_panels", "series_keys", "upstream_gauges"]
 
@@ -61,7 +61,7 @@ class Panel:
     station_id: str
     quantity: str
     labels: tuple[TruthEvent, ...]
-    alerts: tuple[AlertRecord, ...]
+    alerts: tuple[AlertTimeline, ...]
     companion: tuple[str, str] | None
     reason: Reason
 
@@ -79,7 +79,7 @@ def _panel(
     station: str,
     quantity: str,
     labels: Sequence[TruthEvent],
-    alerts: Sequence[AlertRecord],
+    alerts: Sequence[AlertTimeline],
     upstream: Mapping[str, str],
     reason: Reason,
 ) -> Panel:
@@ -101,7 +101,7 @@ def upstream_gauges(stations: Mapping[str, Station]) -> dict[str, str]:
 
 def select_panels(
     labels: Iterable[TruthEvent],
-    alerts: Iterable[AlertRecord],
+    alerts: Iterable[AlertTimeline],
     stations: Mapping[str, Station],
     *,
     max_false_alarm_panels: int = 8,
@@ -157,7 +157,7 @@ def select_panels(
 def _fault_quantity(
     station: str,
     labelled: Counter[str],
-    alerts: Sequence[AlertRecord],
+    alerts: Sequence[AlertTimeline],
     stations: Mapping[str, Station],
 ) -> str | None:
     if labelled:

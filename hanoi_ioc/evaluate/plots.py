@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
-from zoneinfo import ZoneInfo
 
 import matplotlib as mpl
 
@@ -30,15 +29,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from contract import QUANTITIES, Quantity, Station
+from contract import HANOI, QUANTITIES, Quantity, Station
 from hanoi_ioc.evaluate.panels import Panel
 from hanoi_ioc.evaluate.records import FloatArray, RunResult, Series
 from processing.alerts import Severity
-from processing.rules import DEFAULT_RULES
+from processing.conditions.thresholds import DEFAULT_RULES
 
 __all__ = ["KIND_COLOURS", "SEVERITY_COLOURS", "plot_panel", "plot_run"]
 
-_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _MARGIN: Final = timedelta(hours=3)
 KIND_COLOURS: Final[Mapping[str, str]] = {
     "flood": "#4a90d9",
@@ -199,7 +197,7 @@ def plot_panel(
         main.tick_params(labelsize=7)
         main.grid(alpha=0.25)
         rows.xaxis.set_major_formatter(
-            mdates.DateFormatter("%d/%m %H:%M", tz=_HANOI)  # type: ignore[no-untyped-call]
+            mdates.DateFormatter("%d/%m %H:%M", tz=HANOI)  # type: ignore[no-untyped-call]
         )
         rows.tick_params(axis="x", labelsize=7)
         rows.set_xlabel("Asia/Ho_Chi_Minh (giờ Hà Nội)", fontsize=7)

@@ -1,9 +1,9 @@
 """What an evaluation run leaves behind, as typed values: alerts, series and the run itself.
 
 Ground truth travels as :class:`contract.TruthEvent` (the simulator's labels, unchanged);
-alerts are read back from the database into :class:`AlertRecord` with their **event times**
+alerts are read back from the database into :class:`AlertTimeline` with their **event times**
 (the measurement times at which they were raised, reached each severity and cleared — see
-:mod:`processing.lifecycle`), never the wall-clock audit columns, because a backfill runs
+:mod:`processing.alerts.lifecycle`), never the wall-clock audit columns, because a backfill runs
 days of data in minutes.
 """
 
@@ -19,13 +19,13 @@ import numpy.typing as npt
 from contract import Station, TruthEvent
 from processing.alerts import Severity
 
-__all__ = ["AlertRecord", "RunResult", "Series"]
+__all__ = ["AlertTimeline", "RunResult", "Series"]
 
 FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
-class AlertRecord:
+class AlertTimeline:
     """One alert as processing stored it, with the event times of its transitions.
 
     Args:
@@ -104,7 +104,7 @@ class RunResult:
     end: datetime
     stations: Mapping[str, Station]
     labels: tuple[TruthEvent, ...]
-    alerts: tuple[AlertRecord, ...]
+    alerts: tuple[AlertTimeline, ...]
     series: Mapping[tuple[str, str], Series]
     published: int
     counters: Mapping[str, Mapping[str, float | int | str]]

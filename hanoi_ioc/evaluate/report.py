@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
-from zoneinfo import ZoneInfo
 
+from contract import HANOI, utc_iso
 from hanoi_ioc.evaluate import matching
 from hanoi_ioc.evaluate.assessment import Assessment
 from hanoi_ioc.evaluate.lead_time import FloodLead, LeadConfig
@@ -26,7 +26,6 @@ from hanoi_ioc.evaluate.matching import KINDS, UNSCORED, KindScore, KindSpec
 __all__ = ["JsonValue", "report_json", "write_report"]
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
-_HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _LISTED: Final = 200  # missed labels and false alarms listed per kind, at most
 _CSS: Final = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
@@ -42,11 +41,11 @@ details{margin:.5em 0}summary{cursor:pointer;font-weight:600}
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if moment is None else utc_iso(moment)
 
 
 def _local(moment: datetime | None) -> str:
-    return "–" if moment is None else moment.astimezone(_HANOI).strftime("%d/%m/%Y %H:%M")
+    return "–" if moment is None else moment.astimezone(HANOI).strftime("%d/%m/%Y %H:%M")
 
 
 def _num(value: float | None, digits: int = 2) -> str:

@@ -15,7 +15,7 @@ from datetime import datetime
 import numpy as np
 
 from db import Conn
-from hanoi_ioc.evaluate.records import AlertRecord, Series
+from hanoi_ioc.evaluate.records import AlertTimeline, Series
 from processing.alerts import Severity
 
 __all__ = ["alert_from_row", "read_alerts", "read_series"]
@@ -47,8 +47,8 @@ def alert_from_row(
     observed_at: datetime,
     details: Mapping[str, object],
     title_en: str,
-) -> AlertRecord:
-    """An :class:`AlertRecord` from an ``alerts`` row (event times from its details).
+) -> AlertTimeline:
+    """An :class:`AlertTimeline` from an ``alerts`` row (event times from its details).
 
     >>> from datetime import UTC
     >>> row = alert_from_row(7, "flood_depth", "event", "severe", "fd-a", "water_depth",
@@ -60,13 +60,13 @@ def alert_from_row(
     """
     raised = _time(details, "raised_observed_at") or observed_at
     reached = {s: t for s in Severity if (t := _time(details, f"first_{s.value}_at")) is not None}
-    return AlertRecord(
+    return AlertTimeline(
         alert_id, rule, category, station_id, quantity, Severity(severity), raised,
         _time(details, "cleared_observed_at"), reached or {Severity(severity): raised}, title_en,
     )  # fmt: skip
 
 
-async def read_alerts(conn: Conn) -> list[AlertRecord]:
+async def read_alerts(conn: Conn) -> list[AlertTimeline]:
     """Every alert of the database, oldest first."""
     cur = await conn.execute(_ALERTS)
     rows = await cur.fetchall()

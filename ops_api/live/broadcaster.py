@@ -26,6 +26,7 @@ from typing import Final, Self
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from contract import StaleRule
 from ops_api.alert_queries import (
     AlertRecord,
     alerts_by_ids,
@@ -38,7 +39,6 @@ from ops_api.auth import Principal
 from ops_api.live.client import AlertFilter, LiveAlert, LiveClient, ScopeFilter
 from ops_api.live.messages import AlertEventMessage
 from ops_api.live.pollers import ReadingsPoller, StatusPoller
-from ops_api.liveness import StaleRule
 from ops_api.queries import Pool
 from ops_api.settings import ApiSettings
 from processing.alerts import AlertEvent

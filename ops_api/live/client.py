@@ -25,6 +25,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from contract import StationStateName
 from ops_api.auth import Principal
 from ops_api.live.messages import (
     LiveReadingOut,
@@ -33,7 +34,6 @@ from ops_api.live.messages import (
     StationStatusOut,
     StatusMessage,
 )
-from ops_api.liveness import StationStateName
 
 __all__ = [
     "AlertFilter",

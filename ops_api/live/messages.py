@@ -88,10 +88,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from contract import Domain
+from contract import Domain, StationStateName
 from ops_api.alert_schemas import AlertEventOut, AlertOut
 from ops_api.auth import Role
-from ops_api.liveness import StationStateName
 from ops_api.timefmt import UtcDatetime
 from processing.alerts import Severity
 

@@ -21,10 +21,9 @@ from typing import Final
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from contract import StaleRule, now_utc
 from ops_api.live.client import LiveClient, LiveReading, LiveStatus
-from ops_api.liveness import StaleRule
 from ops_api.queries import Pool, list_latest, list_stations
-from ops_api.timefmt import now_utc
 
 __all__ = ["PollStats", "ReadingsPoller", "StatusPoller"]
 

@@ -17,7 +17,7 @@ from typing import Final
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from contract import Domain
+from contract import Domain, now_utc
 from ops_api.auth import Principal
 from ops_api.deps import AppState, app_state, authenticate
 from ops_api.errors import ApiError, AuthenticationError, error_body
@@ -42,7 +42,6 @@ from ops_api.live.messages import (
     UnsubscribeIn,
     client_message,
 )
-from ops_api.timefmt import now_utc
 
 __all__ = ["live_endpoint"]
 

@@ -7,12 +7,13 @@ from typing import Annotated, Final, Literal
 from fastapi import APIRouter, Body, Path, Query
 
 from contract import Domain
+from db import Conn
 from ops_api.alert_queries import (
     current_event_id,
+    events_by_ids,
     events_of,
     get_alert,
     list_alerts,
-    transition_alert,
 )
 from ops_api.alert_schemas import (
     ActionIn,
@@ -26,10 +27,10 @@ from ops_api.alert_schemas import (
 from ops_api.auth import Principal
 from ops_api.deps import ConnDep, OperatorDep, PrincipalDep
 from ops_api.errors import NotFoundError
-from ops_api.queries import Conn
 from ops_api.routes.stations import domain_names
 from ops_api.schemas import ErrorOut
 from processing.alerts import AlertAction, AlertState, Severity
+from processing.alerts.sink import transition_alert
 
 __all__ = ["router"]
 
@@ -115,10 +116,15 @@ async def _detail(conn: Conn, principal: Principal, alert_id: int) -> AlertDetai
 async def _act(
     conn: Conn, principal: Principal, alert_id: int, action: AlertAction, note: str | None
 ) -> ActionOut:
-    record, event = await transition_alert(
+    event_id = await transition_alert(
         conn, alert_id, action, actor=principal.name, note=note, can_see=principal.can_see
     )
-    return ActionOut(alert=AlertOut.from_record(record), event=AlertEventOut.from_event(event))
+    record = await get_alert(conn, alert_id)
+    events = await events_by_ids(conn, [event_id])
+    if record is None or not events:  # pragma: no cover - written just now
+        message_vi, message_en = f"Không có cảnh báo #{alert_id}", f"No alert {alert_id}"
+        raise NotFoundError(message_vi, message_en)
+    return ActionOut(alert=AlertOut.from_record(record), event=AlertEventOut.from_event(events[0]))
 
 
 @router.post(

@@ -7,16 +7,16 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Request, Response
 
-from contract import Domain
+from contract import Domain, now_utc
+from db import Conn
 from ops_api.alert_queries import AlertRecord, first_events, get_alert, list_alerts
 from ops_api.auth import Principal
 from ops_api.cap import CapContext, cap_alert, flood_feed, to_xml
 from ops_api.deps import ConnDep, PrincipalDep, StateDep
 from ops_api.errors import NotFoundError, PermissionDeniedError
-from ops_api.queries import Conn, StationRow, list_stations
+from ops_api.queries import StationRow, list_stations
 from ops_api.schemas import ErrorOut
 from ops_api.settings import ApiSettings
-from ops_api.timefmt import now_utc
 
 __all__ = ["router"]
 

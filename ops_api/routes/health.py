@@ -12,10 +12,11 @@ from fastapi.responses import PlainTextResponse
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, JsonValue
 
+from contract import local_iso, now_utc
 from ops_api.deps import AppState, StateDep
 from ops_api.metrics import Family, render, service_families
 from ops_api.queries import HeartbeatRow, list_heartbeats
-from ops_api.timefmt import UtcDatetime, local_iso, now_utc
+from ops_api.timefmt import UtcDatetime
 
 __all__ = ["HealthOut", "router"]
 

@@ -8,13 +8,13 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
+from contract import now_utc
 from ops_api.deps import ConnDep, PrincipalDep, SettingsDep
 from ops_api.errors import InvalidRequestError, NotFoundError
 from ops_api.history import fetch_history
 from ops_api.queries import find_sensor, list_indices
 from ops_api.routes.stations import domain_names
 from ops_api.schemas import ErrorOut, HistoryOut, HistoryPointOut, IndexOut
-from ops_api.timefmt import now_utc
 
 __all__ = ["router"]
 

@@ -9,12 +9,12 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Query
 
-from contract import Domain
+from contract import Domain, now_utc
+from db import Conn
 from ops_api.auth import Principal
 from ops_api.deps import AppState, ConnDep, PrincipalDep, StateDep
 from ops_api.errors import NotFoundError
 from ops_api.queries import (
-    Conn,
     StationRow,
     list_latest,
     list_sensors,
@@ -35,7 +35,6 @@ from ops_api.schemas import (
     StationProperties,
     StatusChangeOut,
 )
-from ops_api.timefmt import now_utc
 from processing.alerts import Severity
 
 __all__ = ["router"]

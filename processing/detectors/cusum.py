@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from processing.alerts import HANOI_UTC_OFFSET_S
+from contract import HANOI_UTC_OFFSET_S
 from processing.detectors._baseline import (
     BaselineConfig,
     baseline,

@@ -7,8 +7,7 @@ from typing import ClassVar, Final
 import numpy as np
 import numpy.typing as npt
 
-from contract import Quantity
-from processing.alerts import HANOI_UTC_OFFSET_S
+from contract import HANOI_UTC_OFFSET_S, Quantity
 from processing.detectors._baseline import (
     BaselineConfig,
     baseline,

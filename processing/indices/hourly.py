@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
-from contract import Reading
+from contract import HANOI_UTC_OFFSET_S, Reading
 from processing.errors import DetectorConfigError
 from processing.indices.vn_aqi import AqiResult, Pollutant, daily_aqi, hourly_aqi
 
 __all__ = ["AqiTracker", "HourlyAggregator", "HourlyMean", "hour_ending"]
 
 _HOUR: Final = 3600
-_HANOI_OFFSET_S: Final = 7 * 3600
 
 
 def hour_ending(moment: datetime) -> datetime:
@@ -181,7 +180,7 @@ class AqiTracker:
         *,
         history_hours: int = 48,
         max_stations: int = 10_000,
-        utc_offset_s: float = _HANOI_OFFSET_S,
+        utc_offset_s: float = HANOI_UTC_OFFSET_S,
     ) -> None:
         if history_hours < 31 or max_stations < 1:
             msg = "need history_hours >= 31 and max_stations >= 1"

@@ -9,7 +9,7 @@ import numpy as np
 from contract import Quantity, StationId, TruthEvent
 from hanoi_ioc.evaluate.lead_time import LeadConfig, first_crossing, flood_lead_times, rain_onset
 from hanoi_ioc.evaluate.matching import score_alerts
-from hanoi_ioc.evaluate.records import AlertRecord, Series
+from hanoi_ioc.evaluate.records import AlertTimeline, Series
 from hanoi_ioc.evaluate.targets import judge_targets
 from processing.alerts import Severity
 
@@ -34,11 +34,11 @@ def rain(start_min: int, mm_per_min: float, minutes: int = 60) -> Series:
     return Series("rg", "rainfall", MINUTES, values)
 
 
-def forecast(station: str, minute: int, severe_minute: int | None = None) -> AlertRecord:
+def forecast(station: str, minute: int, severe_minute: int | None = None) -> AlertTimeline:
     reached = {Severity.MINOR: T0 + timedelta(minutes=minute)}
     if severe_minute is not None:
         reached[Severity.SEVERE] = T0 + timedelta(minutes=severe_minute)
-    return AlertRecord(minute, "flood_forecast", "event", station, "water_depth",
+    return AlertTimeline(minute, "flood_forecast", "event", station, "water_depth",
                        max(reached, key=lambda s: s.rank), T0 + timedelta(minutes=minute),
                        None, reached)  # fmt: skip
 

@@ -8,7 +8,7 @@ import pytest
 
 from contract import Quantity, StationId, TruthEvent
 from hanoi_ioc.evaluate.matching import KINDS, percentile, score_alerts
-from hanoi_ioc.evaluate.records import AlertRecord
+from hanoi_ioc.evaluate.records import AlertTimeline
 from processing.alerts import Severity
 
 T0 = datetime(2025, 9, 30, 2, 0, tzinfo=UTC)
@@ -31,8 +31,8 @@ _ids = iter(range(1, 10_000))
 def alert(
     station: str, rule: str, minute: float, quantity: str | None = None, cleared: float = 1e4,
     severity: Severity = Severity.MINOR,
-) -> AlertRecord:  # fmt: skip
-    return AlertRecord(next(_ids), rule, "event", station, quantity, severity,
+) -> AlertTimeline:  # fmt: skip
+    return AlertTimeline(next(_ids), rule, "event", station, quantity, severity,
                        T0 + minute * MINUTE, T0 + cleared * MINUTE)  # fmt: skip
 
 
@@ -181,9 +181,9 @@ def test_percentiles_interpolate() -> None:
 
 def test_an_alert_still_open_when_a_label_starts_detects_it_at_once() -> None:
     burst, tail = label("rg-a", "heavy_rain", 0, 360), label("rg-a", "heavy_rain", 360, 1000)
-    still_open = AlertRecord(1, "heavy_rain", "event", "rg-a", "rainfall", Severity.SEVERE,
+    still_open = AlertTimeline(1, "heavy_rain", "event", "rg-a", "rainfall", Severity.SEVERE,
                              T0 + 30 * MINUTE, T0 + 1100 * MINUTE)  # fmt: skip
-    cleared = AlertRecord(2, "heavy_rain", "event", "rg-b", "rainfall", Severity.SEVERE,
+    cleared = AlertTimeline(2, "heavy_rain", "event", "rg-b", "rainfall", Severity.SEVERE,
                           T0 + 30 * MINUTE, T0 + 300 * MINUTE)  # fmt: skip
     other_tail = label("rg-b", "heavy_rain", 360, 1000)
     scoring = score_alerts([burst, tail, other_tail], [still_open, cleared], every_minute)
@@ -196,9 +196,9 @@ def test_an_alert_still_open_when_a_label_starts_detects_it_at_once() -> None:
 
 
 def test_alerts_carried_over_from_the_spin_up_detect_but_never_count_as_false() -> None:
-    early = AlertRecord(1, "pm25_high", "event", "aq-a", "pm25", Severity.MODERATE,
+    early = AlertTimeline(1, "pm25_high", "event", "aq-a", "pm25", Severity.MODERATE,
                         T0 - 300 * MINUTE, None, carried_over=True)  # fmt: skip
-    stale = AlertRecord(2, "pm25_high", "event", "aq-b", "pm25", Severity.MODERATE,
+    stale = AlertTimeline(2, "pm25_high", "event", "aq-b", "pm25", Severity.MODERATE,
                         T0 - 300 * MINUTE, None, carried_over=True)  # fmt: skip
     scoring = score_alerts([label("aq-a", "pollution_episode", 10, 400)], [early, stale],
                            every_minute)  # fmt: skip

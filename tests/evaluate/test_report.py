@@ -11,7 +11,7 @@ import numpy as np
 from contract import Quantity, StationId, TruthEvent
 from hanoi_ioc.evaluate.assessment import assess
 from hanoi_ioc.evaluate.plots import plot_run
-from hanoi_ioc.evaluate.records import AlertRecord, RunResult, Series
+from hanoi_ioc.evaluate.records import AlertTimeline, RunResult, Series
 from hanoi_ioc.evaluate.report import write_report
 from processing.alerts import Severity
 from simulators import hanoi_fleet
@@ -33,11 +33,11 @@ def run() -> RunResult:
                        T0 + timedelta(minutes=110), T0 + timedelta(minutes=260),
                        (Quantity.WATER_DEPTH,))  # fmt: skip
     alerts = (
-        AlertRecord(1, "flood_forecast", "event", "fd-thai-ha", "water_depth", Severity.SEVERE,
+        AlertTimeline(1, "flood_forecast", "event", "fd-thai-ha", "water_depth", Severity.SEVERE,
                     T0 + timedelta(minutes=98), T0 + timedelta(minutes=150),
                     {Severity.MINOR: T0 + timedelta(minutes=98),
                      Severity.SEVERE: T0 + timedelta(minutes=112)}),
-        AlertRecord(2, "flood_depth", "event", "fd-thai-ha", "water_depth", Severity.SEVERE,
+        AlertTimeline(2, "flood_depth", "event", "fd-thai-ha", "water_depth", Severity.SEVERE,
                     T0 + timedelta(minutes=111), T0 + timedelta(minutes=270)),
     )  # fmt: skip
     series = {

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contract import Domain
+from contract import Domain, StaleRule, StationStateName
 from ops_api.auth import Principal, Role
 from ops_api.history import plan_history
 from ops_api.live.client import (
@@ -20,7 +20,6 @@ from ops_api.live.client import (
     LiveStatus,
     ScopeFilter,
 )
-from ops_api.liveness import StaleRule, StationStateName
 from ops_api.metrics import metric_name, render, service_families
 
 T0 = datetime(2026, 9, 30, 6, 0, tzinfo=UTC)

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processing.backtest import backtest, main, read_series_csv, write_results_csv
 from processing.detectors import DETECTORS
 from processing.errors import DataError, DetectorConfigError
+from processing.offline.backtest import backtest, main, read_series_csv, write_results_csv
 
 NAB_STYLE = """timestamp,value
 2014-04-01 00:00:00,19.761

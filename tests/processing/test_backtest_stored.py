@@ -10,8 +10,8 @@ import numpy as np
 import psycopg
 import pytest
 
-from processing.backtest import backtest, backtest_stored, iter_backtest_stored, main
 from processing.errors import DataError
+from processing.offline.backtest import backtest, backtest_stored, iter_backtest_stored, main
 from tests.ops_api.seed import add_readings, add_station
 
 pytestmark = [pytest.mark.db]

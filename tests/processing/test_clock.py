@@ -9,10 +9,10 @@ import pytest
 
 from contract import Domain, Quantity, Reading, Registry, Sensor, Station, StationId
 from processing.alerts import Severity
-from processing.clock import CLOCK_RULE, ClockWatch
+from processing.alerts.lifecycle import Clear, Lifecycle, Raise
+from processing.conditions.base import Condition
+from processing.conditions.clock import CLOCK_RULE, ClockWatch
 from processing.engine import Engine
-from processing.lifecycle import Clear, Lifecycle, Raise
-from processing.rules import Condition
 
 T0 = datetime(2025, 11, 12, 3, 0, tzinfo=UTC)
 FLEET = [f"aq-{i}" for i in range(12)]
@@ -66,7 +66,7 @@ def abnormal(found: list[Condition]) -> dict[str, list[Condition]]:
     out: dict[str, list[Condition]] = {}
     for c in found:
         if c.severity is not None:
-            out.setdefault(c.reading.station_id, []).append(c)
+            out.setdefault(c.station_id, []).append(c)
     return out
 
 
@@ -84,7 +84,7 @@ def test_a_steady_clock_error_is_called_with_its_size(
     assert first.dedup_key == f"{CLOCK_RULE}:aq-3"
     assert first.category == "sensor_health"
     assert first.severity is Severity.MINOR
-    assert first.reading.value == pytest.approx(skew_s / 60.0, abs=1.0)
+    assert first.value == pytest.approx(skew_s / 60.0, abs=1.0)
     assert first.details["offset_s"] == pytest.approx(skew_s, abs=60.0)
     title_vi, title_en, message_vi, message_en = first.texts
     assert title_vi == "Đồng hồ thiết bị lệch: Trạm 3"
@@ -93,7 +93,7 @@ def test_a_steady_clock_error_is_called_with_its_size(
     assert f"about {span} {en}" in message_en
     assert "NTP" in message_en
     # the alert's event time is the fleet's, not the device's wrong clock
-    fleet_time = first.reading.measured_at
+    fleet_time = first.at
     assert T0 < fleet_time < T0 + timedelta(minutes=10)
 
 
@@ -101,7 +101,7 @@ def test_it_takes_five_steady_messages_before_a_verdict() -> None:
     stream = arrivals(30, {"aq-3": -900.0})
     found = abnormal(feed(ClockWatch(), stream))
     # aq-3's fifth message is its first judged: about minute 4, never earlier
-    first = found["aq-3"][0].reading.measured_at
+    first = found["aq-3"][0].at
     assert T0 + timedelta(minutes=3) < first < T0 + timedelta(minutes=6)
 
 
@@ -143,12 +143,12 @@ def test_the_alert_clears_once_the_clock_is_set_right() -> None:
             r = Reading(r.station_id, r.quantity, r.value, at, at)
         stream.append((arrive, r))
     found = feed(ClockWatch(), stream)
-    mine = [c for c in found if c.reading.station_id == "aq-2"]
+    mine = [c for c in found if c.station_id == "aq-2"]
     assert mine[0].severity is not None
     clears = [c for c in mine if c.severity is None]
     assert clears
     assert clears[0].normal
-    assert clears[0].reading.measured_at > T0 + timedelta(minutes=30)
+    assert clears[0].at > T0 + timedelta(minutes=30)
     assert all(c.severity is None for c in mine[mine.index(clears[0]) :])
 
 

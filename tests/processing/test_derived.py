@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from contract import Domain, Quantity, Reading, Sensor, Station, StationId
 from processing.alerts import Severity
+from processing.conditions.forecasts import ForecastSource
 from processing.derived import DerivedSeries
 
 T0 = datetime(2025, 9, 30, 0, 0, tzinfo=UTC)
@@ -33,15 +34,16 @@ def test_hourly_vn_aqi_rows_follow_the_decision() -> None:
 
 
 def test_flood_warning_comes_before_the_level_is_crossed() -> None:
-    derived = DerivedSeries(lead_time_s=1800)
+    derived = DerivedSeries()
     derived.link([HOTSPOT])
+    forecasts = ForecastSource(derived, lead_time_s=1800)
     warned_at = crossed_at = None
     for minute in range(0, 60):
         depth = max(0.0, (minute - 10) * 0.8)  # rising 48 cm/h after minute 10
         batch = [reading("rg-lang", Quantity.RAINFALL, minute, 2.0 if minute >= 5 else 0.0),
                  reading("fd-thai-ha", Quantity.WATER_DEPTH, minute, depth)]  # fmt: skip
         derived.observe(batch, {})
-        for cond in derived.forecasts(batch, {"fd-thai-ha": HOTSPOT}, set()):
+        for cond in forecasts.forecasts(batch, {"fd-thai-ha": HOTSPOT}, set()):
             if cond.severity is Severity.SEVERE and warned_at is None:
                 warned_at = minute
                 assert "30 cm" in cond.texts[0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from contract import Quantity
-from processing.dry_weather import DEPTH_WITHOUT_RAIN_RULE, DryWeatherCheck
-from processing.lifecycle import Clear, Command, Raise
+from processing.alerts.lifecycle import Clear, Command, Raise
+from processing.conditions.dry_weather import DEPTH_WITHOUT_RAIN_RULE, DryWeatherCheck
 from tests.processing.test_engine import engine, reading
 
 HOURS = 60  # minutes

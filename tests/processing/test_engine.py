@@ -9,8 +9,8 @@ import pytest
 
 from contract import Domain, Quantity, Reading, Registry, Sensor, Station, StationId
 from processing.alerts import Severity
+from processing.alerts.lifecycle import Clear, Command, Lifecycle, Raise, Update
 from processing.engine import Engine, time_slices
-from processing.lifecycle import Clear, Command, Lifecycle, Raise, Update
 
 T0 = datetime(2025, 9, 30, tzinfo=UTC)  # an old period: nothing here may use the wall clock
 

@@ -20,8 +20,8 @@ A reading never counts for more than ``max_rain_mm_h`` over its interval (a gaug
 >>> out = []
 >>> for m in range(40):  # 1.5 mm a minute: 90 mm/h
 ...     at = t0 + timedelta(minutes=m)
-...     out += acc.conditions([Reading(StationId("rg-x"), Quantity.RAINFALL, 1.5, at, at)], {})
->>> [(c.severity.value, c.reading.value) for c in out if c.severity][:1]
+...     out += acc.judge([Reading(StationId("rg-x"), Quantity.RAINFALL, 1.5, at, at)], {})
+>>> [(c.severity.value, c.value) for c in out if c.severity][:1]
 [('minor', 21.0)]
 """
 
@@ -31,19 +31,25 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from contract import Quantity, Reading, Station
-from processing.alerts import Severity, hanoi_time
-from processing.rules import Condition, Level
+from contract import Quantity, Reading, Station, hanoi_time
+from processing.alerts import Severity
+from processing.conditions.base import (
+    NO_TEXTS,
+    Condition,
+    Level,
+    Phase,
+    RuleSpec,
+    Step,
+    Subject,
+    Texts,
+)
+from processing.nowcast import MAX_RAIN_MM_H
 from processing.windows import TimeWindow
 
-__all__ = ["HEAVY_RAIN_RULE", "MAX_RAIN_MM_H", "RainAccumulator", "RainConfig"]
+__all__ = ["HEAVY_RAIN_RULE", "RainAccumulator", "RainConfig"]
 
 HEAVY_RAIN_RULE: Final = "heavy_rain"
 _S_PER_H: Final = 3600.0
-MAX_RAIN_MM_H: Final = 200.0
-"""No rain reading counts for more than this intensity over its interval [U]: a gauge glitch
-is not a cloudburst (Hanoi's heaviest storms measure ~100 mm/h; 150 mm/h for 40 minutes
-already overloads every drain)."""
 _DEFAULT_INTERVAL_S: Final = 60.0
 
 
@@ -89,7 +95,14 @@ class RainAccumulator:
         times, values = window.since(when - self.config.window_s + 1e-6)
         return round(float(values[times <= when].sum()), 1)
 
-    def conditions(
+    rules: Final = (RuleSpec(HEAVY_RAIN_RULE, "event", "Mưa lớn", "Heavy rain", public=True),)
+    phase: Final[Phase] = "slice"
+
+    def conditions(self, step: Step) -> list[Condition]:
+        """The heavy-rain conditions of a slice."""
+        return self.judge(step.readings, step.stations)
+
+    def judge(
         self, readings: Iterable[Reading], stations: Mapping[str, Station]
     ) -> list[Condition]:
         """One condition per rainfall reading, in the order given (other quantities: none)."""
@@ -102,16 +115,15 @@ class RainAccumulator:
             for candidate in self.config.levels:
                 if total >= candidate.threshold:
                     level = candidate
-            marker = Reading(reading.station_id, Quantity.RAINFALL, total, reading.measured_at,
-                             reading.received_at)  # fmt: skip
             station = stations.get(reading.station_id)
             out.append(
                 Condition(
-                    f"{HEAVY_RAIN_RULE}:{reading.station_id}", HEAVY_RAIN_RULE, "event", marker,
+                    f"{HEAVY_RAIN_RULE}:{reading.station_id}", HEAVY_RAIN_RULE, "event",
+                    Subject(reading.station_id, Quantity.RAINFALL), reading.measured_at, total,
                     None if level is None else level.severity,
                     total < self.config.normal_below_mm,
                     None if level is None else level.threshold,
-                    ("", "", "", "") if level is None else self._texts(level, marker, station),
+                    NO_TEXTS if level is None else self._texts(level, reading, total, station),
                     f"{HEAVY_RAIN_RULE}:{station.district if station else '?'}",
                     {} if level is None else {"rain_2h_mm": total},
                 )
@@ -119,18 +131,18 @@ class RainAccumulator:
         return out
 
     def _texts(
-        self, level: Level, marker: Reading, station: Station | None
-    ) -> tuple[str, str, str, str]:
-        place = station.name if station else marker.station_id
-        local = hanoi_time(marker.measured_at)
+        self, level: Level, reading: Reading, total: float, station: Station | None
+    ) -> Texts:
+        place = station.name if station else reading.station_id
+        local = hanoi_time(reading.measured_at)
         hours = self.config.window_s / _S_PER_H
         return (
             f"{level.name_vi}: {place}",
             f"{level.name_en}: {place}",
-            f"Trạm đo mưa {place} ghi nhận {marker.value:.0f} mm trong {hours:g} giờ qua "
+            f"Trạm đo mưa {place} ghi nhận {total:.0f} mm trong {hours:g} giờ qua "
             f"(đến {local}, giờ Hà Nội), vượt ngưỡng {level.threshold:g} mm. Theo dõi các điểm "
             "ngập phía hạ lưu.",
-            f"Rain gauge {place} measured {marker.value:.0f} mm in the last {hours:g} h "
+            f"Rain gauge {place} measured {total:.0f} mm in the last {hours:g} h "
             f"(to {local}, Hanoi time), above {level.threshold:g} mm. Watch the flood hotspots "
             "downstream.",
         )

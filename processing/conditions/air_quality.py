@@ -24,13 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from contract import QUANTITIES, Quantity, Reading, Station, StationId
-from processing.alerts import Severity, hanoi_time
+from contract import QUANTITIES, Quantity, Station, hanoi_time
+from processing.alerts import Severity
+from processing.conditions.base import NO_TEXTS, Condition, Phase, RuleSpec, Step, Subject
 from processing.derived import IndexRow
 from processing.indices.vn_aqi import LevelInfo, level_of, round_aqi
-from processing.rules import Condition
 
-__all__ = ["AIR_QUALITY_RULE", "aqi_conditions"]
+__all__ = ["AIR_QUALITY_RULE", "AirQualitySource", "aqi_conditions"]
 
 AIR_QUALITY_RULE: Final = "air_quality"
 _NORMAL_AT_MOST: Final = 100
@@ -73,6 +73,19 @@ def _texts(
     )
 
 
+class AirQualitySource:
+    """Hourly VN_AQI rows of the slice to air-quality conditions."""
+
+    rules: Final = (
+        RuleSpec(AIR_QUALITY_RULE, "event", "Chất lượng không khí", "Air quality", public=True),
+    )
+    phase: Final[Phase] = "slice"
+
+    def conditions(self, step: Step) -> list[Condition]:
+        """One condition per VN_AQI row of the hours that closed."""
+        return aqi_conditions(step.index_rows, step.stations)
+
+
 def aqi_conditions(rows: Iterable[IndexRow], stations: Mapping[str, Station]) -> list[Condition]:
     """One condition per hourly VN_AQI row with a value (rows of other indices are ignored)."""
     out: list[Condition] = []
@@ -82,18 +95,16 @@ def aqi_conditions(rows: Iterable[IndexRow], stations: Mapping[str, Station]) ->
         aqi = round_aqi(row.value)
         info = level_of(aqi)
         severity = _SEVERITY.get(info.level.value)
-        marker = Reading(StationId(row.station_id), Quantity.PM25, float(aqi), row.time, row.time)
         station = stations.get(row.station_id)
         district = station.district if station else "?"
         out.append(
             Condition(
-                f"{AIR_QUALITY_RULE}:{row.station_id}", AIR_QUALITY_RULE, "event", marker,
-                severity, aqi <= _NORMAL_AT_MOST,
+                f"{AIR_QUALITY_RULE}:{row.station_id}", AIR_QUALITY_RULE, "event",
+                Subject(row.station_id), row.time, float(aqi), severity, aqi <= _NORMAL_AT_MOST,
                 None if severity is None else float(info.low),
-                ("", "", "", "") if severity is None else _texts(row, info, aqi, station),
+                NO_TEXTS if severity is None else _texts(row, info, aqi, station),
                 f"{AIR_QUALITY_RULE}:{district}",
                 {"index": "VN_AQI", "level": info.level.value, "dominant": row.dominant},
-                measured=False,
             )
         )  # fmt: skip
     return out

@@ -17,13 +17,13 @@
   an open alert follows every reading.
 - Readings older than the newest one seen for a key are ignored (out-of-order delivery).
 
-Everything runs in **event time** (the readings' ``measured_at``), never the wall clock, so
+Everything runs in **event time** (the conditions' ``at``), never the wall clock, so
 a fast backfill gives the same alerts as the live stream did. Each alert's ``details`` carry
 the event times of its transitions — ``raised_observed_at`` and ``first_<severity>_at`` for
 each severity it reached — because the ``observed_at`` column follows the latest update.
 
 Acknowledgement and escalation are done by people and by time, in the database
-(:mod:`processing.sink`); this module only reacts to measurements.
+(:mod:`processing.alerts.sink`); this module only reacts to measurements.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 
 from contract import Station
 from processing.alerts import Alert, Severity
-from processing.rules import Condition
+from processing.conditions.base import Condition
 
 __all__ = ["Clear", "Command", "Lifecycle", "Raise", "Update", "iso_utc"]
 
@@ -131,16 +131,15 @@ class Lifecycle:
             cond: the condition.
             station: the station (for the alert's domain and district), if registered.
         """
-        reading = cond.reading
         track = self._tracks.get(cond.dedup_key)
-        if track is not None and reading.measured_at < track.last_seen:
+        if track is not None and cond.at < track.last_seen:
             return None
         if cond.severity is not None and self._holds(cond, track):
             return None
         if cond.severity is None and self._held.pop(cond.dedup_key, None) is not None:
             self.held_glitches += 1  # the held reading was a glitch: nothing to act on
         if track is not None:
-            track.last_seen = reading.measured_at
+            track.last_seen = cond.at
         if cond.severity is not None:
             return self._abnormal(cond, track, station)
         if track is None or not track.is_open:
@@ -150,18 +149,18 @@ class Lifecycle:
         if track.normal_streak < needed:
             return None
         track.is_open = False
-        track.cleared_at = reading.measured_at
+        track.cleared_at = cond.at
         note = (
             f"Trở lại bình thường sau {needed} lần đo / back to normal for {needed} readings"
             if cond.measured
             else "Trở lại bình thường / back to normal"
         )
-        return Clear(cond.dedup_key, reading.value, reading.measured_at, note)
+        return Clear(cond.dedup_key, cond.value, cond.at, note)
 
     def _holds(self, cond: Condition, track: _Track | None) -> bool:
         """True when an abnormal condition waits for the next one to confirm it."""
         held = self._held.pop(cond.dedup_key, None)
-        first, count = held if held is not None else (cond.reading.measured_at, 0)
+        first, count = held if held is not None else (cond.at, 0)
         count += 1  # consecutive abnormal conditions, this one included
         needed = 2 if cond.hold else 1
         if not (track is not None and track.is_open):
@@ -176,7 +175,7 @@ class Lifecycle:
     ) -> Command | None:
         assert cond.severity is not None  # noqa: S101 - checked by the caller
         severity = cond.severity
-        when = cond.reading.measured_at
+        when = cond.at
         if track is not None and track.is_open:
             track.normal_streak = 0
             if severity.rank <= track.severity.rank:
@@ -210,16 +209,16 @@ class Lifecycle:
             rule=cond.rule,
             category=cond.category,
             severity=cond.severity,
-            station_id=cond.reading.station_id,
-            quantity=cond.reading.quantity.value if cond.measured else None,
+            station_id=cond.subject.station_id,
+            quantity=None if cond.subject.quantity is None else cond.subject.quantity.value,
             domain=station.domain.value if station else None,
             district=station.district if station else None,
             title_vi=title_vi,
             title_en=title_en,
             message_vi=message_vi,
             message_en=message_en,
-            value=cond.reading.value,
+            value=cond.value,
             threshold=cond.threshold,
-            observed_at=cond.reading.measured_at,
+            observed_at=cond.at,
             details=details,
         )

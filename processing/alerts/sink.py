@@ -1,4 +1,11 @@
-"""Alert persistence: commands -> ``alerts`` / ``alert_events`` / ``incidents`` rows.
+"""The only writer of alert rows: ``alerts``, ``alert_events`` and ``incidents``.
+
+Processing's transitions (:func:`apply_commands`, :func:`escalate_unacknowledged`) and the
+operators' (:func:`transition_alert`, called by the ops API) are written here and nowhere
+else. Every writer takes the event-order lock (``hanoi_lock_alert_events()``, migration
+0007) before any row lock, so event ids commit in id order — a client resuming "after
+event N" never skips a slower, smaller id — and two writers never wait for each other in a
+cycle.
 
 Rows first, then notifications: every ``alert_events`` insert fires ``pg_notify`` through a
 trigger, and PostgreSQL delivers notifications only at commit, so a listener never hears of
@@ -12,14 +19,24 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
+from contract import utc_iso
 from db import Conn
-from processing.alerts import Alert, AlertAction, Severity
-from processing.lifecycle import Clear, Command, Raise, Update, iso_utc
+from processing.alerts import Alert, AlertAction, AlertState, Severity
+from processing.alerts.lifecycle import Clear, Command, Raise, Update
+from processing.alerts.operator import next_state
+from processing.errors import AlertNotFoundError
 
-__all__ = ["ACTOR", "apply_commands", "escalate_unacknowledged", "open_alerts"]
+__all__ = [
+    "ACTOR",
+    "apply_commands",
+    "escalate_unacknowledged",
+    "open_alerts",
+    "transition_alert",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +76,7 @@ WHERE incident_id = %s AND closed_at IS NULL
 _EVENT: Final = """
 INSERT INTO alert_events (alert_id, action, actor, severity, value, note)
 VALUES (%s, %s, %s, %s, %s, %s)"""
+_LOCK: Final = "SELECT hanoi_lock_alert_events()"
 _ESCALATE: Final = """
 UPDATE alerts SET escalation_level = escalation_level + 1, updated_at = now()
 WHERE state = 'raised'
@@ -74,6 +92,8 @@ async def apply_commands(conn: Conn, commands: list[Command]) -> list[str]:
         the lifecycle should forget them.
     """
     stale: list[str] = []
+    if commands:
+        await conn.execute(_LOCK)
     for command in commands:
         if isinstance(command, Raise):
             await _raise(conn, command)
@@ -132,7 +152,7 @@ async def _update(conn: Conn, alert: Alert) -> bool:
 
 
 async def _clear(conn: Conn, command: Clear) -> bool:
-    cur = await conn.execute(_CLEAR, (ACTOR, iso_utc(command.observed_at), command.dedup_key))
+    cur = await conn.execute(_CLEAR, (ACTOR, utc_iso(command.observed_at), command.dedup_key))
     row = await cur.fetchone()
     if row is None:
         return False
@@ -155,6 +175,7 @@ async def open_alerts(conn: Conn) -> list[tuple[str, Severity, datetime]]:
 
 async def escalate_unacknowledged(conn: Conn, after_s: float) -> int:
     """Escalate alerts left unacknowledged for ``after_s`` (again after each further period)."""
+    await conn.execute(_LOCK)
     cur = await conn.execute(_ESCALATE, (after_s,))
     rows = await cur.fetchall()
     for alert_id, severity, level in rows:
@@ -167,3 +188,74 @@ async def escalate_unacknowledged(conn: Conn, after_s: float) -> int:
             _EVENT, (alert_id, AlertAction.ESCALATED.value, ACTOR, severity, None, note)
         )
     return len(rows)
+
+
+_OPERATOR_UPDATE: Final = """
+UPDATE alerts SET
+    state = %(state)s,
+    updated_at = now(),
+    acknowledged_at = CASE WHEN %(ack)s THEN now() ELSE acknowledged_at END,
+    acknowledged_by = CASE WHEN %(ack)s THEN %(actor)s ELSE acknowledged_by END,
+    cleared_at = CASE WHEN %(clear)s THEN now() ELSE cleared_at END,
+    cleared_by = CASE WHEN %(clear)s THEN %(actor)s ELSE cleared_by END
+WHERE alert_id = %(alert_id)s"""
+_OPERATOR_EVENT: Final = """
+INSERT INTO alert_events (alert_id, action, actor, severity, note)
+SELECT alert_id, %(action)s, %(actor)s, severity, %(note)s FROM alerts WHERE alert_id = %(alert_id)s
+RETURNING event_id"""
+
+
+async def transition_alert(
+    conn: Conn,
+    alert_id: int,
+    action: AlertAction,
+    *,
+    actor: str,
+    note: str | None,
+    can_see: Callable[[str | None], bool],
+) -> int:
+    """An operator's action: the row and its event, in one transaction of its own.
+
+    Args:
+        conn: a connection outside any transaction.
+        alert_id: the alert.
+        action: acknowledge, clear or comment (:mod:`processing.alerts.operator`).
+        actor: who (the token's name).
+        note: the operator's comment.
+        can_see: whether the caller may see alerts of a domain.
+
+    Returns:
+        The id of the event recorded.
+
+    Raises:
+        AlertNotFoundError: no such alert, or ``can_see`` refuses its domain.
+        InvalidTransitionError: the alert's state does not allow ``action``.
+    """
+    async with conn.transaction():
+        await conn.execute(_LOCK)
+        cur = await conn.execute(
+            "SELECT state, domain FROM alerts WHERE alert_id = %s FOR UPDATE", [alert_id]
+        )
+        row = await cur.fetchone()
+        if row is None or not can_see(row[1]):
+            raise _not_found(alert_id)
+        after = next_state(AlertState(row[0]), action, alert_id)
+        if action is not AlertAction.COMMENTED:
+            flags = {"ack": action is AlertAction.ACKNOWLEDGED,
+                     "clear": action is AlertAction.CLEARED}  # fmt: skip
+            await conn.execute(
+                _OPERATOR_UPDATE,
+                {"state": after.value, "actor": actor, "alert_id": alert_id, **flags},
+            )
+        cur = await conn.execute(
+            _OPERATOR_EVENT,
+            {"alert_id": alert_id, "action": action.value, "actor": actor, "note": note},
+        )
+        event = await cur.fetchone()
+    if event is None:  # pragma: no cover - the row was locked above
+        raise _not_found(alert_id)
+    return int(event[0])
+
+
+def _not_found(alert_id: int) -> AlertNotFoundError:
+    return AlertNotFoundError(f"Không có cảnh báo #{alert_id}", f"No alert {alert_id}")

@@ -67,9 +67,9 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from contract import Quantity, Reading, Station
-from processing.alerts import HANOI_UTC_OFFSET_S, Severity, hanoi_time
-from processing.rules import Condition
+from contract import HANOI_UTC_OFFSET_S, Quantity, Reading, Station, hanoi_time
+from processing.alerts import Severity
+from processing.conditions.base import Condition, Phase, RuleSpec, Step, Subject
 
 __all__ = ["TRAFFIC_INCIDENT_RULE", "IncidentWatch"]
 
@@ -243,6 +243,16 @@ class IncidentWatch:
         self._detectors: dict[str, _Detector] = {}
         self._indexed: Mapping[str, Station] | None = None
 
+    rules: Final = (
+        RuleSpec(TRAFFIC_INCIDENT_RULE, "event", "Nghi có sự cố giao thông",
+                 "Suspected traffic incident"),
+    )  # fmt: skip
+    phase: Final[Phase] = "slice"
+
+    def conditions(self, step: Step) -> list[Condition]:
+        """Incident verdicts on the detectors that reported in the slice."""
+        return self.observe(step.readings, step.stations, step.watched)
+
     def observe(
         self,
         chunk: Sequence[Reading],
@@ -382,16 +392,17 @@ class IncidentWatch:
         if role is None and key not in watched:
             return []
         assert det.last is not None  # noqa: S101 - it reported in this slice
-        marker = Reading(det.ref.station_id, Quantity.SPEED, round(here.speed, 1),
-                         det.last.measured_at, det.last.received_at)  # fmt: skip
+        subject, at = Subject(det.ref.station_id, Quantity.SPEED), det.last.measured_at
+        speed = round(here.speed, 1)
         group = f"{TRAFFIC_INCIDENT_RULE}:{det.corridor}"
         if role is None:
-            return [Condition(key, TRAFFIC_INCIDENT_RULE, "event", marker, None, True,
+            return [Condition(key, TRAFFIC_INCIDENT_RULE, "event", subject, at, speed, None, True,
                               group=group, clear_after=CLEAR_READINGS)]  # fmt: skip
         details = _details(corridor, view, position, role, site)
         return [
             Condition(
-                key, TRAFFIC_INCIDENT_RULE, "event", marker, _SEVERITY[role], False, JAM_KMH,
+                key, TRAFFIC_INCIDENT_RULE, "event", subject, at, speed, _SEVERITY[role], False,
+                JAM_KMH,
                 _texts(view, position, role, site), group, details,
                 clear_after=CLEAR_READINGS,
                 confirm=PERSISTENCE if role == "site" else FOLLOW_CONFIRM,

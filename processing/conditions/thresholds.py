@@ -2,7 +2,7 @@
 
 A rule looks at one reading and says how bad the situation is right now: a severity, or
 ``None`` when it is normal. Whether that becomes a new alert, an update, or a clear is the
-lifecycle's decision (:mod:`processing.lifecycle`), with hysteresis and cooldown.
+lifecycle's decision (:mod:`processing.alerts.lifecycle`), with hysteresis and cooldown.
 
 Default levels and their sources:
 
@@ -21,24 +21,25 @@ Default levels and their sources:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import dataclasses
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final, Literal
 
-from contract import QUANTITIES, Quantity, Reading, Station
-from processing.alerts import Category, Severity, hanoi_time
+from contract import QUANTITIES, Quantity, Reading, Station, hanoi_time
+from processing.alerts import Category, Severity
+from processing.conditions.base import (
+    Condition,
+    Level,
+    Phase,
+    RuleSpec,
+    Step,
+    Subject,
+)
+from processing.conditions.dry_weather import DryWeatherCheck
 
-__all__ = ["DEFAULT_RULES", "Condition", "Level", "ThresholdRule", "evaluate"]
-
-
-@dataclass(frozen=True, slots=True)
-class Level:
-    """One step of a rule: at or beyond ``threshold`` the situation is ``severity``."""
-
-    threshold: float
-    severity: Severity
-    name_vi: str
-    name_en: str
+__all__ = ["DEFAULT_RULES", "ThresholdRule", "ThresholdSource", "evaluate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,48 +87,6 @@ class ThresholdRule:
         return value >= mildest + self.hysteresis
 
 
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """What a rule or a detector says about one reading.
-
-    Args:
-        dedup_key: the situation (``<rule>:<station>`` or ``<lane>:<sensor>``).
-        rule: rule or detector lane name.
-        category: event or sensor_health.
-        reading: the reading judged.
-        severity: how bad it is now; None when it is not abnormal.
-        normal: True when it is back to normal (past any hysteresis): counts towards a clear.
-        threshold: the threshold crossed (in the reading's unit, or a score).
-        texts: title_vi, title_en, message_vi, message_en (empty when not abnormal).
-        group: incident grouping key (e.g. ``flood_depth:Đống Đa``).
-        details: extra facts stored with the alert.
-        hold: an abnormal verdict on a reading that may be a glitch (an isolated spike):
-            the lifecycle acts only if the key's next condition is abnormal too.
-        confirm: consecutive abnormal conditions of the key a new alert needs (1: the
-            first raises); an open alert follows each one at once.
-        clear_after: consecutive normal conditions that clear the alert (None: the
-            lifecycle's default).
-        measured: False for a condition about *missing* data (a silent sensor): the
-            reading is then only a marker carrying the station, the event time and, as its
-            value, the minutes of silence; the alert names no quantity.
-    """
-
-    dedup_key: str
-    rule: str
-    category: Category
-    reading: Reading
-    severity: Severity | None
-    normal: bool
-    threshold: float | None = None
-    texts: tuple[str, str, str, str] = ("", "", "", "")
-    group: str = ""
-    details: dict[str, str | float | int | bool | None] = field(default_factory=dict)
-    hold: bool = False
-    clear_after: int | None = None
-    measured: bool = True
-    confirm: int = 1
-
-
 def _sev(x: str) -> Severity:
     return Severity(x)
 
@@ -173,8 +132,56 @@ DEFAULT_RULES: Final[tuple[ThresholdRule, ...]] = (
 )  # fmt: skip
 
 
+class ThresholdSource:
+    """Threshold rules on every reading, with the dry-weather check on flood depths.
+
+    A flood-depth verdict on a reading the spike lane flagged is held (``hold``) until the
+    sensor's next reading confirms it: one glitch never raises a flood.
+
+    Args:
+        rules: the threshold rules.
+        dry: the dry-weather check (a new flood with no rain upstream is a sensor matter).
+    """
+
+    phase: Final[Phase] = "slice"
+
+    def __init__(
+        self, rules: Sequence[ThresholdRule] = DEFAULT_RULES, dry: DryWeatherCheck | None = None
+    ) -> None:
+        self.dry = dry or DryWeatherCheck()
+        self._by_quantity: dict[Quantity, list[ThresholdRule]] = defaultdict(list)
+        for rule in rules:
+            self._by_quantity[rule.quantity].append(rule)
+        self.rules: tuple[RuleSpec, ...] = (
+            *(
+                RuleSpec(r.name, r.category, r.title_vi, r.title_en, public=r.category == "event")
+                for r in rules
+            ),
+            *self.dry.rules,
+        )
+
+    def conditions(self, step: Step) -> list[Condition]:
+        """The rules' verdicts on the slice's readings."""
+        self.dry.observe(step.readings)
+        found = self.dry.apply(
+            evaluate(step.readings, self._by_quantity, step.stations),
+            step.stations, step.open_keys, step.watched,
+        )  # fmt: skip
+        if not step.spikes or step.scored is None:
+            return found
+        readings = step.scored.readings
+        suspect = {(readings[i].station_id, readings[i].quantity, readings[i].measured_at)
+                   for i in step.spikes}  # fmt: skip
+        return [
+            dataclasses.replace(c, hold=True)
+            if c.severity is not None and (c.station_id, c.subject.quantity, c.at) in suspect
+            else c
+            for c in found
+        ]
+
+
 def evaluate(
-    readings: list[Reading],
+    readings: Sequence[Reading],
     rules: Mapping[Quantity, list[ThresholdRule]],
     stations: Mapping[str, Station] | None = None,
 ) -> list[Condition]:
@@ -189,7 +196,9 @@ def evaluate(
                     f"{rule.name}:{reading.station_id}",
                     rule.name,
                     rule.category,
-                    reading,
+                    Subject(reading.station_id, reading.quantity),
+                    reading.measured_at,
+                    reading.value,
                     None if level is None else level.severity,
                     rule.is_normal(reading.value),
                     None if level is None else level.threshold,

@@ -26,10 +26,10 @@ from typing import Final
 
 import numpy as np
 
-from contract import Quantity, Reading, Station
-from processing.alerts import Severity, hanoi_time
-from processing.rainfall import MAX_RAIN_MM_H
-from processing.rules import Condition
+from contract import Quantity, Reading, Station, hanoi_time
+from processing.alerts import Severity
+from processing.conditions.base import Condition, RuleSpec
+from processing.nowcast import MAX_RAIN_MM_H
 from processing.windows import TimeWindow
 
 __all__ = ["DEPTH_WITHOUT_RAIN_RULE", "DryWeatherCheck"]
@@ -40,6 +40,9 @@ _FLOOD_RULE: Final = "flood_depth"
 
 class DryWeatherCheck:
     """Tracks when each rain gauge last measured rain, and demotes dry-weather floods.
+
+    (Not a source of its own: it filters the threshold rules' flood-depth conditions, see
+    :class:`~processing.conditions.thresholds.ThresholdSource`.)
 
     Args:
         window_s: how far back heavy rain is looked for (six hours: longer than the slowest
@@ -64,6 +67,15 @@ class DryWeatherCheck:
         self._first: dict[str, float] = {}  # gauge -> first reading time seen
         self._rain: dict[str, TimeWindow] = {}  # gauge -> its recent readings
         self.demoted = 0
+
+    rules: Final = (
+        RuleSpec(
+            DEPTH_WITHOUT_RAIN_RULE,
+            "sensor_health",
+            "Ngập khi không mưa – kiểm tra cảm biến",
+            "Flood depth without rain – check the sensor",
+        ),
+    )
 
     def observe(self, readings: Iterable[Reading]) -> None:
         """Note the rain gauges' readings (other quantities are ignored)."""
@@ -123,11 +135,11 @@ class DryWeatherCheck:
             if cond.rule != _FLOOD_RULE:
                 out.append(cond)
                 continue
-            station = stations.get(cond.reading.station_id)
+            station = stations.get(cond.station_id)
             gauge = station.attributes.get("upstream_gauge") if station else None
-            at = cond.reading.measured_at.timestamp()
+            at = cond.at.timestamp()
             rain = self.heaviest_mm(gauge, at) if isinstance(gauge, str) else None
-            key = f"{DEPTH_WITHOUT_RAIN_RULE}:{cond.reading.station_id}"
+            key = f"{DEPTH_WITHOUT_RAIN_RULE}:{cond.station_id}"
             suspect = rain is not None and rain < self.heavy_mm
             if cond.severity is None or cond.dedup_key in open_keys or not suspect:
                 out.append(cond)
@@ -145,7 +157,7 @@ class DryWeatherCheck:
             out.append(dataclasses.replace(
                 cond, dedup_key=key, rule=DEPTH_WITHOUT_RAIN_RULE, category="sensor_health",
                 severity=Severity.MINOR, group=f"{DEPTH_WITHOUT_RAIN_RULE}:{district}",
-                texts=_texts(cond.reading, station, str(gauge), rain or 0.0, self.window_s),
+                texts=_texts(cond, station, str(gauge), rain or 0.0, self.window_s),
                 details={**cond.details, "upstream_gauge": str(gauge),
                          "heaviest_2h_rain_mm": round(rain or 0.0, 1),
                          "window_h": round(self.window_s / 3600.0, 1)},
@@ -154,19 +166,19 @@ class DryWeatherCheck:
 
 
 def _texts(
-    reading: Reading, station: Station | None, gauge: str, rain_mm: float, window_s: float
+    cond: Condition, station: Station | None, gauge: str, rain_mm: float, window_s: float
 ) -> tuple[str, str, str, str]:
-    place = station.name if station else reading.station_id
-    local = hanoi_time(reading.measured_at)
+    place = station.name if station else cond.station_id
+    local = hanoi_time(cond.at)
     hours = f"{window_s / 3600.0:g}"
     return (
         f"Ngập khi không mưa – kiểm tra cảm biến: {place}",
         f"Flood depth without rain – check the sensor: {place}",
-        f"Cảm biến tại {place} báo ngập {reading.value:.0f} cm lúc {local} (giờ Hà Nội) trong "
+        f"Cảm biến tại {place} báo ngập {cond.value:.0f} cm lúc {local} (giờ Hà Nội) trong "
         f"khi trạm đo mưa {gauge} không ghi nhận mưa lớn trong {hours} giờ qua (nhiều nhất "
         f"{rain_mm:.1f} mm trong 2 giờ), không đủ gây ngập. Nhiều khả năng cảm biến bị trôi "
         "hoặc bẩn; kiểm tra tại chỗ trước khi cảnh báo ngập.",
-        f"The sensor at {place} reads {reading.value:.0f} cm of water at {local} (Hanoi time) "
+        f"The sensor at {place} reads {cond.value:.0f} cm of water at {local} (Hanoi time) "
         f"while rain gauge {gauge} has measured no heavy rain in the last {hours} h (at most "
         f"{rain_mm:.1f} mm in 2 h), too little to flood a street. The sensor has most likely "
         "drifted or is fouled; check on site before warning of a flood.",

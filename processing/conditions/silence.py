@@ -3,7 +3,7 @@
 The dropout lane of the :class:`~processing.bank.DetectorBank` knows each sensor's reporting
 interval (learned from its gaps) and when it last reported; :class:`SilenceWatch` asks it,
 after every slice of readings, which sensors are overdue, and turns the answer into one
-:class:`~processing.rules.Condition` per *station*: dedup key ``sensor_silent:<station>``,
+:class:`~processing.conditions.base.Condition` per *station*: key ``sensor_silent:<station>``,
 category ``sensor_health``, bilingual text naming the silent quantities and since when.
 The alert clears on the first reading of the station once none of its sensors is overdue.
 
@@ -48,7 +48,7 @@ flood of per-station alerts; ingest's station status and the service heartbeats 
 >>> watch.arriving([pm25("aq-y", t0 + timedelta(minutes=15))])
 >>> watch.advance([pm25("aq-y", t0 + timedelta(minutes=15))])
 >>> silent = [Silence("silent", SensorId("aq-x.pm25"), 0.7, t0.timestamp())]
->>> [(c.dedup_key, c.severity, c.reading.value) for c in watch.conditions(silent, {}, set())]
+>>> [(c.dedup_key, c.severity, c.value) for c in watch.judge(silent, {}, set())]
 [('sensor_silent:aq-x', <Severity.MINOR: 'minor'>, 15.0)]
 """
 
@@ -64,11 +64,11 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from contract import QUANTITIES, Quantity, Reading, SensorId, Station, StationId
-from processing.alerts import Severity, hanoi_time
+from contract import QUANTITIES, Quantity, Reading, SensorId, Station, hanoi_time
+from processing.alerts import Severity
 from processing.bank import Silence
+from processing.conditions.base import Condition, Phase, RuleSpec, Step, Subject
 from processing.errors import DetectorConfigError
-from processing.rules import Condition
 from processing.windows import arrival_percentile
 
 __all__ = ["SILENT_RULE", "SilenceWatch"]
@@ -190,7 +190,14 @@ class SilenceWatch:
         """The watermark as a UTC datetime."""
         return datetime.fromtimestamp(self.watermark_s, UTC)
 
-    def conditions(
+    rules: Final = (RuleSpec(SILENT_RULE, "sensor_health", "Mất tín hiệu", "Sensor silent"),)
+    phase: Final[Phase] = "watermark"
+
+    def conditions(self, step: Step) -> list[Condition]:
+        """Silences at the watermark the slice moved to."""
+        return self.judge(step.silences, step.stations, step.open_keys, step.reported)
+
+    def judge(
         self,
         silences: Iterable[Silence],
         stations: Mapping[str, Station],
@@ -220,14 +227,10 @@ class SilenceWatch:
             key = f"{SILENT_RULE}:{station}"
             if key in open_keys and station not in by_station:
                 out.append(
-                    Condition(key, SILENT_RULE, "sensor_health", self._marker(station, None, 0.0),
-                              None, True, clear_after=1, measured=False)
+                    Condition(key, SILENT_RULE, "sensor_health", Subject(station), self.now, 0.0,
+                              None, True, clear_after=1)
                 )  # fmt: skip
         return out
-
-    def _marker(self, station: str, quantity: Quantity | None, minutes: float) -> Reading:
-        now = self.now
-        return Reading(StationId(station), quantity or Quantity.PM25, minutes, now, now)
 
     def _silent(
         self, station: str, found: list[Silence], stations: Mapping[str, Station]
@@ -238,15 +241,13 @@ class SilenceWatch:
         ref = stations.get(station)
         district = ref.district if ref else "?"
         return Condition(
-            f"{SILENT_RULE}:{station}", SILENT_RULE, "sensor_health",
-            self._marker(station, quantities[0] if quantities else None, minutes),
-            self.severity, False, round(self.min_silence_s / 60.0, 1),
+            f"{SILENT_RULE}:{station}", SILENT_RULE, "sensor_health", Subject(station),
+            self.now, minutes, self.severity, False, round(self.min_silence_s / 60.0, 1),
             _texts(ref, station, quantities, last_seen, minutes),
             f"{SILENT_RULE}:{district}",
             {"silent_min": minutes,
              "last_seen_at": datetime.fromtimestamp(last_seen, UTC).isoformat(),
              "quantities": ",".join(q.value for q in quantities)},
-            measured=False,
         )  # fmt: skip
 
 

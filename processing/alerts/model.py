@@ -1,4 +1,4 @@
-"""Alerts: the typed value, severities, states and the bilingual text.
+"""Alerts: the typed value, severities, states and actions.
 
 An :class:`Alert` is what processing raises and what the ops API serves; the database row
 (``alerts`` table) is its durable form and every transition is an ``alert_events`` row.
@@ -9,27 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Final, Literal
-from zoneinfo import ZoneInfo
+from typing import Literal
 
-__all__ = [
-    "HANOI", "HANOI_UTC_OFFSET_S", "Alert", "AlertAction", "AlertEvent", "AlertState",
-    "Category", "Severity", "hanoi_time",
-]  # fmt: skip
-
-HANOI: Final = ZoneInfo("Asia/Ho_Chi_Minh")
-HANOI_UTC_OFFSET_S: Final = 7 * 3600
-"""Hanoi's offset from UTC, in seconds: Asia/Ho_Chi_Minh keeps UTC+7 all year (no DST)."""
-
-
-def hanoi_time(moment: datetime) -> str:
-    """An event time as operators read it in alert texts: Hanoi time, to the minute.
-
-    >>> from datetime import UTC
-    >>> hanoi_time(datetime(2025, 9, 30, 2, 10, tzinfo=UTC))
-    '09:10 30/09/2025'
-    """
-    return moment.astimezone(HANOI).strftime("%H:%M %d/%m/%Y")
+__all__ = ["Alert", "AlertAction", "AlertEvent", "AlertState", "Category", "Severity"]
 
 
 class Severity(StrEnum):

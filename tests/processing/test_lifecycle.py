@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from contract import Domain, Quantity, Reading, Station, StationId
 from processing.alerts import Severity
-from processing.lifecycle import Clear, Command, Lifecycle, Raise, Update
-from processing.rules import DEFAULT_RULES, evaluate
+from processing.alerts.lifecycle import Clear, Command, Lifecycle, Raise, Update
+from processing.conditions.thresholds import DEFAULT_RULES, evaluate
 
 T0 = datetime(2025, 9, 30, 0, 0, tzinfo=UTC)
 STATION = Station(StationId("fd-x"), Domain.FLOOD, "Thái Hà", "Đống Đa", 21.0, 105.8, "flood_depth")

@@ -44,8 +44,8 @@ import psycopg
 
 from processing.detectors import DETECTORS, ParamValue, Thresholder, create_detector
 from processing.errors import DataError, ProcessingError
-from processing.series_csv import Series, read_series_csv
-from processing.stored import stream_series
+from processing.offline.series_csv import Series, read_series_csv
+from processing.offline.stored import stream_series
 
 __all__ = [
     "BacktestResult",

@@ -2,7 +2,7 @@
 
 Each lane of the :class:`~processing.bank.DetectorBank` is paired with an
 :class:`AlertProfile`: the alert's rule name, category, severity and bilingual wording. A
-flagged reading becomes an abnormal :class:`~processing.rules.Condition` for the key
+flagged reading becomes an abnormal :class:`~processing.conditions.base.Condition` for the key
 ``<lane>:<sensor>``; an unflagged reading of a sensor whose alert is open counts towards its
 clear. Lanes without a profile (e.g. ``spatial`` drift on PM) still score and are counted.
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
-from contract import QUANTITIES, Quantity, Reading, Station
-from processing.alerts import Category, Severity, hanoi_time
+from contract import QUANTITIES, Quantity, Reading, Station, hanoi_time
+from processing.alerts import Category, Severity
 from processing.bank import BankResult, LaneSpec
-from processing.rules import Condition
+from processing.conditions.base import Condition, Phase, RuleSpec, Step
 
 __all__ = [
     "DEFAULT_LANES",
@@ -24,6 +24,7 @@ __all__ = [
     "SILENCE_LANE",
     "SPIKE_LANE",
     "AlertProfile",
+    "LaneSource",
     "conditions_from",
     "spike_positions",
 ]
@@ -37,7 +38,7 @@ _WATER: Final = frozenset(
 SPIKE_LANE: Final = "spike"
 """The lane whose flags mark readings as possible glitches (other verdicts on them wait)."""
 SILENCE_LANE: Final = "silence"
-"""The dropout lane behind silent-sensor alerts (:mod:`processing.silence`)."""
+"""The dropout lane behind silent-sensor alerts (:mod:`processing.conditions.silence`)."""
 
 DEFAULT_LANES: Final[tuple[LaneSpec, ...]] = (
     LaneSpec("water_rising", "rate_of_rise", {"min_rate_scale_per_h": 5.0},
@@ -147,7 +148,7 @@ def _texts(
 def conditions_from(
     result: BankResult,
     stations: Mapping[str, Station],
-    open_keys: set[str],
+    open_keys: Collection[str],
     held: Collection[int] = (),
 ) -> list[Condition]:
     """Abnormal conditions for flagged readings, normal ones for sensors with open alerts.
@@ -158,7 +159,7 @@ def conditions_from(
         open_keys: dedup keys whose normal conditions matter (open or held alerts); keys
             flagged earlier in the same batch count too.
         held: batch positions of readings the spike lane flagged: other lanes' verdicts on
-            them wait for the sensor's next reading (see :mod:`processing.lifecycle`).
+            them wait for the sensor's next reading (see :mod:`processing.alerts.lifecycle`).
     """
     out: list[Condition] = []
     for lane in result.lanes:
@@ -177,7 +178,8 @@ def conditions_from(
             district = station.district if station else "?"
             out.append(
                 Condition(
-                    key, lane.lane, profile.category, reading,
+                    key, lane.lane, profile.category, Condition.subject_of(reading),
+                    reading.measured_at, reading.value,
                     profile.severity if flag else None, not flag, lane.threshold,
                     _texts(profile, reading, station, float(score)) if flag else ("", "", "", ""),
                     f"{lane.lane}:{district}",
@@ -198,3 +200,72 @@ def spike_positions(result: BankResult) -> set[int]:
         for position, flag in zip(lane.indices, lane.flags, strict=True)
         if flag
     }
+
+
+class LaneSource:
+    """The detector lanes' verdicts as conditions, for one cadence.
+
+    For the per-reading lanes, a spike is reported only once the next reading shows it
+    isolated: a reading far from the recent median is a spike only if the sensor's next
+    reading comes back (at least halfway to where it was); if it stays away, it was the
+    start of a rise or a step — a street flooding, a plume arriving — and the event lanes
+    and rules speak for it, not a sensor-health note.
+
+    Args:
+        cadence: ``reading`` (the slice's readings) or ``hourly`` (the hourly means that
+            closed in the slice).
+        profiles: how each lane's detections are presented.
+    """
+
+    phase: Final[Phase] = "slice"
+
+    def __init__(
+        self,
+        cadence: Literal["reading", "hourly"] = "reading",
+        profiles: Mapping[str, AlertProfile] = PROFILES,
+    ) -> None:
+        self.cadence = cadence
+        self.rules: tuple[RuleSpec, ...] = tuple(
+            RuleSpec(name, p.category, p.title_vi, p.title_en, public=p.category == "event")
+            for name, p in profiles.items()
+        )
+        # spike verdicts waiting for the sensor's next reading, and its last ordinary value
+        self._spikes: dict[str, tuple[Condition, float]] = {}
+        self._before: dict[str, float] = {}
+
+    def conditions(self, step: Step) -> list[Condition]:
+        """The lanes' conditions on the slice (or on its closed hours)."""
+        if self.cadence == "hourly":
+            if step.hourly is None:
+                return []
+            return conditions_from(step.hourly, step.stations, step.watched)
+        if step.scored is None:
+            return []
+        lanes = conditions_from(step.scored, step.stations, step.watched, step.spikes)
+        return self._isolated_spikes(step.scored, lanes)
+
+    def _isolated_spikes(self, scored: BankResult, conditions: list[Condition]) -> list[Condition]:
+        flagged = {
+            (c.station_id, c.subject.quantity, c.at): c
+            for c in conditions
+            if c.rule == SPIKE_LANE and c.severity
+        }
+        out = [c for c in conditions if not (c.rule == SPIKE_LANE and c.severity)]
+        for lane in scored.lanes:
+            if lane.lane != SPIKE_LANE:
+                continue
+            for position, flag in zip(lane.indices.tolist(), lane.flags.tolist(), strict=True):
+                reading = scored.readings[position]
+                sensor = reading.sensor_id
+                pending = self._spikes.pop(sensor, None)
+                if pending is not None and not flag:
+                    held, before = pending
+                    if abs(reading.value - before) <= 0.5 * abs(held.value - before):
+                        out.append(held)
+                verdict = flagged.get((reading.station_id, reading.quantity, reading.measured_at))
+                if flag and verdict is not None:
+                    before = self._before.get(sensor, reading.value)
+                    self._spikes[sensor] = (verdict, before)
+                elif not flag:
+                    self._before[sensor] = reading.value
+        return out

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from ops_api.errors import InvalidTransitionError
 from processing.alerts import AlertAction, AlertState
+from processing.errors import InvalidTransitionError
 
 __all__ = ["OPERATOR_ACTIONS", "next_state"]
 

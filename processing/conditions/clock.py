@@ -41,7 +41,7 @@ verdict. Nothing is snapshotted: after a restart a skewed clock is called again 
 >>> found = watch.observe(sorted(batch, key=arrival), {}, set())
 >>> found[0].dedup_key, found[0].severity, found[0].texts[1]
 ('clock_skew:aq-slow', <Severity.MINOR: 'minor'>, 'Device clock off: aq-slow')
->>> -17.0 < found[0].reading.value < -14.0  # minutes, within the fleet's one-minute cadence
+>>> -17.0 < found[0].value < -14.0  # minutes, within the fleet's one-minute cadence
 True
 """
 
@@ -56,10 +56,10 @@ from typing import Final
 
 import numpy as np
 
-from contract import Quantity, Reading, Station, StationId
-from processing.alerts import Severity, hanoi_time
+from contract import Reading, Station, StationId, hanoi_time
+from processing.alerts import Severity
+from processing.conditions.base import Condition, Phase, RuleSpec, Step, Subject
 from processing.errors import DetectorConfigError
-from processing.rules import Condition
 from processing.windows import arrival_percentile
 
 __all__ = ["CLOCK_RULE", "ClockWatch"]
@@ -108,6 +108,15 @@ class ClockWatch:
         self._offsets: dict[str, deque[float]] = {}  # station -> sampled offsets
         self._sampled: dict[str, float] = {}  # station -> reference time of the last sample
         self._raw: dict[str, float] = {}  # station -> latest lag behind the reference
+
+    rules: Final = (
+        RuleSpec(CLOCK_RULE, "sensor_health", "Đồng hồ thiết bị lệch", "Device clock off"),
+    )
+    phase: Final[Phase] = "batch"
+
+    def conditions(self, step: Step) -> list[Condition]:
+        """The clock verdicts of a batch, judged on its messages in arrival order."""
+        return self.observe(step.readings, step.stations, step.open_keys)
 
     def observe(
         self,
@@ -163,8 +172,8 @@ class ClockWatch:
         if key in open_keys:
             recent = list(offsets)[-_CLEAR_OVER:]
             if abs(statistics.median(recent)) < self.threshold_s / 2:
-                return Condition(key, CLOCK_RULE, "sensor_health", _marker(station, 0.0, ref),
-                                 None, True, clear_after=1, measured=False)  # fmt: skip
+                return Condition(key, CLOCK_RULE, "sensor_health", Subject(station), _at(ref),
+                                 0.0, None, True, clear_after=1)  # fmt: skip
         return None
 
     def _skewed(
@@ -174,17 +183,16 @@ class ClockWatch:
         district = ref_station.district if ref_station else "?"
         minutes = round(offset_s / 60.0, 1)
         return Condition(
-            f"{CLOCK_RULE}:{station}", CLOCK_RULE, "sensor_health",
-            _marker(station, minutes, ref), self.severity, False,
-            round(self.threshold_s / 60.0, 1), _texts(ref_station, station, offset_s, ref),
-            f"{CLOCK_RULE}:{district}", {"offset_s": round(offset_s, 1)}, measured=False,
+            f"{CLOCK_RULE}:{station}", CLOCK_RULE, "sensor_health", Subject(station), _at(ref),
+            minutes, self.severity, False, round(self.threshold_s / 60.0, 1),
+            _texts(ref_station, station, offset_s, ref), f"{CLOCK_RULE}:{district}",
+            {"offset_s": round(offset_s, 1)},
         )  # fmt: skip
 
 
-def _marker(station: StationId, minutes: float, ref: float) -> Reading:
-    """The condition's reading: at the fleet's time (not the device's), offset in minutes."""
-    now = datetime.fromtimestamp(ref, UTC)
-    return Reading(station, Quantity.PM25, minutes, now, now)
+def _at(ref: float) -> datetime:
+    """A verdict's event time: the fleet's time (not the device's)."""
+    return datetime.fromtimestamp(ref, UTC)
 
 
 def _span(offset_s: float) -> tuple[str, str]:

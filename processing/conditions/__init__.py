@@ -1,0 +1,1 @@
+"""Condition sources: every alert rule family behind one interface (see :mod:`.base`)."""
