@@ -26,6 +26,7 @@ from typing import Final
 
 from contract import QUANTITIES, Quantity, Station, hanoi_time
 from processing.alerts import Severity
+from processing.alerts.wording import Place
 from processing.conditions.base import NO_TEXTS, Condition, Phase, RuleSpec, Step, Subject
 from processing.derived import IndexRow
 from processing.indices.vn_aqi import LevelInfo, level_of, round_aqi
@@ -55,7 +56,7 @@ _ADVICE: Final = {
 def _texts(
     row: IndexRow, info: LevelInfo, aqi: int, station: Station | None
 ) -> tuple[str, str, str, str]:
-    place = station.name if station else row.station_id
+    place = Place.of(station, row.station_id).name
     local = hanoi_time(row.time)
     try:
         pollutant = QUANTITIES[Quantity(row.dominant or "")]

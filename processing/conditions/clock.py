@@ -58,6 +58,7 @@ import numpy as np
 
 from contract import Reading, Station, StationId, hanoi_time
 from processing.alerts import Severity
+from processing.alerts.wording import Place
 from processing.conditions.base import Condition, Phase, RuleSpec, Step, Subject
 from processing.errors import DetectorConfigError
 from processing.windows import arrival_percentile
@@ -206,7 +207,7 @@ def _span(offset_s: float) -> tuple[str, str]:
 def _texts(
     ref: Station | None, station: str, offset_s: float, now_s: float
 ) -> tuple[str, str, str, str]:
-    place = ref.name if ref else station
+    place = Place.of(ref, station).name
     district = f", {ref.district}" if ref else ""
     local = hanoi_time(datetime.fromtimestamp(now_s, UTC))
     span_vi, span_en = _span(offset_s)

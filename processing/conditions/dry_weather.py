@@ -28,6 +28,7 @@ import numpy as np
 
 from contract import Quantity, Reading, Station, hanoi_time
 from processing.alerts import Severity
+from processing.alerts.wording import Place
 from processing.conditions.base import Condition, RuleSpec
 from processing.nowcast import MAX_RAIN_MM_H
 from processing.windows import TimeWindow
@@ -168,7 +169,7 @@ class DryWeatherCheck:
 def _texts(
     cond: Condition, station: Station | None, gauge: str, rain_mm: float, window_s: float
 ) -> tuple[str, str, str, str]:
-    place = station.name if station else cond.station_id
+    place = Place.of(station, cond.station_id).name
     local = hanoi_time(cond.at)
     hours = f"{window_s / 3600.0:g}"
     return (

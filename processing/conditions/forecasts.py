@@ -13,6 +13,7 @@ from typing import Final
 
 from contract import Quantity, Reading, Station, hanoi_time
 from processing.alerts import Severity
+from processing.alerts.wording import Place
 from processing.conditions.base import Condition, Phase, RuleSpec, Step, Texts
 from processing.derived import DerivedSeries
 from processing.indices.flood import FloodLevel
@@ -108,7 +109,7 @@ def _minutes(seconds: float | None) -> str:
 def _forecast_texts(
     cast: FloodNowcast, eta: LevelEta, reading: Reading, station: Station | None
 ) -> Texts:
-    place = station.name if station else reading.station_id
+    place = Place.of(station, reading.station_id).name
     local = hanoi_time(reading.measured_at)
     window = f"{_minutes(eta.eta_early_s)}–{_minutes(eta.eta_late_s)}"
     rain_vi = rain_en = ""

@@ -15,6 +15,7 @@ from typing import Final, Literal
 
 from contract import QUANTITIES, Quantity, Reading, Station, hanoi_time
 from processing.alerts import Category, Severity
+from processing.alerts.wording import Place
 from processing.bank import BankResult, LaneSpec
 from processing.conditions.base import Condition, Phase, RuleSpec, Step
 
@@ -132,7 +133,7 @@ def _texts(
     profile: AlertProfile, reading: Reading, station: Station | None, score: float
 ) -> tuple[str, str, str, str]:
     spec = QUANTITIES[reading.quantity]
-    place = station.name if station else reading.station_id
+    place = Place.of(station, reading.station_id).name
     local = hanoi_time(reading.measured_at)
     value = f"{reading.value:.2f} {spec.unit}"
     return (

@@ -33,6 +33,7 @@ from typing import Final
 
 from contract import Quantity, Reading, Station, hanoi_time
 from processing.alerts import Severity
+from processing.alerts.wording import Place
 from processing.conditions.base import (
     NO_TEXTS,
     Condition,
@@ -133,7 +134,7 @@ class RainAccumulator:
     def _texts(
         self, level: Level, reading: Reading, total: float, station: Station | None
     ) -> Texts:
-        place = station.name if station else reading.station_id
+        place = Place.of(station, reading.station_id).name
         local = hanoi_time(reading.measured_at)
         hours = self.config.window_s / _S_PER_H
         return (

@@ -66,6 +66,7 @@ import numpy.typing as npt
 
 from contract import QUANTITIES, Quantity, Reading, SensorId, Station, hanoi_time
 from processing.alerts import Severity
+from processing.alerts.wording import Place
 from processing.bank import Silence
 from processing.conditions.base import Condition, Phase, RuleSpec, Step, Subject
 from processing.errors import DetectorConfigError
@@ -258,7 +259,7 @@ def _texts(
     last_seen_s: float,
     minutes: float,
 ) -> tuple[str, str, str, str]:
-    place = ref.name if ref else station
+    place = Place.of(ref, station).name
     district = f", {ref.district}" if ref else ""
     local = hanoi_time(datetime.fromtimestamp(last_seen_s, UTC))
     what_vi = ", ".join(QUANTITIES[q].label_vi for q in quantities) or "mọi số đo"

@@ -29,6 +29,7 @@ from typing import Final, Literal
 
 from contract import QUANTITIES, Quantity, Reading, Station, hanoi_time
 from processing.alerts import Category, Severity
+from processing.alerts.wording import Place
 from processing.conditions.base import (
     Condition,
     Level,
@@ -216,7 +217,7 @@ def describe(
 ) -> tuple[str, str, str, str]:
     """Bilingual title and message for an alert (local time Asia/Ho_Chi_Minh)."""
     spec = QUANTITIES[reading.quantity]
-    place = station.name if station else reading.station_id
+    place = Place.of(station, reading.station_id).name
     district = f", {station.district}" if station else ""
     local = hanoi_time(reading.measured_at)
     value = f"{reading.value:.1f} {spec.unit}"
