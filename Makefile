@@ -32,6 +32,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	cd grafana && ../$(BIN)/mypy --strict *.py
+	$(BIN)/mypy --strict benchmarks/*.py
 
 pytest: $(STAMP)
 	$(BIN)/pytest

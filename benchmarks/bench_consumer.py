@@ -49,7 +49,7 @@ QUANTITIES = (
 
 def registry() -> Registry:
     stations = []
-    keys = {}
+    keys: dict[tuple[str, Quantity], int] = {}
     for i in range(STATIONS):
         sid = StationId(station_id(i))
         sensors = tuple(Sensor(q, 60.0) for q in QUANTITIES)

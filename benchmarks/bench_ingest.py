@@ -263,7 +263,7 @@ async def prepare(url: str) -> dict[tuple[str, Quantity], int]:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         await register_stations(conn, stations)
         registry = await load_registry(conn)
-    return {k: v.sensor_id for k, v in registry.sensors.items()}
+    return dict(registry.keys)
 
 
 async def truncate(url: str) -> None:
