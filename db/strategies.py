@@ -13,6 +13,7 @@ from typing import Final, Protocol
 import psycopg
 from psycopg import sql
 
+from db.timescale import JobHealth, job_health, queue_refresh, refresh_queued, run_overdue_jobs
 from db.types import Conn, StrategyName
 
 __all__ = ["PlainStrategy", "Strategy", "TimescaleStrategy", "strategy_for"]
@@ -43,6 +44,10 @@ class Strategy(Protocol):
 
     async def maintain(self, conn: Conn, retention_days: int) -> str:
         """Periodic upkeep (partitions ahead, rollups, retention); returns a summary."""
+        ...
+
+    def stats(self) -> dict[str, float | int | str]:
+        """What the upkeep knows of the store's health (for the heartbeat)."""
         ...
 
 
@@ -114,11 +119,24 @@ class PlainStrategy:
             f"partitions dropped={dropped[0] if dropped else 0}"
         )
 
+    def stats(self) -> dict[str, float | int | str]:
+        """Partitions known to exist (rollups and retention are plain SQL: nothing to watch)."""
+        return {"storage_partitions_known": len(self._known)}
+
 
 class TimescaleStrategy:
-    """TimescaleDB: chunks, continuous aggregates and retention run as policies."""
+    """TimescaleDB: chunks, continuous aggregates and retention run as policies.
+
+    What the policies miss is done here (see :mod:`db.timescale`): aggregates are refreshed
+    over the ranges late writes touched, and a failing or overdue policy job is run in the
+    foreground by the upkeep.
+    """
 
     name: StrategyName = "timescale"
+
+    def __init__(self) -> None:
+        self.jobs: list[JobHealth] = []
+        self._counts: dict[str, int] = {"ranges_refreshed": 0, "jobs_run_by_upkeep": 0}
 
     async def ensure_partitions(self, conn: Conn, first: date, last: date) -> int:
         """Hypertables create chunks on demand."""
@@ -128,11 +146,34 @@ class TimescaleStrategy:
         """Nothing is cached."""
 
     async def invalidate(self, conn: Conn, lo: datetime, hi: datetime) -> None:
-        """Continuous aggregates keep their own invalidation log."""
+        """Queue a written range the aggregate policies will not reach (a backfill)."""
+        if queue_refresh(lo, hi):
+            await conn.execute(
+                "INSERT INTO aggregate_refresh_queue (lo, hi) VALUES (%s, %s)", (lo, hi)
+            )
 
     async def maintain(self, conn: Conn, retention_days: int) -> str:
-        """Policies do the work inside the database; nothing to do here."""
-        return "timescaledb policies"
+        """Refresh what late writes touched; run failing or overdue policy jobs ourselves."""
+        refreshed = await refresh_queued(conn)
+        self.jobs = await job_health(conn)
+        ran = await run_overdue_jobs(conn, self.jobs)
+        if ran:
+            self.jobs = await job_health(conn)
+        self._counts["ranges_refreshed"] += refreshed
+        self._counts["jobs_run_by_upkeep"] += len(ran)
+        return f"late ranges refreshed={refreshed} jobs run by upkeep={ran or 'none'}"
+
+    def stats(self) -> dict[str, float | int | str]:
+        """Job health and upkeep counters (for the heartbeat, /health and /metrics)."""
+        out: dict[str, float | int | str] = {f"storage_{k}": v for k, v in self._counts.items()}
+        out["storage_jobs"] = len(self.jobs)
+        out["storage_jobs_failing"] = sum(j.is_failing for j in self.jobs)
+        out["storage_jobs_overdue"] = sum(j.is_overdue for j in self.jobs)
+        out["storage_job_failures"] = sum(j.failures for j in self.jobs)
+        out["storage_job_lag_max_s"] = round(max((j.lag_s for j in self.jobs), default=0.0), 1)
+        for j in self.jobs:
+            out[f"storage_job_{j.job_id}_{j.proc}_status"] = j.last_status or "never_ran"
+        return out
 
 
 def strategy_for(name: StrategyName) -> Strategy:

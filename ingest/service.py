@@ -64,6 +64,7 @@ class IngestService(StreamService):
         self.settings: IngestSettings = settings
         self._writer: Writer | None = None
         self._upkeep: Upkeep | None = None
+        self._storage: Strategy | None = None
         self.quarantine_reasons: Counter[str] = Counter()
         self._last: dict[str, float] = {}
         self._lags_ms: deque[float] = deque(maxlen=20000)
@@ -72,6 +73,7 @@ class IngestService(StreamService):
         """Premake partitions and learn which stations are stale before the first batch."""
         assert self.strategy is not None  # noqa: S101 - set by the shell before prepare
         strategy: Strategy = strategy_for(self.strategy)
+        self._storage = strategy
         self._writer = Writer(self.pool, strategy)
         self._upkeep = Upkeep(strategy, self.settings.retention_days, self.settings.stale_rule)
         await self._upkeep.run(conn, self._writer)
@@ -137,6 +139,8 @@ class IngestService(StreamService):
         out.update(super().stats())
         out.update({f"quarantined_{k}": v for k, v in self.quarantine_reasons.items()})
         out.update(self._last)
+        if self._storage is not None:
+            out.update(self._storage.stats())
         if len(self._lags_ms) >= 2:
             p50, p99 = statistics.quantiles(self._lags_ms, n=100, method="inclusive")[49::49]
             out.update(commit_lag_p50_ms=round(p50, 1), commit_lag_p99_ms=round(p99, 1))

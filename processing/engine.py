@@ -197,6 +197,6 @@ class Engine:
             conditions = sorted(conditions, key=lambda c: c.at)
         stations = self.stations
         for condition in conditions:
-            command = self.lifecycle.step(condition, stations.get(condition.station_id))
+            command = self.lifecycle.step(condition, stations.get(condition.station_id or ""))
             if command is not None:
                 result.commands.append(command)

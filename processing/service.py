@@ -14,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from datetime import UTC, datetime
 from typing import Final
 
 import psycopg
 
 from contract import Registry, Topic
 from db import Conn, Stats, StorageError
-from processing.alerts.lifecycle import Lifecycle
+from db.timescale import job_health
+from processing.alerts.lifecycle import Command, Lifecycle
 from processing.alerts.sink import apply_commands, escalate_unacknowledged, open_alerts
 from processing.bank import BANK_VERSION, DetectorBank
+from processing.conditions.operations import OperationsWatch
 from processing.conditions.thresholds import DEFAULT_RULES, ThresholdRule
 from processing.engine import Engine, EngineResult
 from processing.errors import ProcessingError
@@ -68,6 +71,8 @@ class ProcessingService(StreamService):
         """The batch being committed and what the engine decided on it (for a retry)."""
         self._handed = 0
         """Messages of the batches given to the engine (acknowledged ones catch up with it)."""
+        self.operations = OperationsWatch()
+        self._operations_pending: list[Command] = []
 
     async def prepare(self, conn: Conn) -> None:
         """Restore the detector snapshot and the open alerts."""
@@ -88,6 +93,7 @@ class ProcessingService(StreamService):
         return [
             Job("escalation", s.escalation_check_s, self._escalate),
             Job("snapshot", s.snapshot_interval_s, self.save_state, at_stop=True),
+            Job("operations", s.operations_check_s, self.check_operations),
         ]
 
     async def handle(self, batch: Batch) -> None:
@@ -174,6 +180,28 @@ class ProcessingService(StreamService):
             return
         async with self.pool.connection() as conn:
             await save_snapshot(conn, self.settings.instance, BANK_VERSION, data)
+
+    async def check_operations(self) -> None:
+        """Judge the system's own health (storage jobs) and commit its alert transitions.
+
+        Transitions not committed (the database away) are kept and committed first next
+        time, so none is lost.
+        """
+        if self.strategy == "timescale":
+            async with self.pool.connection() as conn:
+                jobs = await job_health(conn)
+            now = datetime.now(UTC)
+            async with self._engine_lock:
+                found = self.operations.storage_jobs(jobs, now, self.lifecycle.watched_keys)
+                for condition in found:
+                    command = self.lifecycle.step(condition, None)
+                    if command is not None:
+                        self._operations_pending.append(command)
+        if self._operations_pending:
+            async with self.pool.connection() as conn, conn.transaction():
+                await apply_commands(conn, self._operations_pending)
+            self.counts["operations_alert_transitions"] += len(self._operations_pending)
+            self._operations_pending = []
 
     async def _escalate(self) -> None:
         async with self.pool.connection() as conn, conn.transaction():

@@ -33,3 +33,6 @@ class ProcessingSettings(StreamSettings):
     slice_s: float = Field(60.0, gt=0, description="event time decided in one step")
     min_silence_s: float = Field(300.0, ge=0, description="shortest gap called a silent sensor")
     snapshot_interval_s: float = Field(60.0, gt=0)
+    operations_check_s: float = Field(
+        60.0, gt=0, description="how often the system's own health is judged (storage jobs)"
+    )

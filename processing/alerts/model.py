@@ -77,7 +77,7 @@ class AlertAction(StrEnum):
     REOPENED = "reopened"
 
 
-Category = Literal["event", "sensor_health"]
+Category = Literal["event", "sensor_health", "operations"]
 
 
 @dataclass(frozen=True, slots=True)

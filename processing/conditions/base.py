@@ -48,14 +48,15 @@ has moved (silence), or once per batch (device clocks, judged on arrivals)."""
 
 @dataclass(frozen=True, slots=True)
 class Subject:
-    """What a condition is about: a station, or one of its sensors.
+    """What a condition is about: a station, one of its sensors, or the system itself.
 
     Args:
-        station_id: the station.
+        station_id: the station; None for the operations centre's own systems (a storage
+            job, processing's lag), which name no station.
         quantity: the sensor's quantity; None for the station as a whole.
     """
 
-    station_id: str
+    station_id: str | None
     quantity: Quantity | None = None
 
 
@@ -135,8 +136,8 @@ class Condition:
     confirm: int = 1
 
     @property
-    def station_id(self) -> str:
-        """The subject's station."""
+    def station_id(self) -> str | None:
+        """The subject's station (None: the system itself)."""
         return self.subject.station_id
 
     @property

@@ -133,7 +133,7 @@ class DryWeatherCheck:
         """
         out = []
         for cond in conditions:
-            if cond.rule != _FLOOD_RULE:
+            if cond.rule != _FLOOD_RULE or cond.station_id is None:
                 out.append(cond)
                 continue
             station = stations.get(cond.station_id)
@@ -169,7 +169,7 @@ class DryWeatherCheck:
 def _texts(
     cond: Condition, station: Station | None, gauge: str, rain_mm: float, window_s: float
 ) -> tuple[str, str, str, str]:
-    place = Place.of(station, cond.station_id).name
+    place = Place.of(station, cond.station_id or "?").name
     local = hanoi_time(cond.at)
     hours = f"{window_s / 3600.0:g}"
     return (

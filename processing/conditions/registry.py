@@ -18,6 +18,7 @@ from processing.conditions.clock import ClockWatch
 from processing.conditions.forecasts import ForecastSource
 from processing.conditions.incidents import IncidentWatch
 from processing.conditions.lanes import LaneSource
+from processing.conditions.operations import OperationsWatch
 from processing.conditions.rainfall import RainAccumulator
 from processing.conditions.silence import SilenceWatch
 from processing.conditions.thresholds import DEFAULT_RULES, ThresholdRule, ThresholdSource
@@ -82,5 +83,8 @@ def rules_of(sources: Iterable[ConditionSource]) -> dict[str, RuleSpec]:
     return {spec.name: spec for source in sources for spec in source.rules}
 
 
-RULES: Final[Mapping[str, RuleSpec]] = rules_of(default_sources(DerivedSeries()).all)
-"""Every rule the live configuration can raise."""
+RULES: Final[Mapping[str, RuleSpec]] = {
+    **rules_of(default_sources(DerivedSeries()).all),
+    **{spec.name: spec for spec in OperationsWatch.rules},
+}
+"""Every rule the live configuration can raise (the engine's, and the operations watch's)."""

@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from db import Capabilities, PlainStrategy, StorageError, choose_strategy, migrations, upgrade
+from db import (
+    Capabilities,
+    PlainStrategy,
+    StorageError,
+    StrategyName,
+    choose_strategy,
+    migrations,
+    upgrade,
+)
 from db.migrate import _recorded_or_chosen
 
 pytestmark = [pytest.mark.db, pytest.mark.anyio]
@@ -53,12 +61,13 @@ def test_the_strategy_a_database_was_built_with_wins() -> None:
         _recorded_or_chosen({"timescale"}, not_preloaded, None)
 
 
-async def test_upgrade_is_repeatable(db_url: str) -> None:
+async def test_upgrade_is_repeatable(db_url: str, storage_strategy: StrategyName) -> None:
     strategy, applied = await upgrade(db_url)
-    assert strategy == "plain"
+    assert strategy == storage_strategy  # the strategy the database was built with wins
     assert applied == []  # the template already holds every migration
 
 
+@pytest.mark.usefixtures("plain_only")
 async def test_a_partition_not_made_is_made_next_time(db_url: str) -> None:
     # A backfill reaching a new day while a long reader (a rollup refresh) holds `readings`:
     # the partition waits at most the lock timeout, and a creation that did not commit
@@ -82,6 +91,7 @@ async def test_a_partition_not_made_is_made_next_time(db_url: str) -> None:
         assert await cur.fetchone() == (True,)
 
 
+@pytest.mark.usefixtures("plain_only")
 async def test_writers_reaching_a_new_day_together_both_get_its_partition(db_url: str) -> None:
     day = datetime.now(UTC).date() - timedelta(days=50)
     makers = [PlainStrategy() for _ in range(4)]  # one per ingest instance
@@ -96,6 +106,7 @@ async def test_writers_reaching_a_new_day_together_both_get_its_partition(db_url
     assert sorted(made) == [0, 0, 0, 1]
 
 
+@pytest.mark.usefixtures("plain_only")
 async def test_partitions_rollups_and_retention(
     aconn: psycopg.AsyncConnection[tuple[object, ...]],
 ) -> None:

@@ -15,6 +15,8 @@ from typing import Final
 
 import psycopg
 
+from db import StrategyName
+
 SEED_FROM: Final = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 SEED_TO: Final = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 
@@ -101,15 +103,23 @@ INSERT INTO service_heartbeats (service, instance, started_at, seen_at, stats) V
    '{"received_records": 50, "stored": 50, "duplicates": 0, "quarantined": 0,
      "pending_records": 0, "lag_s": 0.7, "strategy": "plain"}'),
   ('processing', '0', now() - interval '1 hour', now(), '{}');
-
--- Materialise the first half; the rest stays in the live arm of the rollup views.
+"""
+_MATERIALISE_PLAIN: Final = """
 SELECT hanoi_refresh_rollup('1m', interval '1 minute', %(mid)s);
 SELECT hanoi_refresh_rollup('1h', interval '1 hour', %(mid)s);
 """
+_MATERIALISE_TIMESCALE: Final = (
+    "CALL refresh_continuous_aggregate('readings_1m', NULL, %(mid)s)",
+    "CALL refresh_continuous_aggregate('readings_1h', NULL, %(mid)s)",
+)
 
 
-def seed(url: str) -> None:
-    """Fill a freshly migrated (plain-strategy) database."""
+def seed(url: str, strategy: StrategyName = "plain") -> None:
+    """Fill a freshly migrated database, its aggregates materialised up to the middle.
+
+    Materialising the first half only leaves the rest to the live arm of the rollup views
+    (plain) or to real-time aggregation (TimescaleDB), so queries cross the boundary.
+    """
     # Client-side binding: the seed is one multi-statement script with parameters.
     with (
         psycopg.connect(url, cursor_factory=psycopg.ClientCursor) as conn,
@@ -139,3 +149,11 @@ def seed(url: str) -> None:
                 "mid": SEED_FROM + (SEED_TO - SEED_FROM) / 2,
             },
         )
+    mid = {"mid": SEED_FROM + (SEED_TO - SEED_FROM) / 2}
+    if strategy == "plain":
+        with psycopg.connect(url, cursor_factory=psycopg.ClientCursor) as conn:
+            conn.execute(_MATERIALISE_PLAIN, mid)
+        return
+    with psycopg.connect(url, autocommit=True) as conn:  # refreshes refuse a transaction
+        for statement in _MATERIALISE_TIMESCALE:
+            conn.execute(statement, mid)

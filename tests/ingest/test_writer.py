@@ -7,7 +7,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from contract import Quantity
-from db import Conn, load_registry, register_stations, strategy_for
+from db import Conn, StrategyName, load_registry, register_stations, strategy_for
 from ingest.writer import Writer, configure_connection, newest_per_sensor
 from stream.batcher import Batch
 from stream.consumer import RawMessage
@@ -40,7 +40,9 @@ async def setup(db_url: str) -> tuple[str, int, int]:
     return db_url, pm25, no2
 
 
-async def test_direct_copy_then_staging_on_redelivery(setup: tuple[str, int, int]) -> None:
+async def test_direct_copy_then_staging_on_redelivery(
+    setup: tuple[str, int, int], storage_strategy: StrategyName
+) -> None:
     url, pm25, no2 = setup
     first = [(T0 + timedelta(minutes=i), pm25, 10.0 + i, 0, T0) for i in range(5)]
     more = [(T0 + timedelta(minutes=i), no2, 40.0 + i, 0, T0) for i in range(3)]
@@ -48,7 +50,7 @@ async def test_direct_copy_then_staging_on_redelivery(setup: tuple[str, int, int
         url, min_size=1, max_size=1, configure=configure_connection, open=False
     )
     async with pool:
-        writer = Writer(pool, strategy_for("plain"))
+        writer = Writer(pool, strategy_for(storage_strategy))
         result = await writer.write(batch_of(first, more))
         assert (result.stored, result.duplicates, writer.conflicts) == (8, 0, 0)
 

@@ -66,7 +66,7 @@ def abnormal(found: list[Condition]) -> dict[str, list[Condition]]:
     out: dict[str, list[Condition]] = {}
     for c in found:
         if c.severity is not None:
-            out.setdefault(c.station_id, []).append(c)
+            out.setdefault(str(c.station_id), []).append(c)
     return out
 
 

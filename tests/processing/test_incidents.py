@@ -63,7 +63,7 @@ def watch(batches: list[list[Reading]]) -> list[Condition]:
 
 
 def raised(found: list[Condition]) -> set[str]:
-    return {c.station_id for c in found if c.severity is not None}
+    return {str(c.station_id) for c in found if c.severity is not None}
 
 
 def crash(minute: int, position: int) -> tuple[float, float]:
@@ -82,7 +82,7 @@ def test_a_blockage_is_named_at_its_site_with_its_queue_and_the_trickle_beyond()
     found = watch(readings(range(40), crash))
     assert raised(found) == {f"tr-nguyen-trai-{n}" for n in (1, 2, 3, 4)}
     roles: dict[str, object] = {
-        c.station_id: c.details["role"] for c in found if c.severity is not None
+        str(c.station_id): c.details["role"] for c in found if c.severity is not None
     }
     assert roles["tr-nguyen-trai-3"] == "site"
     assert roles["tr-nguyen-trai-2"] == roles["tr-nguyen-trai-1"] == "queue"
