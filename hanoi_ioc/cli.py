@@ -65,14 +65,15 @@ def _registry(args: argparse.Namespace) -> int:
 
 
 def _quarantine(args: argparse.Namespace) -> int:
-    from contract import DEFAULT_ROOT
     from ingest.quarantine import list_quarantine, replay_quarantine
+    from ingest.settings import IngestSettings
 
     url = args.database_url or _database_url()
     if args.action == "replay":
+        s = IngestSettings()  # the services' topic root and accepted time window
         result = asyncio.run(
-            replay_quarantine(url, root=os.environ.get("TOPIC_ROOT", DEFAULT_ROOT),
-                              reason=args.reason)
+            replay_quarantine(url, root=s.topic_root, reason=args.reason,
+                              max_age_days=s.max_age_days, max_future_s=s.max_future_s)
         )  # fmt: skip
         sys.stdout.write(
             f"replayed {result.messages} message(s): stored {result.stored}, duplicates "
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hanoi-ioc`` console script."""
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     parser = _parser()
     args, rest = parser.parse_known_args(argv)

@@ -57,9 +57,16 @@ async def list_quarantine(
 
 
 async def replay_quarantine(
-    database_url: str, *, root: str, reason: str | None = None, max_age_days: float = 400.0
+    database_url: str,
+    *,
+    root: str,
+    reason: str | None = None,
+    max_age_days: float = 400.0,
+    max_future_s: float = 300.0,
 ) -> ReplayResult:
     """Re-validate unreplayed quarantined messages with today's registry and write them.
+
+    The accepted time window is the services' (``MAX_AGE_DAYS``, ``MAX_FUTURE_S``).
 
     Each distinct message is replayed once; its quarantine rows are marked with the outcome,
     and whatever is still refused is quarantined again (with the new reason).
@@ -80,7 +87,9 @@ async def replay_quarantine(
                 (reason, reason),
             )
             messages = await cur.fetchall()
-        validator = Validator(registry, root=root, max_age_s=max_age_days * 86400)
+        validator = Validator(
+            registry, root=root, max_age_s=max_age_days * 86400, max_future_s=max_future_s
+        )
         writer = Writer(pool, strategy_for(strategy_name))
         totals = [0, 0, 0]
         for topic, payload, received_at, client, ids in messages:

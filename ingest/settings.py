@@ -6,7 +6,7 @@ described in :mod:`stream.settings`.
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from contract import DEFAULT_STALE_FACTOR, DEFAULT_STALE_MIN_S, StaleRule
@@ -18,15 +18,19 @@ __all__ = ["IngestSettings"]
 class IngestSettings(StreamSettings):
     """Settings of one ingestor instance."""
 
-    model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore")
     service: ClassVar[str] = "ingest"
 
     write_queue_batches: int = Field(2, ge=1)
     write_concurrency: int = Field(2, ge=1, le=8)
     retention_days: int = Field(400, ge=1)
     maintenance_interval_s: float = Field(30.0, gt=0)
-    stale_factor: float = Field(DEFAULT_STALE_FACTOR, gt=1, validation_alias="STALE_FACTOR")
-    stale_min_s: float = Field(DEFAULT_STALE_MIN_S, ge=0, validation_alias="STALE_MIN_S")
+    stale_factor: float = Field(
+        DEFAULT_STALE_FACTOR, gt=1, validation_alias=AliasChoices("STALE_FACTOR", "stale_factor")
+    )
+    stale_min_s: float = Field(
+        DEFAULT_STALE_MIN_S, ge=0, validation_alias=AliasChoices("STALE_MIN_S", "stale_min_s")
+    )
 
     @property
     def stale_rule(self) -> StaleRule:

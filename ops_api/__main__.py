@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from typing import Final
 
@@ -28,7 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", help="interface to bind (API_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (API_PORT, default 8000)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "info").lower(),
+        choices=["debug", "info", "warning", "error"],
+    )
     return parser
 
 

@@ -97,9 +97,7 @@ class ApiSettings(BaseSettings):
         db_timeout_s: wait for a pooled connection before answering 503.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="API_", extra="ignore", frozen=True, populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="API_", extra="ignore", frozen=True)
 
     env: Literal["dev", "test", "staging", "prod"] = Field(
         default="dev", validation_alias=AliasChoices("API_ENV", "ENV")
@@ -126,8 +124,14 @@ class ApiSettings(BaseSettings):
 
     # One staleness rule for the whole system (contract.StaleRule): ingest records it, the
     # API shows it, both from the same unprefixed variables.
-    stale_factor: float = Field(default=DEFAULT_STALE_FACTOR, gt=1, validation_alias="STALE_FACTOR")
-    stale_min_s: float = Field(default=DEFAULT_STALE_MIN_S, ge=0, validation_alias="STALE_MIN_S")
+    stale_factor: float = Field(
+        default=DEFAULT_STALE_FACTOR, gt=1,
+        validation_alias=AliasChoices("STALE_FACTOR", "stale_factor"),
+    )  # fmt: skip
+    stale_min_s: float = Field(
+        default=DEFAULT_STALE_MIN_S, ge=0,
+        validation_alias=AliasChoices("STALE_MIN_S", "stale_min_s"),
+    )  # fmt: skip
     heartbeat_stale_s: float = Field(default=60.0, gt=0)
     history_default_points: int = Field(default=500, ge=2)
     history_max_points: int = Field(default=5000, ge=2)

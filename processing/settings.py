@@ -19,7 +19,7 @@ __all__ = ["ProcessingSettings"]
 class ProcessingSettings(StreamSettings):
     """Settings of one processing instance."""
 
-    model_config = SettingsConfigDict(env_prefix="PROC_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="PROC_", extra="ignore")
     service: ClassVar[str] = "processing"
 
     receive_maximum: int = Field(2000, ge=10, le=65535)

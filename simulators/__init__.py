@@ -14,8 +14,8 @@ Layers (pure core, thin async shell):
   client identity per station (QoS 1, last will, jittered reconnects, bounded outbox);
 - :func:`run_load` is the benchmark load generator.
 
-Run it with ``python -m simulators`` (or ``hanoi-ioc simulate``); see simulators/README.md.
-The only project module imported here is ``contract``.
+Run it with ``python -m simulators`` (or ``hanoi-ioc simulate``); see docs/simulators.md.
+It stands on ``contract`` (the vocabulary) and ``stream.backoff`` (the one reconnect policy).
 """
 
 from simulators.clock import Clock, SimClock

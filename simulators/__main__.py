@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
@@ -85,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="write the fleet's registry document (load fleet with --load) and exit",
     )
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     load = p.add_argument_group("load mode")
     load.add_argument("--load", action="store_true", help="benchmark load instead of a scenario")
     load.add_argument("--load-stations", type=int, default=1000)

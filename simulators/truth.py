@@ -1,8 +1,8 @@
 """Ground truth: labels for every injected event and fault, as wire ``TruthEvent`` records.
 
-Labels travel in the message stream (on ``wire.truth_topic(root)``) at the simulated
+Labels travel in the message stream (on ``contract.truth_topic(root)``) at the simulated
 moment they are known, and are also appended to a JSON-lines file, one
-``wire.encode_truth`` object per line, so processing can score itself offline.
+``contract.encode_truth`` object per line, so processing can score itself offline.
 
 When a label is published:
 

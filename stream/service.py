@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections import Counter
@@ -242,7 +243,8 @@ def main(build: Callable[[], StreamService]) -> int:
     A configuration error is one readable message and exit status 2, not a traceback.
     """
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
     async def run() -> None:

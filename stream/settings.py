@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -61,7 +61,7 @@ class StreamSettings(BaseSettings):
     ``service`` (its MQTT client id is ``hanoi-<service>-<instance>``).
     """
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore")
     service: ClassVar[str] = "stream"
 
     database_url: str = "postgresql://hanoi@127.0.0.1:55432/hanoi"
@@ -93,11 +93,11 @@ class StreamSettings(BaseSettings):
     heartbeat_interval_s: float = Field(5.0, gt=0)
     registry_refresh_s: float = Field(30.0, gt=0)
     max_future_s: float = Field(
-        300.0, ge=0, validation_alias="MAX_FUTURE_S",
+        300.0, ge=0, validation_alias=AliasChoices("MAX_FUTURE_S", "max_future_s"),
         description="measurement times further ahead of arrival are refused (future_time)",
     )  # fmt: skip
     max_age_days: float = Field(
-        400.0, gt=0, validation_alias="MAX_AGE_DAYS",
+        400.0, gt=0, validation_alias=AliasChoices("MAX_AGE_DAYS", "max_age_days"),
         description="older measurement times are refused (stale_time); the backfill window",
     )  # fmt: skip
 

@@ -110,7 +110,7 @@ class KindSpec:
     """How labels of one kind are matched.
 
     Args:
-        kind: the label kind (``wire.TruthEvent.kind``).
+        kind: the label kind (``contract.TruthEvent.kind``).
         rules: alert rules that count as detecting it (empty: no detector).
         early_s: how long before the label start an alert may be raised and still count.
         late_intervals: how long after the label end, in the station's sample intervals.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +42,7 @@ from ops_api.live.pollers import ReadingsPoller, StatusPoller
 from ops_api.queries import Pool
 from ops_api.settings import ApiSettings
 from processing.alerts import AlertEvent
+from stream.backoff import Backoff
 
 __all__ = ["Broadcaster", "LiveStats"]
 
@@ -52,7 +53,6 @@ LISTENER_NAME: Final = "hanoi-ops-api-listener"  # application_name, for pg_stat
 _PROBE_S: Final = 5.0  # an idle LISTEN connection is checked with SELECT 1 this often
 _RECENT_IDS: Final = 4096
 _CONNECT_TIMEOUT_S: Final = 10
-_jitter = random.SystemRandom()
 
 
 @dataclass(slots=True)
@@ -105,7 +105,8 @@ class Broadcaster:
         self._next_id = 0
         self._recent = _RecentIds(_RECENT_IDS)
         self._started = False
-        self._attempt = 0
+        # jittered: many API replicas restarting together do not reconnect in step
+        self._backoff = Backoff(settings.listen_backoff_initial_s, settings.listen_backoff_max_s)
         self._tasks: list[asyncio.Task[None]] = []
         self.last_event_id = 0
         self.stats = LiveStats()
@@ -213,16 +214,9 @@ class Broadcaster:
             except (psycopg.Error, PoolTimeout, OSError, TimeoutError) as exc:
                 self.stats.listen_connected = False
                 self.stats.listen_reconnects += 1
-                delay = self._backoff_s()
+                delay = self._backoff.next_delay(time.monotonic())
                 logger.warning("alert LISTEN lost (%s); reconnecting in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
-
-    def _backoff_s(self) -> float:
-        settings = self._settings
-        ceiling = settings.listen_backoff_initial_s * 2.0 ** min(self._attempt, 16)
-        self._attempt += 1
-        # Full jitter: many API replicas restarting together do not reconnect in step.
-        return _jitter.uniform(0.5, 1.0) * min(settings.listen_backoff_max_s, ceiling)
 
     async def _listen_once(self) -> None:
         conn = await psycopg.AsyncConnection.connect(
@@ -235,7 +229,7 @@ class Broadcaster:
             await conn.execute(f"LISTEN {CHANNEL}")
             self.stats.listen_connected = True
             await self._catch_up()
-            self._attempt = 0
+            self._backoff.reset()
             logger.info("listening on %s from event %d", CHANNEL, self.last_event_id)
             while True:
                 # Wake on the first notification, then take whatever else is already here.

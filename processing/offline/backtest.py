@@ -7,7 +7,7 @@ documented default threshold unless another is given, and learned unless flagged
 with a missing value are reported with an empty score and never reach the detector.
 
 Stored data (``--sensor <station>.<quantity>`` with ``--since``/``--until``) is read through
-a server-side cursor (:mod:`processing.stored`) and scored chunk by chunk as it arrives, so
+a server-side cursor (:mod:`processing.offline.stored`) and scored chunk by chunk as it arrives, so
 the output starts before the series has been read and memory stays flat; the scores are
 identical to scoring the whole series at once (:class:`Backtester` keeps the state).
 

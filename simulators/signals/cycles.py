@@ -8,6 +8,8 @@ Figures tagged [U] in shared/reference/domain.md are simulation defaults, not st
 import numpy as np
 import numpy.typing as npt
 
+from contract import HANOI_UTC_OFFSET_S
+
 __all__ = [
     "DAY_S",
     "HOUR_S",
@@ -26,7 +28,7 @@ Array = npt.NDArray[np.float64]
 
 HOUR_S = 3600.0
 DAY_S = 86400.0
-LOCAL_OFFSET_S = 7 * HOUR_S  # Asia/Ho_Chi_Minh
+LOCAL_OFFSET_S = HANOI_UTC_OFFSET_S  # Asia/Ho_Chi_Minh (its home: contract.clock)
 
 # domain.md §5.2, proposed monthly PM2.5 means [U].
 PM25_MONTHLY = (70.0, 55.0, 50.0, 40.0, 30.0, 22.0, 20.0, 22.0, 28.0, 45.0, 60.0, 75.0)
