@@ -29,12 +29,12 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import theilslopes
+from scipy.special import ndtri
 
 from contract import Quantity, Reading
 from processing.errors import DetectorConfigError
 from processing.indices.flood import FloodLevel, FloodLevels, classify_depth
-from processing.windows import TimeWindow
+from processing.windows import TimeWindow, theil_sen_interval
 
 __all__ = [
     "MAX_RAIN_MM_H",
@@ -88,6 +88,12 @@ class NowcastConfig:
     min_rate_cm_h: float = 2.0
     confidence_level: float = 0.9
     max_rain_mm_h: float = MAX_RAIN_MM_H
+
+    @property
+    def z(self) -> float:
+        """The normal quantile of the slope interval's lower tail (Sen 1968)."""
+        alpha = min(self.confidence_level, 1.0 - self.confidence_level)
+        return float(ndtri(alpha / 2.0))
 
     def __post_init__(self) -> None:
         positive = (self.window_s, self.horizon_s, self.rain_window_s, self.min_rate_cm_h)
@@ -230,7 +236,7 @@ def nowcast_flood(
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         # a flat window has no spread: scipy warns on the interval's sqrt of 0, harmlessly
         warnings.simplefilter("ignore", RuntimeWarning)
-        slope, _, low, high = theilslopes(depths, times, alpha=cfg.confidence_level)
+        slope, low, high = theil_sen_interval(times, depths, cfg.z)
     low = slope if not np.isfinite(low) else low
     high = slope if not np.isfinite(high) else high
     trend, low_h, high_h = slope * _S_PER_H, low * _S_PER_H, high * _S_PER_H

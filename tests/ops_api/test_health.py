@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -77,7 +78,11 @@ def test_quarantine_listing(api: TestClient, db: SyncConn) -> None:
 
 def test_health_reports_services(api: TestClient, db: SyncConn) -> None:
     seed.add_heartbeat(db, "ingest", "host-1", timedelta(seconds=2), {"received": 10})
+    deadline = time.monotonic() + 15
     body = api.get("/health").json()
+    while not body["live"]["listener_connected"] and time.monotonic() < deadline:
+        time.sleep(0.1)  # the alert listener connects in the background at start-up
+        body = api.get("/health").json()
     assert body["status"] == "ok"
     assert body["database"]["reachable"] is True
     (service,) = body["services"]
