@@ -173,7 +173,7 @@ def theil_sen_interval(
 
     >>> t = np.array([0.0, 60.0, 120.0, 180.0, 240.0])
     >>> [round(s * 60, 3) for s in theil_sen_interval(t, np.array([1.0, 2, 3.5, 4, 5]), -1.6449)]
-    [1.0, 0.5, 1.5]
+    [1.0, 0.75, 1.25]
     """
     dx = times_s[:, np.newaxis] - times_s
     dy = values[:, np.newaxis] - values
