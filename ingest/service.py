@@ -75,7 +75,10 @@ class IngestService(StreamService):
         strategy: Strategy = strategy_for(self.strategy)
         self._storage = strategy
         self._writer = Writer(self.pool, strategy)
-        self._upkeep = Upkeep(strategy, self.settings.retention_days, self.settings.stale_rule)
+        self._upkeep = Upkeep(
+            strategy, self.settings.retention_days, self.settings.stale_rule,
+            feed_retention_s=self.settings.feed_retention_h * 3600.0,
+        )  # fmt: skip
         await self._upkeep.run(conn, self._writer)
 
     def jobs(self) -> list[Job]:

@@ -25,6 +25,13 @@ class IngestSettings(StreamSettings):
     write_concurrency: int = Field(2, ge=1, le=8)
     retention_days: int = Field(400, ge=1)
     maintenance_interval_s: float = Field(30.0, gt=0)
+    feed_retention_h: float = Field(
+        24.0, gt=0,
+        description=(
+            "how long stored readings wait in the reading feed for a consumer that is away "
+            "(processing down); older batches are pruned and counted as missed by it"
+        ),
+    )  # fmt: skip
     stale_factor: float = Field(
         DEFAULT_STALE_FACTOR, gt=1, validation_alias=AliasChoices("STALE_FACTOR", "stale_factor")
     )

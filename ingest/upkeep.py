@@ -6,6 +6,8 @@ is :mod:`db.strategies`' business; staleness is decided here with the one rule o
 :class:`contract.StaleRule` (the ops API shows stations by the same rule): a station whose
 newest reading arrived longer ago than the rule allows for its shortest reporting interval
 is recorded ``stale`` in ``sensor_status``, once, and ``online`` again when data resumes.
+The reading feed is pruned of what every consumer has decided, and of batches older than
+its retention.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from typing import Final
 
 from contract import StaleRule
-from db import Conn, Strategy
+from db import Conn, Strategy, feed
 from ingest.writer import Writer, stale_stations
 
 __all__ = ["Upkeep"]
@@ -42,10 +44,19 @@ class Upkeep:
         stale_rule: when a station counts as stale.
     """
 
-    def __init__(self, strategy: Strategy, retention_days: int, stale_rule: StaleRule) -> None:
+    def __init__(
+        self,
+        strategy: Strategy,
+        retention_days: int,
+        stale_rule: StaleRule,
+        *,
+        feed_retention_s: float = 86400.0,
+    ) -> None:
         self._strategy = strategy
         self._retention_days = retention_days
         self._stale = stale_rule
+        self._feed_retention_s = feed_retention_s
+        self.feed_pruned = 0
 
     async def run(self, conn: Conn, writer: Writer) -> str:
         """One round; tells ``writer`` which stations are stale now. Returns a summary."""
@@ -55,5 +66,7 @@ class Upkeep:
         if cur.rowcount:
             logger.info("%d station(s) became stale", cur.rowcount)
         writer.stale = await stale_stations(conn)  # (including those another instance marked)
+        self.feed_pruned += await feed.prune(conn, self._feed_retention_s)
+        await conn.commit()
         logger.debug("maintenance: %s", summary)
         return summary

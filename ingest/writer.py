@@ -17,14 +17,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from db import Conn, StorageError, Strategy
+from db import Conn, StorageError, Strategy, feed
 from stream.batcher import Batch
-from stream.validate import SENSOR_KEY, TIME, Row, storable
+from stream.validate import SENSOR_KEY, TIME, VALUE, Row, storable
 
 __all__ = ["WriteResult", "Writer", "configure_connection", "stale_stations"]
 
@@ -42,7 +43,9 @@ _COPY_DIRECT: Final = (
 _STAGED_AFTER_CONFLICT_S: Final = 30.0
 """After a batch met stored readings, write batches the staging way this long."""
 _COPY_TYPES: Final = ["timestamptz", "int4", "float8", "int2", "timestamptz"]
-_INSERT: Final = "INSERT INTO readings SELECT * FROM ingest_staging ON CONFLICT DO NOTHING"
+_INSERT: Final = """
+INSERT INTO readings SELECT * FROM ingest_staging ON CONFLICT DO NOTHING
+RETURNING time, sensor_id, value"""
 _LATEST: Final = """
 INSERT INTO latest (sensor_id, time, value, quality, received_at)
 SELECT DISTINCT ON (sensor_id) sensor_id, time, value, quality, received_at
@@ -85,6 +88,10 @@ class WriteResult:
     commit_s: float
 
 
+_Stored = tuple[list[datetime], list[int], list[float]]
+"""Readings newly stored by a batch: times, sensor keys, values (the feed's columns)."""
+
+
 class Writer:
     """Writes batches through a connection pool.
 
@@ -118,11 +125,14 @@ class Writer:
                     last = max(r[TIME] for r in rows)
                     await self._strategy.ensure_partitions(conn, first.date(), last.date())
                 async with conn.transaction():
-                    stored = await self._write_rows(conn, rows)
+                    new = await self._write_rows(conn, rows)
                     if rows:
                         await self._strategy.invalidate(conn, first, last)
                     quarantined = await self._write_quarantine(conn, batch)
                     changes = await self._write_status(conn, batch)
+                    if new:  # last: the feed's number is held until the commit
+                        received = batch.outcomes[0].message.received_at
+                        await feed.append(conn, received, *new)
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.errors.CheckViolation):
                 # "no partition of relation readings found for row": one went missing (a
@@ -130,13 +140,15 @@ class Writer:
                 self._strategy.forget_partitions()
             msg = f"batch of {len(batch)} messages not written: {exc}"
             raise StorageError(msg) from exc
+        stored = len(new[0]) if new else 0
         return WriteResult(
             stored, len(rows) - stored, quarantined, changes, time.perf_counter() - started
         )
 
-    async def _write_rows(self, conn: Conn, rows: list[Row]) -> int:
+    async def _write_rows(self, conn: Conn, rows: list[Row]) -> _Stored | None:
+        """The rows written, as columns for the feed (None: nothing new)."""
         if not rows:
-            return 0
+            return None
         if time.monotonic() >= self._staged_until:
             try:
                 async with conn.transaction():  # a savepoint: a conflict undoes only this
@@ -146,13 +158,20 @@ class Writer:
                 self.conflicts += 1
             else:
                 await self._upsert_latest(conn, newest_per_sensor(rows))
-                return len(rows)
+                return (
+                    [r[TIME] for r in rows],
+                    [r[SENSOR_KEY] for r in rows],
+                    [r[VALUE] for r in rows],
+                )
         async with conn.cursor() as cur:
             await _copy(conn, _COPY, rows)
             await cur.execute(_INSERT)
-            stored = cur.rowcount
+            inserted = await cur.fetchall()
             await cur.execute(_LATEST)
-        return stored
+        if not inserted:
+            return None
+        times, keys, values = zip(*inserted, strict=True)
+        return list(times), list(keys), list(values)
 
     async def _upsert_latest(self, conn: Conn, rows: list[Row]) -> None:
         await _copy(conn, _COPY, rows)

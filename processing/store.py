@@ -36,21 +36,27 @@ async def store_indices(conn: Conn, rows: list[IndexRow]) -> None:
             )  # fmt: skip
 
 
-async def load_snapshot(conn: Conn, instance: str) -> tuple[bytes, datetime] | None:
-    """The detector snapshot an instance saved last, and when (None: never)."""
+async def load_snapshot(conn: Conn, instance: str) -> tuple[bytes, datetime, int | None] | None:
+    """The detector snapshot an instance saved last, when, and its feed position."""
     cur = await conn.execute(
-        "SELECT state, saved_at FROM processing_state WHERE instance = %s", (instance,)
+        "SELECT state, saved_at, position FROM processing_state WHERE instance = %s",
+        (instance,),
     )
     row = await cur.fetchone()
-    return None if row is None else (bytes(row[0]), row[1])
+    if row is None:
+        return None
+    return bytes(row[0]), row[1], None if row[2] is None else int(row[2])
 
 
-async def save_snapshot(conn: Conn, instance: str, version: int, state: bytes) -> None:
-    """Replace an instance's detector snapshot."""
+async def save_snapshot(
+    conn: Conn, instance: str, version: int, state: bytes, position: int
+) -> None:
+    """Replace an instance's detector snapshot (taken at feed ``position``)."""
     await conn.execute(
-        """INSERT INTO processing_state (instance, saved_at, version, state)
-           VALUES (%s, now(), %s, %s)
+        """INSERT INTO processing_state (instance, saved_at, version, state, position)
+           VALUES (%s, now(), %s, %s, %s)
            ON CONFLICT (instance) DO UPDATE SET
-             saved_at = excluded.saved_at, version = excluded.version, state = excluded.state""",
-        (instance, version, state),
+             saved_at = excluded.saved_at, version = excluded.version,
+             state = excluded.state, position = excluded.position""",
+        (instance, version, state, position),
     )

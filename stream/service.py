@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Protocol, Self
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -41,12 +41,30 @@ from stream.pipeline import Pipeline, run_every
 from stream.settings import StreamSettings
 from stream.validate import Outcome, Validator
 
-__all__ = ["Job", "StreamService", "main", "run_service"]
+__all__ = ["Job", "Service", "StreamService", "main", "run_service"]
 
 logger = logging.getLogger(__name__)
 
 _FINAL_WRITE_S: Final = 5.0
 """How long a stop waits for each final write (the last heartbeat, a last snapshot)."""
+
+
+class Service(Protocol):
+    """A long-running service: entered, run until stopped, left (ingest, processing)."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`."""
+        ...
+
+    def stop(self) -> None:
+        """Finish what is in hand, commit, and return from :meth:`run`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +245,7 @@ class StreamService:
                         self.stats())  # fmt: skip
 
 
-async def run_service(service: StreamService) -> None:
+async def run_service(service: Service) -> None:
     """Run one service until SIGINT/SIGTERM, then shut down cleanly."""
     async with service:
         loop = asyncio.get_running_loop()
@@ -237,7 +255,7 @@ async def run_service(service: StreamService) -> None:
         await service.run()
 
 
-def main(build: Callable[[], StreamService]) -> int:
+def main(build: Callable[[], Service]) -> int:
     """``python -m <service>``: build the service from the environment and run it.
 
     A configuration error is one readable message and exit status 2, not a traceback.

@@ -1,14 +1,12 @@
-"""The settings base of every at-least-once service (ingest, processing).
+"""The settings bases of our services: every service's, and the MQTT stream's (ingest).
 
 Each service reads its own prefix (``INGEST_``, ``PROC_``); what the services must agree on
-is read from one unprefixed name for all of them:
-
-- ``DATABASE_URL``, ``MQTT_URL``, ``MQTT_PROTOCOL``, ``TOPIC_ROOT`` and
-  ``STORAGE_STRATEGY`` are the defaults of every service, which its prefixed variable
-  (``INGEST_DATABASE_URL`` …) may override for that service alone;
-- the accepted measurement-time window, ``MAX_FUTURE_S`` and ``MAX_AGE_DAYS``, has no
-  per-service form: ingest stores what lies within it and processing decides on exactly
-  that, so the two can never disagree.
+is read from one unprefixed name for all of them: ``DATABASE_URL``, ``MQTT_URL``,
+``MQTT_PROTOCOL``, ``TOPIC_ROOT`` and ``STORAGE_STRATEGY`` are the defaults of every
+service, which its prefixed variable (``INGEST_DATABASE_URL`` …) may override for that
+service alone. The accepted measurement-time window, ``MAX_FUTURE_S`` and
+``MAX_AGE_DAYS``, has no per-service form; processing decides on exactly what ingest stored
+(the reading feed), so it has no window of its own to disagree with.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from pydantic_settings import (
 from contract import DEFAULT_ROOT
 from db import StrategyName
 
-__all__ = ["SHARED_VARIABLES", "StreamSettings"]
+__all__ = ["SHARED_VARIABLES", "ServiceSettings", "StreamSettings"]
 
 SHARED_VARIABLES: dict[str, str] = {
     "database_url": "DATABASE_URL",
@@ -54,57 +52,27 @@ class _SharedEnv(PydanticBaseSettingsSource):
         }
 
 
-class StreamSettings(BaseSettings):
-    """Settings of one instance of an at-least-once service.
+class ServiceSettings(BaseSettings):
+    """Settings every long-running service of ours has (database, instance, upkeep periods).
 
     Subclasses set ``model_config`` with their ``env_prefix`` and name the service in
-    ``service`` (its MQTT client id is ``hanoi-<service>-<instance>``).
+    ``service``.
     """
 
     model_config = SettingsConfigDict(extra="ignore")
-    service: ClassVar[str] = "stream"
+    service: ClassVar[str] = "service"
 
     database_url: str = "postgresql://hanoi@127.0.0.1:55432/hanoi"
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
-    mqtt_protocol: Literal["5", "3.1.1"] = "5"
-    topic_root: str = DEFAULT_ROOT
     storage: Literal["auto"] | StrategyName = Field(
         "auto", description="auto: the strategy a database was built with, else the probe's"
     )
     instance: str = Field("0", pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    share_group: str = Field(
-        "",
-        description=(
-            "MQTT shared-subscription group; empty = a plain persistent subscription. "
-            "Mosquitto 2.0 does not restore $share subscriptions of persistent sessions after "
-            "a broker restart (messages published before the service resubscribes are "
-            "dropped), so set it only for several instances, and prefer EMQX there."
-        ),
-    )
-    session_expiry_s: int = Field(7 * 86400, ge=60)
-    receive_maximum: int = Field(20000, ge=10, le=65535)
-    buffer_max_mb: float = Field(64.0, gt=0)
-    batch_max_readings: int = Field(50000, ge=1)
-    batch_max_age_s: float = Field(0.2, gt=0)
     write_timeout_s: float = Field(30.0, gt=0, description="a commit not done by then is retried")
     shutdown_grace_s: float = Field(
-        30.0, ge=0, description="a failing batch is retried this long after a stop"
+        30.0, ge=0, description="a failing commit is retried this long after a stop"
     )
     heartbeat_interval_s: float = Field(5.0, gt=0)
     registry_refresh_s: float = Field(30.0, gt=0)
-    max_future_s: float = Field(
-        300.0, ge=0, validation_alias=AliasChoices("MAX_FUTURE_S", "max_future_s"),
-        description="measurement times further ahead of arrival are refused (future_time)",
-    )  # fmt: skip
-    max_age_days: float = Field(
-        400.0, gt=0, validation_alias=AliasChoices("MAX_AGE_DAYS", "max_age_days"),
-        description="older measurement times are refused (stale_time); the backfill window",
-    )  # fmt: skip
-
-    @property
-    def client_id(self) -> str:
-        """Stable MQTT client id: the broker keeps this instance's session under it."""
-        return f"hanoi-{self.service}-{self.instance}"
 
     @property
     def forced_storage(self) -> StrategyName | None:
@@ -128,3 +96,43 @@ class StreamSettings(BaseSettings):
             dotenv_settings,
             file_secret_settings,
         )
+
+
+class StreamSettings(ServiceSettings):
+    """Settings of one instance of an at-least-once MQTT service (ingest).
+
+    Its MQTT client id is ``hanoi-<service>-<instance>``.
+    """
+
+    service: ClassVar[str] = "stream"
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    topic_root: str = DEFAULT_ROOT
+    share_group: str = Field(
+        "",
+        description=(
+            "MQTT shared-subscription group; empty = a plain persistent subscription. "
+            "Mosquitto 2.0 does not restore $share subscriptions of persistent sessions after "
+            "a broker restart (messages published before the service resubscribes are "
+            "dropped), so set it only for several instances, and prefer EMQX there."
+        ),
+    )
+    session_expiry_s: int = Field(7 * 86400, ge=60)
+    receive_maximum: int = Field(20000, ge=10, le=65535)
+    buffer_max_mb: float = Field(64.0, gt=0)
+    batch_max_readings: int = Field(50000, ge=1)
+    batch_max_age_s: float = Field(0.2, gt=0)
+    max_future_s: float = Field(
+        300.0, ge=0, validation_alias=AliasChoices("MAX_FUTURE_S", "max_future_s"),
+        description="measurement times further ahead of arrival are refused (future_time)",
+    )  # fmt: skip
+    max_age_days: float = Field(
+        400.0, gt=0, validation_alias=AliasChoices("MAX_AGE_DAYS", "max_age_days"),
+        description="older measurement times are refused (stale_time); the backfill window",
+    )  # fmt: skip
+
+    @property
+    def client_id(self) -> str:
+        """Stable MQTT client id: the broker keeps this instance's session under it."""
+        return f"hanoi-{self.service}-{self.instance}"

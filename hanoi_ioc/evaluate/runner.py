@@ -148,19 +148,20 @@ async def _drained(ingest: IngestService, processing: ProcessingService, tally: 
     last: tuple[int, ...] = ()
     moved = time.monotonic()
     while True:
-        done = processing.pipeline.counts["acked_messages"]
         seen = ingest.counts["received_messages"] - ingest.counts["status_messages"]
         pending = ingest.counts["pending_records"]
-        buffered = processing.consumer.buffered + ingest.consumer.buffered
-        if done >= tally.telemetry and seen >= tally.telemetry and pending == 0 and not buffered:
+        buffered = ingest.consumer.buffered
+        lag = await processing.lag()
+        done = lag.position
+        if seen >= tally.telemetry and pending == 0 and not buffered and lag.readings == 0:
             return
         now = (done, seen, pending, buffered)
         if now != last:
             last, moved = now, time.monotonic()
         elif time.monotonic() - moved > _STALL_S:
             msg = (
-                f"stalled: published {tally.telemetry}, processing acked {done}, ingest "
-                f"received {seen} with {pending} records pending"
+                f"stalled: published {tally.telemetry}, ingest received {seen} with {pending} "
+                f"records pending, processing at feed position {done}"
             )
             raise EvaluationError(msg)
         await asyncio.sleep(0.1)
@@ -178,9 +179,8 @@ def _services(
     )  # fmt: skip
     processing = ProcessingService(
         ProcessingSettings(
-            database_url=database_url, mqtt_url=mqtt_url, mqtt_protocol=protocol,
-            topic_root=root, instance=name[:40], max_age_days=_ANY_AGE_DAYS,
-            escalation_after_s=1e9, snapshot_interval_s=600.0,
+            database_url=database_url, instance=name[:40], escalation_after_s=1e9,
+            snapshot_interval_s=600.0, feed_poll_s=0.1,
         )
     )  # fmt: skip
     return ingest, processing
@@ -265,13 +265,12 @@ async def run_scenario(
                 spec.seed)  # fmt: skip
     async with ingest, processing:
         await ingest.consumer.wait_connected()
-        await processing.consumer.wait_connected()
         async with asyncio.TaskGroup() as group:
             for service in (ingest, processing):
                 group.create_task(service.run(), name=f"run:{type(service).__name__}")
             try:
                 await _publish(spec, fleet, period, sim, truth, tally,
-                               lambda: processing.pipeline.counts["acked_messages"])  # fmt: skip
+                               lambda: ingest.pipeline.counts["acked_messages"])  # fmt: skip
                 await _drained(ingest, processing, tally)
             finally:
                 ingest.stop()

@@ -10,9 +10,13 @@ now, not about measurements).
 - ``storage_job:scheduler`` (minor): the background scheduler's last run of a job failed
   while the upkeep still does the work (known on PostgreSQL 15.20: ``cannot drop portal``);
   nothing is lost, but the database administrator should know.
+- ``processing_lag:feed`` (moderate): stored readings wait longer than the configured bound
+  to be decided — alerts come late; severe when batches were pruned from the feed before
+  processing read them (their readings will never be decided: counted, not silent).
 
 >>> from datetime import UTC, datetime
->>> from db.timescale import JobHealth
+>>> from db.feed import FeedLag
+from db.timescale import JobHealth
 >>> stuck = JobHealth(1002, "policy_refresh_continuous_aggregate", "readings_1m", True, 60.0,
 ...                   "Failed", None, 9, 9, 600.0)
 >>> [(c.dedup_key, c.severity.value) for c in
@@ -27,13 +31,16 @@ from datetime import datetime
 from typing import Final
 
 from contract import hanoi_time
+from db.feed import FeedLag
 from db.timescale import JobHealth
 from processing.alerts import Severity
 from processing.conditions.base import Condition, RuleSpec, Subject
 
-__all__ = ["STORAGE_JOB_RULE", "OperationsWatch"]
+__all__ = ["PROCESSING_LAG_RULE", "STORAGE_JOB_RULE", "OperationsWatch"]
 
 STORAGE_JOB_RULE: Final = "storage_job"
+PROCESSING_LAG_RULE: Final = "processing_lag"
+_LAG_KEY: Final = f"{PROCESSING_LAG_RULE}:feed"
 _SYSTEM: Final = Subject(None)
 _SCHEDULER_KEY: Final = f"{STORAGE_JOB_RULE}:scheduler"
 
@@ -44,7 +51,49 @@ class OperationsWatch:
     rules: Final = (
         RuleSpec(STORAGE_JOB_RULE, "operations", "Tác vụ lưu trữ không chạy",
                  "Storage job not running"),
+        RuleSpec(PROCESSING_LAG_RULE, "operations", "Xử lý chậm", "Processing behind"),
     )  # fmt: skip
+
+    def processing_lag(
+        self, lag: FeedLag, bound_s: float, now: datetime, watched: Collection[str]
+    ) -> list[Condition]:
+        """Processing behind the feed by more than ``bound_s``, or readings lost to a gap."""
+        if lag.gap == 0 and lag.seconds <= bound_s:
+            return [self._normal(_LAG_KEY, lag.seconds, now)] if _LAG_KEY in watched else []
+        local = hanoi_time(now)
+        if lag.gap:
+            severity = Severity.SEVERE
+            vi = (
+                f"{lag.gap} lô số liệu đã bị xoá khỏi hàng đợi trước khi được xử lý: các số đo "
+                "đó sẽ không bao giờ được đánh giá. "
+            )
+            en = (
+                f"{lag.gap} feed batch(es) were pruned before processing read them: those "
+                "readings will never be judged. "
+            )
+        else:
+            severity, vi, en = Severity.MODERATE, "", ""
+        texts = (
+            f"Xử lý chậm {lag.seconds:.0f} s",
+            f"Processing {lag.seconds:.0f} s behind",
+            f"{vi}Lúc {local} (giờ Hà Nội) còn {lag.readings} số đo đã lưu chưa được xử lý, "
+            f"cũ nhất {lag.seconds:.0f} s (ngưỡng {bound_s:.0f} s): cảnh báo sẽ đến muộn. "
+            "Kiểm tra dịch vụ processing và tải của máy.",
+            f"{en}At {local} (Hanoi time) {lag.readings} stored readings wait to be decided, "
+            f"the oldest for {lag.seconds:.0f} s (bound {bound_s:.0f} s): alerts come late. "
+            "Check the processing service and the machine's load.",
+        )
+        details: dict[str, str | float | int | bool | None] = {
+            "lag_readings": lag.readings, "lag_s": round(lag.seconds, 1),
+            "feed_head": lag.head, "position": lag.position, "gap_batches": lag.gap,
+        }  # fmt: skip
+        return [
+            Condition(
+                _LAG_KEY, PROCESSING_LAG_RULE, "operations", _SYSTEM, now,
+                round(lag.seconds, 1), severity, False, bound_s, texts,
+                f"{PROCESSING_LAG_RULE}:system", details, clear_after=1,
+            )
+        ]  # fmt: skip
 
     def storage_jobs(
         self, jobs: Sequence[JobHealth], now: datetime, watched: Collection[str]

@@ -34,8 +34,7 @@ async def test_reading_to_alert_over_websocket_and_rest(
     ingest = IngestService(settings_for(db_url, mqtt_broker, topic_root, "e2e"))
     processing = ProcessingService(
         ProcessingSettings(
-            database_url=db_url, mqtt_url=mqtt_broker.url, topic_root=topic_root,
-            instance=f"e2e-{topic_root.split('/')[0]}", batch_max_age_s=0.05,
+            database_url=db_url, instance=f"e2e-{topic_root.split('/')[0]}", feed_poll_s=0.05
         )
     )  # fmt: skip
     topic = f"{topic_root}/flood/{FLOOD.station_id}/telemetry"
@@ -52,15 +51,12 @@ async def test_reading_to_alert_over_websocket_and_rest(
             receive_until(ws, "subscribed")
             async with ingest, processing:
                 await ingest.consumer.wait_connected()
-                await processing.consumer.wait_connected()
                 runs = [asyncio.create_task(s.run()) for s in (ingest, processing)]
                 await asyncio.to_thread(publish, mqtt_broker, messages)
 
                 async def all_acked() -> bool:
-                    return all(
-                        s.pipeline.counts["acked_messages"] >= len(messages)
-                        for s in (ingest, processing)
-                    )
+                    stored = ingest.pipeline.counts["acked_messages"] >= len(messages)
+                    return stored and (await processing.lag()).readings == 0
 
                 try:
                     await wait_until(all_acked, timeout_s=60)

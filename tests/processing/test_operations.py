@@ -10,9 +10,8 @@ import pytest
 from db.timescale import job_health, run_overdue_jobs
 from processing.service import ProcessingService
 from processing.settings import ProcessingSettings
-from tests.fixtures.mqtt import Broker
 
-pytestmark = [pytest.mark.db, pytest.mark.mqtt, pytest.mark.anyio]
+pytestmark = [pytest.mark.db, pytest.mark.anyio]
 
 
 async def alerts(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[tuple[object, ...]]:
@@ -25,7 +24,7 @@ async def alerts(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[tupl
 
 @pytest.mark.usefixtures("timescale_only")
 async def test_a_stuck_storage_job_raises_an_operations_alert_and_clears_when_done(
-    db_url: str, mqtt_broker: Broker, topic_root: str
+    db_url: str,
 ) -> None:
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         refresh = next(j for j in await job_health(conn) if j.relation == "readings_1m")
@@ -36,10 +35,7 @@ async def test_a_stuck_storage_job_raises_an_operations_alert_and_clears_when_do
             "VALUES (%s, now() - interval '1 hour', now() - interval '1 hour', 1)",
             (refresh.job_id,),
         )
-        settings = ProcessingSettings(
-            database_url=db_url, mqtt_url=mqtt_broker.url, topic_root=topic_root,
-            instance=topic_root.split("/")[0],
-        )  # fmt: skip
+        settings = ProcessingSettings(database_url=db_url, instance="operations")
         async with ProcessingService(settings) as service:
             await service.check_operations()
             stuck = await alerts(conn)

@@ -7,19 +7,16 @@ from ops_api.settings import ApiSettings
 from processing.settings import ProcessingSettings
 
 
-def test_the_accepted_window_has_one_value_for_both_services(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # the old per-service spellings cannot split it any more
+def test_the_accepted_window_has_one_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The window is ingest's (processing decides on what ingest stored); the old
+    # per-service spellings cannot set it any more.
     monkeypatch.setenv("INGEST_MAX_AGE_DAYS", "3")
-    monkeypatch.setenv("PROC_MAX_FUTURE_S", "1")
-    assert IngestSettings().max_age_days == ProcessingSettings().max_age_days == 400.0
-    assert IngestSettings().max_future_s == ProcessingSettings().max_future_s == 300.0
+    monkeypatch.setenv("INGEST_MAX_FUTURE_S", "1")
+    assert (IngestSettings().max_age_days, IngestSettings().max_future_s) == (400.0, 300.0)
     monkeypatch.setenv("MAX_AGE_DAYS", "30")
     monkeypatch.setenv("MAX_FUTURE_S", "60")
-    ingest, processing = IngestSettings(), ProcessingSettings()
-    assert ingest.max_age_days == processing.max_age_days == 30.0
-    assert ingest.max_future_s == processing.max_future_s == 60.0
+    assert (IngestSettings().max_age_days, IngestSettings().max_future_s) == (30.0, 60.0)
+    assert not hasattr(ProcessingSettings(), "max_age_days")
 
 
 def test_shared_variables_with_per_service_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
