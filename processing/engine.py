@@ -6,8 +6,8 @@ device-clock watches, the air-quality alerts from the hourly VN_AQI, the heavy-r
 from the gauges' trailing accumulation, the dry-weather check on depth alerts, the traffic
 incident watch — every rule family a :class:`~processing.conditions.base.ConditionSource`
 of :func:`~processing.conditions.registry.default_sources` — and the alert lifecycle.
-The service feeds it each batch and commits what it
-returns. A reading delivered again (MQTT is at least once) is decided on only once. Lanes
+The service feeds it each batch of the reading feed and commits what it
+returns; the feed gives every stored reading exactly once, so the engine assumes it. Lanes
 of ``hourly`` cadence see the hourly means of their quantities as the hours close
 (pollution episodes are judged on hours, not minutes).
 
@@ -48,7 +48,6 @@ from processing.conditions.registry import default_sources
 from processing.conditions.thresholds import DEFAULT_RULES, ThresholdRule, ThresholdSource
 from processing.derived import DerivedSeries, IndexRow
 from processing.errors import DetectorConfigError
-from processing.replays import SeenReadings
 
 __all__ = ["Engine", "EngineResult", "time_slices"]
 
@@ -61,13 +60,11 @@ class EngineResult:
         commands: alert transitions, in event-time order.
         index_rows: index values of the hours that closed.
         detections: readings flagged by any detector lane.
-        repeats: readings withheld as already decided on (MQTT redeliveries).
     """
 
     commands: list[Command] = field(default_factory=list)
     index_rows: list[IndexRow] = field(default_factory=list)
     detections: int = 0
-    repeats: int = 0
 
 
 def time_slices(readings: Sequence[Reading], slice_s: float) -> Iterator[list[Reading]]:
@@ -120,7 +117,6 @@ class Engine:
             self.derived, rules=rules, lead_time_s=lead_time_s, min_silence_s=min_silence_s
         )
         self.silence = self.sources.silence
-        self.seen = SeenReadings()
         self.slice_s = slice_s
         self._registry = Registry({})
 
@@ -146,17 +142,13 @@ class Engine:
         """Decide on a batch, slice by slice in measurement-time order."""
         result = EngineResult()
         detections = 0
-        repeats = self.seen.repeats
-        readings = self.seen.first_time(readings)
         self.silence.arriving(readings)
         clocks = self._ask([self.sources.clock], self._step_of(readings))
         for chunk in time_slices(readings, self.slice_s):
             detections += self._slice(chunk, result)
         self.silence.arrived()
         self._decide(clocks, result)
-        return dataclasses.replace(
-            result, detections=detections, repeats=self.seen.repeats - repeats
-        )
+        return dataclasses.replace(result, detections=detections)
 
     def _slice(self, chunk: list[Reading], result: EngineResult) -> int:
         scored = self.bank.process(chunk)

@@ -15,8 +15,7 @@ now, not about measurements).
   processing read them (their readings will never be decided: counted, not silent).
 
 >>> from datetime import UTC, datetime
->>> from db.feed import FeedLag
-from db.timescale import JobHealth
+>>> from db.timescale import JobHealth
 >>> stuck = JobHealth(1002, "policy_refresh_continuous_aggregate", "readings_1m", True, 60.0,
 ...                   "Failed", None, 9, 9, 600.0)
 >>> [(c.dedup_key, c.severity.value) for c in

@@ -121,42 +121,66 @@ class SilenceWatch:
         self._recent: deque[float] = deque(maxlen=self.arrival_window - 1)
         self._heard: dict[str, float] = {}  # sensor -> front when it last delivered
         self._latest: dict[str, float] = {}  # station -> latest measurement time seen
-        self._batch: dict[str, FloatArray] = {}  # sensor -> arrival marks in this batch
+        # this batch's readings' sensors and arrival marks (marks never decrease), and the
+        # positions of each sensor's readings, built only if a silence check asks
+        self._sensors: list[str] = []
+        self._marks: FloatArray = np.empty(0)
+        self._positions: dict[str, list[int]] | None = None
 
     def arriving(self, readings: Sequence[Reading]) -> None:
-        """A batch arrived (in this order): note, per sensor, when in event time it was heard."""
-        times = np.array([r.measured_at.timestamp() for r in readings], dtype=np.float64)
-        self._batch = {}
+        """A batch arrived (in this order): note, per reading, when in event time it came."""
+        times = np.fromiter(
+            (r.measured_at.timestamp() for r in readings), dtype=np.float64, count=len(readings)
+        )
+        self._sensors, self._marks, self._positions = [], np.empty(0), None
         if not times.size:
             return
         bulk = arrival_percentile(self._recent, times, self.arrival_window, _BULK_PERCENTILE)
+        marks = self._fronts(times, bulk)
+        self.front_s = float(marks[-1])
+        self._recent.extend(times[-self.arrival_window :].tolist())
+        self._sensors = [r.sensor_id for r in readings]
+        self._marks = marks
+
+    def _fronts(self, times: FloatArray, bulk: FloatArray) -> FloatArray:
+        """The front after each arrival.
+
+        It advances with each arrival, unless that clock is far ahead of both the front so
+        far and the bulk of recent arrivals (a device hours ahead, say). Usually no clock
+        is: the front is then the running maximum, computed at once.
+        """
+        front, lead = self.front_s, self.max_lead_s
+        if math.isfinite(front):
+            running = np.maximum.accumulate(np.concatenate(([front], times)))
+            if bool(np.all(times <= np.maximum(running[:-1], bulk) + lead)):
+                return running[1:]
         marks = np.empty(times.size)
-        front = self.front_s
-        lead = self.max_lead_s
-        # The front advances with each arrival, unless that clock is far ahead of both the
-        # front so far and the bulk of recent arrivals (a device hours ahead, say).
         for i, (moment, usual) in enumerate(zip(times.tolist(), bulk.tolist(), strict=True)):
             if moment <= max(front, usual) + lead or not math.isfinite(front):
                 front = max(front, moment)
             marks[i] = front
-        self.front_s = float(marks[-1])
-        self._recent.extend(times.tolist())
-        heard: dict[str, list[float]] = defaultdict(list)
-        for reading, mark in zip(readings, marks.tolist(), strict=True):
-            heard[reading.sensor_id].append(mark)
-        self._batch = {sensor: np.asarray(marks_) for sensor, marks_ in heard.items()}
+        return marks
 
     def arrived(self) -> None:
-        """The batch is decided: remember when each of its sensors was last heard."""
-        for sensor, marks in self._batch.items():
-            self._heard[sensor] = max(self._heard.get(sensor, -math.inf), float(marks[-1]))
-        self._batch = {}
+        """The batch is decided: remember when each of its sensors was last heard.
+
+        Marks never decrease, across batches too, so a sensor's last mark in this batch is
+        its latest: a plain update keeps the maximum.
+        """
+        self._heard.update(zip(self._sensors, self._marks.tolist(), strict=True))
+        self._sensors, self._marks, self._positions = [], np.empty(0), None
 
     def _heard_by(self, sensor: str, since: float) -> float:
         """When ``sensor`` was last heard, counting only what had arrived by the watermark."""
         heard = self._heard.get(sensor, since)
-        marks = self._batch.get(sensor)
-        if marks is not None:
+        if self._positions is None:
+            positions: dict[str, list[int]] = defaultdict(list)
+            for i, name in enumerate(self._sensors):
+                positions[name].append(i)
+            self._positions = positions
+        found = self._positions.get(sensor)
+        if found:
+            marks = self._marks[found]
             i = int(np.searchsorted(marks, self.watermark_s, side="right"))
             if i:
                 heard = max(heard, float(marks[i - 1]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import pytest
 
 from contract import Domain, Quantity, Reading, Registry, Sensor, Station, StationId
 from processing.alerts import Severity
@@ -77,30 +76,6 @@ def test_backfill_batches_decide_what_the_live_stream_decides() -> None:
     assert summary(backfill_commands) == summary(live_commands)
     keys = {c.alert.dedup_key for c in live_commands if isinstance(c, Raise)}
     assert {"flood_depth:fd-a", "flood_forecast:fd-a", "heavy_rain:rg-a"} <= keys
-
-
-def test_redelivered_readings_are_decided_once() -> None:
-    """QoS 1 is at least once: a batch delivered again changes nothing the engine decides."""
-    readings = storm()
-    once, twice = engine(), engine()
-    once_commands: list[Command] = []
-    twice_commands: list[Command] = []
-    repeats = 0
-    for minute in range(0, 180, 5):
-        batch = readings[3 * minute : 3 * minute + 15]
-        once_commands += once.process(batch).commands
-        for delivery in (batch, batch[:6]):  # the whole batch, then part of it again
-            result = twice.process(delivery)
-            twice_commands += result.commands
-            repeats += result.repeats
-    assert repeats == len(readings) // 15 * 6
-    assert summary(twice_commands) == summary(once_commands)
-    rain_once, rain_twice = (
-        [c.alert.value for c in commands if isinstance(c, Raise) and c.alert.rule == "heavy_rain"]
-        for commands in (once_commands, twice_commands)
-    )
-    assert rain_once
-    assert rain_twice == pytest.approx(rain_once)  # the millimetres were counted once
 
 
 def test_the_forecast_warns_before_the_street_floods() -> None:
