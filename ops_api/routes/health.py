@@ -13,9 +13,10 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from contract import local_iso, now_utc
-from ops_api.deps import AppState, StateDep
+from ops_api.deps import AppState, MetricsReaderDep, StateDep
 from ops_api.metrics import Family, render, service_families
 from ops_api.queries import HeartbeatRow, list_heartbeats
+from ops_api.responses import errors
 from ops_api.timefmt import UtcDatetime
 
 __all__ = ["HealthOut", "router"]
@@ -91,7 +92,12 @@ async def _probe(state: AppState) -> tuple[DatabaseHealth, list[HeartbeatRow]]:
     return DatabaseHealth(reachable=True, latency_ms=round(latency_ms, 2), error=None), heartbeats
 
 
-@router.get("/health", summary="Tình trạng hệ thống / Health", response_model=HealthOut)
+@router.get(
+    "/health",
+    summary="Tình trạng hệ thống / Health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "the database cannot be reached"}},
+)
 async def health(state: StateDep, response: Response) -> HealthOut:
     """Database reachability, each service's heartbeat age and counters, the live feed."""
     database, heartbeats = await _probe(state)
@@ -137,9 +143,12 @@ async def health(state: StateDep, response: Response) -> HealthOut:
     "/metrics",
     summary="Prometheus metrics",
     response_class=PlainTextResponse,
-    responses={200: {"content": {PROMETHEUS_TEXT: {}}}},
+    responses={
+        200: {"content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}}},
+        **errors(401, 403, 429, 503),
+    },
 )
-async def metrics(state: StateDep) -> PlainTextResponse:
+async def metrics(state: StateDep, _reader: MetricsReaderDep) -> PlainTextResponse:
     """Every service's counters (from its heartbeat) and the API's own, as Prometheus text."""
     database, heartbeats = await _probe(state)
     families = _api_families(state, database.reachable)
