@@ -279,9 +279,6 @@ class ApiSettings(BaseSettings):
             if len(token) < _MIN_TOKEN_CHARS:
                 msg = f"API tokens need at least {_MIN_TOKEN_CHARS} characters (ENV={self.env})"
                 raise ValueError(msg)
-        if self.public_base_url is None:
-            msg = f"API_PUBLIC_BASE_URL is required outside dev (ENV={self.env})"
-            raise ValueError(msg)
         if self.secret_key is not None:
             key = self.secret_key.get_secret_value()
             if len(key) < _MIN_SECRET_CHARS or key.lower() in _PLACEHOLDERS:
@@ -290,6 +287,9 @@ class ApiSettings(BaseSettings):
         password = urlsplit(self.database_url).password
         if password is not None and password.lower() in _PLACEHOLDERS:
             msg = f"the database password is a placeholder (ENV={self.env})"
+            raise ValueError(msg)
+        if self.public_base_url is None:
+            msg = f"API_PUBLIC_BASE_URL is required outside dev (ENV={self.env})"
             raise ValueError(msg)
         return self
 

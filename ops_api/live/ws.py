@@ -237,9 +237,16 @@ async def _serve(
         _handle(first, state, client)
     try:
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(_send_loop(websocket, state, client), name="ws-sender")
-            tasks.create_task(_liveness(state, client), name="ws-liveness")
-            tasks.create_task(_read_loop(websocket, state, client), name="ws-reader")
+            sender = tasks.create_task(_send_loop(websocket, state, client), name="ws-sender")
+            alive = tasks.create_task(_liveness(state, client), name="ws-liveness")
+            # The reader runs in the body, not as a third task: a disconnect then ends the
+            # group from its body (Python 3.11's TaskGroup leaks a cancellation when a
+            # child fails while the body already waits in __aexit__).
+            try:
+                await _read_loop(websocket, state, client)
+            finally:
+                sender.cancel()
+                alive.cancel()
     except* _DropError as group:
         drop = group.exceptions[0]
         assert isinstance(drop, _DropError)  # noqa: S101 - the except* filter says so

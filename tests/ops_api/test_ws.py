@@ -41,7 +41,7 @@ def _event_id(message: dict[str, Any]) -> int:
 
 def test_live_alert_event_arrives(api: TestClient, db: SyncConn) -> None:
     _stations(db)
-    with api.websocket_connect(f"/ws?token={VIEWER}") as ws:
+    with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
         hello = receive_until(ws, "hello")
         assert hello["principal"] == {"name": "viewer-1", "role": "viewer", "scope_domains": None}
         ws.send_json({"type": "subscribe", "channel": "alerts", "min_severity": "moderate"})
@@ -84,7 +84,7 @@ def test_resume_from_replays_missed_events_then_live(api: TestClient, db: SyncCo
 
 def test_scoped_subscriber_gets_flood_alerts_only(api: TestClient, db: SyncConn) -> None:
     _stations(db)
-    with api.websocket_connect(f"/ws?token={FLOOD}") as ws:
+    with api.websocket_connect("/ws", headers=bearer(FLOOD)) as ws:
         receive_until(ws, "hello")
         ws.send_json({"type": "subscribe", "channel": "alerts", "domains": ["air", "flood"]})
         subscribed = receive_until(ws, "subscribed")
@@ -114,7 +114,7 @@ def test_overflow_tells_the_client_to_resync(
     settings = make_settings(db_url, ws_alert_queue_size=3)
     with (
         TestClient(create_app(settings)) as api,
-        api.websocket_connect(f"/ws?token={VIEWER}") as ws,
+        api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws,
     ):
         receive_until(ws, "hello")
         ws.send_json({"type": "subscribe", "channel": "alerts"})
@@ -131,13 +131,13 @@ def test_overflow_tells_the_client_to_resync(
         receive_until(ws, "replay_done")
         _, live = seed.add_alert(db, station_id="fd-thai-ha", domain="flood")
         assert _event_id(receive_until(ws, "alert_event")) == live
-        metrics = api.get("/metrics").text
+        metrics = api.get("/metrics", headers=bearer(VIEWER)).text
         assert "hanoi_api_ws_alert_resyncs_total 1" in metrics
 
 
 def test_listener_reconnects_and_catches_up(api: TestClient, db: SyncConn) -> None:
     _stations(db)
-    with api.websocket_connect(f"/ws?token={VIEWER}") as ws:
+    with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
         receive_until(ws, "hello")
         ws.send_json({"type": "subscribe", "channel": "alerts"})
         receive_until(ws, "subscribed")
@@ -157,7 +157,7 @@ def test_readings_snapshot_then_changes(api: TestClient, db: SyncConn) -> None:
     sensors = _stations(db)
     seed.set_latest(db, sensors["air"], 41.5)
     seed.set_latest(db, sensors["flood"], 3.0)
-    with api.websocket_connect(f"/ws?token={VIEWER}") as ws:
+    with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
         receive_until(ws, "hello")
         ws.send_json(
             {"type": "subscribe", "channel": "readings", "domains": ["air"], "max_rate_hz": 20}
@@ -176,7 +176,7 @@ def test_status_channel(api: TestClient, db: SyncConn) -> None:
     sensors = _stations(db)
     seed.set_latest(db, sensors["flood"], 3.0)
     seed.add_status(db, "aq-hoan-kiem", "offline", seed.now(), "last will")
-    with api.websocket_connect(f"/ws?token={VIEWER}") as ws:
+    with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
         receive_until(ws, "hello")
         ws.send_json({"type": "subscribe", "channel": "status"})
         message = receive_until(ws, "status")
@@ -199,14 +199,14 @@ def test_bad_token_is_refused(api: TestClient) -> None:
 
 def test_max_clients(db_url: str) -> None:
     with TestClient(create_app(make_settings(db_url, ws_max_clients=1))) as api:
-        with api.websocket_connect(f"/ws?token={VIEWER}") as first:
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as first:
             receive_until(first, "hello")
-            with api.websocket_connect(f"/ws?token={VIEWER}") as second:
+            with api.websocket_connect("/ws", headers=bearer(VIEWER)) as second:
                 assert receive_until(second, "error")["code"] == "too_many_clients"
                 with pytest.raises(WebSocketDisconnect) as closed:
                     second.receive_json()
                 assert closed.value.code == 1013
-        assert "hanoi_api_ws_refused_total 1" in api.get("/metrics").text
+        assert "hanoi_api_ws_refused_total 1" in api.get("/metrics", headers=bearer(VIEWER)).text
         deadline = time.monotonic() + 5
         while api.get("/health").json()["live"]["ws_clients"] and time.monotonic() < deadline:
             time.sleep(0.05)
