@@ -11,7 +11,17 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    JsonValue,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+)
 
 from contract import QUANTITIES, Domain, Quantity
 from ops_api.audit import AuditRow
@@ -71,7 +81,7 @@ class TokenIn(_In):
 class TokenRotateIn(_In):
     """How long the old token keeps working after a rotation."""
 
-    grace_s: float = Field(default=0.0, ge=0.0, le=_MAX_GRACE_S, allow_inf_nan=False)
+    grace_s: StrictFloat = Field(default=0.0, ge=0.0, le=_MAX_GRACE_S, allow_inf_nan=False)
 
 
 class TokenOut(_Out):
@@ -130,7 +140,7 @@ class SubscriberIn(_In):
     districts: Annotated[list[Annotated[Label, Field(max_length=100)]], Field(max_length=50)] | None = (
         Field(default=None, description="null: every district")
     )
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class SubscriberOut(_Out):
@@ -187,18 +197,18 @@ WaterQuantity = StrEnum("WaterQuantity", _quantities(Domain.WATER))  # type: ign
 FloodQuantity = StrEnum("FloodQuantity", _quantities(Domain.FLOOD))  # type: ignore[misc]
 TrafficQuantity = StrEnum("TrafficQuantity", _quantities(Domain.TRAFFIC))  # type: ignore[misc]
 
-Finite = Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)]
+Finite = Annotated[StrictFloat, Field(allow_inf_nan=False, ge=-1e15, le=1e15)]
 AttributeKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 AttributeValue = (
     Annotated[Label, Field(max_length=500)]
-    | Annotated[int, Field(ge=-_SAFE_INT, le=_SAFE_INT)]
+    | Annotated[StrictInt, Field(ge=-_SAFE_INT, le=_SAFE_INT)]
     | Finite
-    | bool
+    | StrictBool
 )
 
 
 class _SensorIn(_In):
-    interval_s: float = Field(gt=0, le=7 * 86400.0, allow_inf_nan=False)
+    interval_s: StrictFloat = Field(gt=0, le=7 * 86400.0, allow_inf_nan=False)
     valid_min: Finite | None = None
     valid_max: Finite | None = None
 
@@ -230,11 +240,14 @@ class TrafficSensorIn(_SensorIn):
 class _StationIn(_In):
     name: Annotated[Label, Field(min_length=1, max_length=200)]
     district: Annotated[Label, Field(min_length=1, max_length=100)]
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
-    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    lat: StrictFloat = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: StrictFloat = Field(ge=-180, le=180, allow_inf_nan=False)
     kind: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
     attributes: dict[AttributeKey, AttributeValue] = Field(
-        default_factory=dict, max_length=_MAX_ATTRIBUTES
+        default_factory=dict,
+        max_length=_MAX_ATTRIBUTES,
+        # keys must match the pattern: say so (pydantic only writes patternProperties)
+        json_schema_extra={"additionalProperties": False},
     )
 
 

@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout, TooManyRequests
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from processing.errors import AlertError, AlertNotFoundError
 
@@ -281,11 +282,30 @@ _HTTP_CODES: Final = {
 }
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+_UNPARSABLE_BODY: Final = "There was an error parsing the body"  # FastAPI's, e.g. not UTF-8
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.PARTIAL:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        error = _MalformedJson("Nội dung JSON không hợp lệ", "The body is not valid JSON")
+        return error_response(error)
     code, vi, en = _HTTP_CODES.get(exc.status_code, ("http_error", "Lỗi yêu cầu", "HTTP error"))
     body = {"detail": f"{vi} / {en}", "code": code, "message_vi": vi, "message_en": en}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 async def _alert_error(_request: Request, exc: Exception) -> JSONResponse:

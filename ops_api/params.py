@@ -25,7 +25,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 __all__ = [
     "BIGINT_MAX",
@@ -83,8 +83,20 @@ def _to_utc(value: datetime) -> datetime:
         return MIN_TIME if value.year == 1 else MAX_TIME
 
 
-ApiDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""ISO 8601 with an offset, as UTC (clamped to the representable range)."""
+_RFC3339: Final = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d")
+
+
+def _rfc3339(value: object) -> object:
+    # pydantic would also take a number of seconds or a date alone; the API takes what its
+    # schema says (RFC 3339 date-time), nothing else.
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        msg = "expected an RFC 3339 date-time with an offset, e.g. 2026-09-30T13:00:00+07:00"
+        raise ValueError(msg)  # noqa: TRY004 - pydantic turns ValueError into a 422
+    return value
+
+
+ApiDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_to_utc)]
+"""An RFC 3339 time with an offset, as UTC (clamped to the representable range)."""
 
 
 def shift(moment: datetime, seconds: float) -> datetime:

@@ -20,13 +20,14 @@ from typing import Final
 
 from psycopg.rows import class_row
 
-from contract import Domain
+from contract import Domain, now_utc
 from db import Conn
 from ops_api.audit import record_change
 from ops_api.auth import Role
 
 __all__ = [
     "TOKEN_PREFIX",
+    "TokenInactiveError",
     "TokenRecord",
     "create_token",
     "find_active_token",
@@ -68,6 +69,10 @@ class TokenRecord:
     revoked_by: str | None
     replaced_by: int | None
     last_used_at: datetime | None
+
+    def is_active(self, now: datetime) -> bool:
+        """Neither revoked nor expired at ``now``."""
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
     @property
     def scope(self) -> frozenset[Domain] | None:
@@ -146,21 +151,30 @@ async def list_tokens(conn: Conn, *, include_inactive: bool, limit: int) -> list
         return await cur.fetchall()
 
 
-async def _lock_active(conn: Conn, token_id: int) -> TokenRecord | None:
+class TokenInactiveError(Exception):
+    """The token exists but is revoked or expired: it cannot be rotated."""
+
+
+async def _lock(conn: Conn, token_id: int) -> tuple[TokenRecord, bool] | None:
+    """The token's row, locked, and whether it is active; ``None`` when there is none."""
     async with conn.cursor(row_factory=class_row(TokenRecord)) as cur:
         await cur.execute(
-            f"SELECT {_COLUMNS} FROM api_tokens WHERE token_id = %s AND revoked_at IS NULL "
-            "AND (expires_at IS NULL OR expires_at > now()) FOR UPDATE",
-            (token_id,),
+            f"SELECT {_COLUMNS} FROM api_tokens WHERE token_id = %s FOR UPDATE", (token_id,)
         )
-        return await cur.fetchone()
+        record = await cur.fetchone()
+    if record is None:
+        return None
+    return record, record.is_active(now_utc())
 
 
 async def revoke_token(conn: Conn, token_id: int, *, actor: str) -> TokenRecord | None:
-    """Revoke an active token at once; ``None`` when there is no such active token."""
+    """Revoke a token at once (a revoked one stays as it was); ``None`` when there is none."""
     async with conn.transaction():
-        if await _lock_active(conn, token_id) is None:
+        locked = await _lock(conn, token_id)
+        if locked is None:
             return None
+        if locked[0].revoked_at is not None:
+            return locked[0]
         async with conn.cursor(row_factory=class_row(TokenRecord)) as cur:
             await cur.execute(
                 "UPDATE api_tokens SET revoked_at = now(), revoked_by = %s WHERE token_id = %s "
@@ -181,12 +195,19 @@ async def rotate_token(
     """Replace an active token by a new one with the same grant.
 
     The old token keeps working for ``grace_s`` seconds (0: it stops at once), so a holder
-    can switch without an outage. ``None`` when there is no such active token.
+    can switch without an outage. ``None`` when there is no such token.
+
+    Raises:
+        TokenInactiveError: when it is revoked or expired.
     """
     async with conn.transaction():
-        old = await _lock_active(conn, token_id)
-        if old is None:
+        locked = await _lock(conn, token_id)
+        if locked is None:
             return None
+        old, active = locked
+        if not active:
+            msg = f"token {token_id} is revoked or expired"
+            raise TokenInactiveError(msg)
         token, record = await _insert(
             conn,
             name=old.name,

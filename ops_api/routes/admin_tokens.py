@@ -8,17 +8,28 @@ from fastapi import APIRouter, Body, Path, Query
 
 from ops_api.admin_schemas import TokenCreatedOut, TokenIn, TokenOut, TokenRotateIn
 from ops_api.deps import AdminDep, AdminWriteDep, ConnDep, StateDep
-from ops_api.errors import NotFoundError
+from ops_api.errors import ConflictError, NotFoundError
 from ops_api.params import DbId
 from ops_api.responses import ADMIN, errors
-from ops_api.tokens import create_token, get_token, list_tokens, revoke_token, rotate_token
+from ops_api.tokens import (
+    TokenInactiveError,
+    create_token,
+    get_token,
+    list_tokens,
+    revoke_token,
+    rotate_token,
+)
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/admin/tokens", tags=["admin"])
 
 TokenIdPath = Annotated[DbId, Path()]
-_NO_TOKEN: Final = ("Không có mã truy cập đang hoạt động #{}", "No active token {}")
+_NO_TOKEN: Final = ("Không có mã truy cập #{}", "No token {}")
+_INACTIVE: Final = (
+    "Mã truy cập đã bị thu hồi hoặc hết hạn: hãy tạo mã mới",
+    "The token is revoked or expired: make a new one",
+)
 
 
 def _missing(token_id: int) -> NotFoundError:
@@ -67,7 +78,7 @@ async def get_one_token(conn: ConnDep, _admin: AdminDep, token_id: TokenIdPath) 
     "/{token_id}/rotate",
     status_code=201,
     summary="Đổi mã truy cập / Rotate a token",
-    responses=errors(*ADMIN, 404),
+    responses=errors(*ADMIN, 404, 409),
 )
 async def post_rotate(
     conn: ConnDep,
@@ -76,9 +87,15 @@ async def post_rotate(
     token_id: TokenIdPath,
     body: Annotated[TokenRotateIn | None, Body()] = None,
 ) -> TokenCreatedOut:
-    """A new token with the same grant; the old one works ``grace_s`` seconds more (0: none)."""
+    """A new token with the same grant; the old one works ``grace_s`` seconds more (0: none).
+
+    409 when the token is already revoked or expired.
+    """
     grace_s = 0.0 if body is None else body.grace_s
-    rotated = await rotate_token(conn, token_id, actor=admin.name, grace_s=grace_s)
+    try:
+        rotated = await rotate_token(conn, token_id, actor=admin.name, grace_s=grace_s)
+    except TokenInactiveError:
+        raise ConflictError(*_INACTIVE) from None
     if rotated is None:
         raise _missing(token_id)
     state.authenticator.forget()
@@ -94,7 +111,10 @@ async def post_rotate(
 async def post_revoke(
     conn: ConnDep, state: StateDep, admin: AdminWriteDep, token_id: TokenIdPath
 ) -> TokenOut:
-    """Revoke a token at once (other API instances stop accepting it within token_cache_s)."""
+    """Revoke a token at once (other API instances stop accepting it within token_cache_s).
+
+    Revoking a revoked token changes nothing and answers as the first time.
+    """
     record = await revoke_token(conn, token_id, actor=admin.name)
     if record is None:
         raise _missing(token_id)

@@ -72,7 +72,7 @@ def _xml(media_type: str) -> dict[str, object]:
     "/flood.xml",
     summary="Bản tin CAP cảnh báo ngập / Flood alerts (CAP 1.2, Atom)",
     response_class=Response,
-    responses={200: _xml(ATOM_XML), **errors(*READ)},
+    responses={200: _xml(ATOM_XML), **errors(*READ, 403)},
 )
 async def flood_cap_feed(conn: ConnDep, state: StateDep, principal: PrincipalDep) -> Response:
     """Open flood alerts (and those cleared in the last 6 h) as CAP 1.2 inside an Atom feed.
@@ -101,7 +101,7 @@ async def flood_cap_feed(conn: ConnDep, state: StateDep, principal: PrincipalDep
     name="flood_cap_alert",
     summary="Một bản tin CAP / One CAP 1.2 message",
     response_class=Response,
-    responses={200: _xml(CAP_XML), **errors(*READ, 404)},
+    responses={200: _xml(CAP_XML), **errors(*READ, 403, 404)},
 )
 async def flood_cap_alert(
     conn: ConnDep,
