@@ -161,6 +161,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_url_bytes=settings.max_url_bytes,
         max_headers=settings.max_headers,
+        max_header_bytes=settings.max_header_bytes,
         max_concurrent=settings.max_concurrent_requests,
         retry_after_s=settings.retry_after_s,
         stats=limits,

@@ -16,6 +16,7 @@ database took too long; ``database_unavailable``: it cannot be reached) and carr
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
@@ -25,7 +26,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout, TooManyRequests
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from processing.errors import AlertError, AlertNotFoundError
 
@@ -286,12 +286,12 @@ _UNPARSABLE_BODY: Final = "There was an error parsing the body"  # FastAPI's, e.
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method of every route on this path (Starlette names only the first route's)."""
+    """Every method the API documents on this path (Starlette names only one route's)."""
     methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.PARTIAL:
-            methods.update(getattr(route, "methods", None) or ())
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, request.url.path):
+            methods.update(m.upper() for m in operations)
     return ", ".join(sorted(methods))
 
 

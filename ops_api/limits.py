@@ -4,8 +4,9 @@
 order and before the application sees anything:
 
 - the URL (path and query string) is at most ``max_url_bytes`` (414 ``uri_too_long``);
-- there are at most ``max_headers`` headers (431 ``headers_too_large``); their total size is
-  bounded by the HTTP parser (uvicorn's ``h11_max_incomplete_event_size``);
+- there are at most ``max_headers`` headers of ``max_header_bytes`` in all (431
+  ``headers_too_large``); the HTTP parser bounds what it buffers before that (uvicorn's
+  ``h11_max_incomplete_event_size``);
 - a declared ``Content-Length`` is at most ``max_body_bytes`` (413 ``payload_too_large``,
   sent without reading a byte of the body); a body without a length (chunked) is counted as
   it is read and refused with 413 the moment it passes the limit;
@@ -79,6 +80,7 @@ class RequestLimits:
         max_body_bytes: the largest body.
         max_url_bytes: the longest path plus query string.
         max_headers: the most headers.
+        max_header_bytes: the most header bytes (names and values).
         max_concurrent: requests in progress at most.
         retry_after_s: ``Retry-After`` of the 503.
         stats: where refusals are counted.
@@ -91,6 +93,7 @@ class RequestLimits:
         max_body_bytes: int,
         max_url_bytes: int,
         max_headers: int,
+        max_header_bytes: int,
         max_concurrent: int,
         retry_after_s: int,
         stats: LimitStats,
@@ -99,6 +102,7 @@ class RequestLimits:
         self.max_body_bytes = max_body_bytes
         self.max_url_bytes = max_url_bytes
         self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
         self.max_concurrent = max_concurrent
         self.retry_after_s = retry_after_s
         self.stats = stats
@@ -132,10 +136,13 @@ class RequestLimits:
 
     def _check_head(self, scope: Scope) -> ApiError | None:
         headers = scope["headers"]
-        if len(headers) > self.max_headers:
+        size = sum(len(name) + len(value) for name, value in headers)
+        if len(headers) > self.max_headers or size > self.max_header_bytes:
             return _HeadersTooLargeError(
-                f"Quá nhiều header (tối đa {self.max_headers})",
-                f"Too many headers (at most {self.max_headers})",
+                f"Header quá nhiều hoặc quá lớn (tối đa {self.max_headers} header, "
+                f"{self.max_header_bytes} byte)",
+                f"Too many or too large headers (at most {self.max_headers} headers, "
+                f"{self.max_header_bytes} bytes)",
             )
         for name, value in headers:
             if name == b"content-length":

@@ -23,6 +23,7 @@ from typing import Any, Final
 __all__ = ["REDACTED", "RedactingFilter", "install_redaction", "redact"]
 
 REDACTED: Final = "[redacted]"
+_KEEP_ARGS: Final = frozenset({"uvicorn.access"})  # its formatter unpacks the arguments
 _QUERY: Final = re.compile(
     r"(?i)([?&;](?:access_token|token|api_key|apikey|key|secret|password|auth)=)[^&;\s\"']*"
 )
@@ -52,6 +53,15 @@ class RedactingFilter(logging.Filter):
             record.args = tuple(_clean(a) for a in record.args)
         elif isinstance(record.args, dict):
             record.args = {k: _clean(v) for k, v in record.args.items()}
+        if record.args and record.name not in _KEEP_ARGS:
+            # A credential may straddle the message and an argument ("Bearer %s").
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):
+                return True
+            cleaned = redact(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
         return True
 
 

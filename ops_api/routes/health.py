@@ -179,6 +179,26 @@ def _api_families(state: AppState, db_up: bool) -> list[Family]:
             "WebSocket authentication failures.",
             stats.auth_failures,
         ),
+        "hanoi_api_ws_refused_per_token_total": (
+            "WebSocket connections refused (the token holds its maximum).",
+            stats.refused_per_token,
+        ),
+        "hanoi_api_auth_failures_total": (
+            "Failed authentications (unknown, expired or revoked tokens).",
+            state.authenticator.stats.failures,
+        ),
+        "hanoi_api_auth_throttled_total": (
+            "Requests refused because their address failed to authenticate too often.",
+            state.authenticator.stats.throttled,
+        ),
+        "hanoi_api_token_lookups_total": (
+            "Database token lookups (cache misses).",
+            state.authenticator.stats.db_lookups,
+        ),
+        "hanoi_api_writes_rate_limited_total": (
+            "Write requests refused by the per-token rate limit.",
+            state.writes.refused,
+        ),
         "hanoi_api_ws_alert_resyncs_total": (
             "Clients told to resync (alert queue overflow).",
             stats.resyncs,
@@ -195,6 +215,22 @@ def _api_families(state: AppState, db_up: bool) -> list[Family]:
     }
     families = [_single(name, text, "gauge", value) for name, (text, value) in gauges.items()]
     families += [_single(name, text, "counter", value) for name, (text, value) in counters.items()]
+    gauges_more = {
+        "hanoi_api_http_in_flight": ("HTTP requests in progress.", float(state.limits.in_flight)),
+    }
+    families += [_single(n, t, "gauge", v) for n, (t, v) in gauges_more.items()]
+    refused = Family(
+        "hanoi_api_http_refused_total", "Requests refused by the request limits.", "counter"
+    )
+    for code, count in sorted(state.limits.refused.items()):
+        refused.add(count, code=code)
+    dropped = Family(
+        "hanoi_api_ws_dropped_total", "WebSocket clients closed for misbehaving.", "counter"
+    )
+    dropped.add(stats.dropped_not_reading, reason="not_reading")
+    dropped.add(stats.dropped_send_timeout, reason="send_timeout")
+    dropped.add(stats.dropped_flooding, reason="flooding")
+    families += [refused, dropped]
     sent = Family("hanoi_api_ws_messages_sent_total", "WebSocket messages sent.", "counter")
     for channel in ("alerts", "readings", "status", "control"):
         sent.add(stats.sent[channel], channel=channel)
