@@ -224,3 +224,104 @@ def test_dev_mode_allows_anonymous_viewers(db_url: str) -> None:
             ops = api.post("/api/alerts/1/acknowledge", headers=bearer("dev-operator"))
             assert ops.status_code == 404  # the dev operator token works; there is no alert
             assert db.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
+
+
+def test_a_token_in_the_url_is_refused(api: TestClient) -> None:
+    with api.websocket_connect(f"/ws?token={VIEWER}") as ws:
+        assert receive_until(ws, "error")["code"] == "token_in_url"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 4400
+
+
+def test_one_token_cannot_take_every_slot(db_url: str) -> None:
+    settings = make_settings(db_url, ws_max_clients=10, ws_max_clients_per_token=2)
+    with TestClient(create_app(settings)) as api:
+        with (
+            api.websocket_connect("/ws", headers=bearer(VIEWER)) as first,
+            api.websocket_connect("/ws", headers=bearer(VIEWER)) as second,
+        ):
+            receive_until(first, "hello")
+            receive_until(second, "hello")
+            with api.websocket_connect("/ws", headers=bearer(VIEWER)) as third:
+                assert receive_until(third, "error")["code"] == "too_many_connections"
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    third.receive_json()
+                assert closed.value.code == 4429
+            with api.websocket_connect("/ws", headers=bearer(OPERATOR)) as other:
+                assert receive_until(other, "hello")["principal"]["role"] == "operator"
+        metrics = api.get("/metrics", headers=bearer(VIEWER)).text
+        assert "hanoi_api_ws_refused_per_token_total 1" in metrics
+
+
+def test_a_client_that_does_not_read_is_dropped_within_seconds(db_url: str) -> None:
+    settings = make_settings(db_url, ws_heartbeat_s=0.2, ws_pong_timeout_s=0.6)
+    with TestClient(create_app(settings)) as api:
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
+            receive_until(ws, "hello")
+            started = time.monotonic()
+            time.sleep(1.5)  # reads nothing, answers no ping
+            with pytest.raises(WebSocketDisconnect) as closed:
+                while True:
+                    ws.receive_json()
+            assert closed.value.code == 4408
+            assert time.monotonic() - started < 5
+        deadline = time.monotonic() + 5
+        while api.get("/health").json()["live"]["ws_clients"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert api.get("/health").json()["live"]["ws_clients"] == 0  # its slot is free
+        metrics = api.get("/metrics", headers=bearer(VIEWER)).text
+        assert 'hanoi_api_ws_dropped_total{reason="not_reading"} 1' in metrics
+
+
+def test_a_client_that_answers_pings_stays(db_url: str) -> None:
+    settings = make_settings(db_url, ws_heartbeat_s=0.1, ws_pong_timeout_s=0.5)
+    with TestClient(create_app(settings)) as api, api.websocket_connect(
+        "/ws", headers=bearer(VIEWER)
+    ) as ws:
+        receive_until(ws, "hello")
+        deadline = time.monotonic() + 2.0
+        answered = 0
+        while time.monotonic() < deadline:
+            ping = receive_until(ws, "ping")
+            ws.send_json({"type": "pong", "id": ping["id"]})
+            answered += 1
+        ws.send_json({"type": "ping", "id": "still-there"})
+        assert receive_until(ws, "pong")["id"] == "still-there"
+        assert answered >= 5
+
+
+def test_frames_and_message_rates_are_limited(db_url: str) -> None:
+    settings = make_settings(db_url, ws_max_message_bytes=16384, ws_messages_per_s=5.0)
+    with TestClient(create_app(settings)) as api:
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
+            receive_until(ws, "hello")
+            ws.send_text("{\"type\": \"ping\", \"id\": \"" + "x" * 20_000 + "\"}")
+            with pytest.raises(WebSocketDisconnect) as closed:
+                while True:
+                    ws.receive_json()
+            assert closed.value.code == 1009
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
+            receive_until(ws, "hello")
+            for i in range(40):
+                ws.send_json({"type": "ping", "id": i})
+            assert receive_until(ws, "error")["code"] == "rate_limited"
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
+            receive_until(ws, "hello")
+            too_many = [f"st-{i:04d}" for i in range(1001)]
+            ws.send_json({"type": "subscribe", "channel": "status", "stations": too_many})
+            assert receive_until(ws, "error")["code"] == "bad_message"
+            ws.send_json({"type": "subscribe", "channel": "status", "stations": ["BAD ID"]})
+            assert receive_until(ws, "error")["code"] == "bad_message"
+
+
+def test_a_connection_that_never_authenticates_frees_its_slot(db_url: str) -> None:
+    settings = make_settings(db_url, ws_auth_timeout_s=0.3, ws_max_clients=1)
+    with TestClient(create_app(settings)) as api:
+        with api.websocket_connect("/ws") as silent:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                silent.receive_json()
+                silent.receive_json()
+            assert closed.value.code == 4401
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
+            assert receive_until(ws, "hello")["principal"]["name"] == "viewer-1"
