@@ -137,9 +137,9 @@ class SubscriberIn(_In):
     url: HttpUrl = Field(description="where alerts are POSTed (http or https)")
     domains: DomainList | None = Field(default=None, description="null: every domain")
     min_severity: Severity = Severity.INFO
-    districts: Annotated[list[Annotated[Label, Field(max_length=100)]], Field(max_length=50)] | None = (
-        Field(default=None, description="null: every district")
-    )
+    districts: (
+        Annotated[list[Annotated[Label, Field(max_length=100)]], Field(max_length=50)] | None
+    ) = Field(default=None, description="null: every district")
     enabled: StrictBool = True
 
 
@@ -344,4 +344,3 @@ class AuditListOut(_Out):
     """Audit rows, newest first; page with ``before=<last audit_id>``."""
 
     items: list[AuditOut]
-

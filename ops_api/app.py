@@ -114,9 +114,7 @@ def _lifespan(
                 cache_s=settings.token_cache_s,
                 failures_per_min=settings.auth_failures_per_min,
             )
-            broadcaster = await stack.enter_async_context(
-                Broadcaster(settings, pool, rule)
-            )
+            broadcaster = await stack.enter_async_context(Broadcaster(settings, pool, rule))
             writes = RateLimiter(rate_per_s=settings.write_rate_per_s, burst=settings.write_burst)
             yield {
                 "ops": AppState(
@@ -170,7 +168,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration with credentials redacted from every line."""
+    """Uvicorn's logging configuration with credentials redacted from every line."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {"redact": {"()": "ops_api.redact.RedactingFilter"}}
     for handler in config["handlers"].values():
@@ -179,8 +177,11 @@ def log_config() -> dict[str, Any]:
 
 
 def uvicorn_config(settings: ApiSettings, *, log_level: str = "info") -> uvicorn.Config:
-    """How uvicorn runs the API: h11 (whose header limit is enforced), the connection cap,
-    the WebSocket frame limit, protocol pings, and redacted logs."""
+    """How uvicorn runs the API.
+
+    h11 (whose buffer limit is enforced), the connection cap, the WebSocket frame limit,
+    protocol pings, and redacted logs.
+    """
     return uvicorn.Config(
         create_app(settings),
         host=settings.host,

@@ -176,7 +176,9 @@ def _limit_writes(connection: HTTPConnection, state: AppState, principal: Princi
         raise RateLimitedError(*_TOO_MANY_WRITES, retry_after_s=int(wait_s) + 1)
 
 
-def _operator_write(connection: HTTPConnection, state: StateDep, principal: OperatorDep) -> Principal:
+def _operator_write(
+    connection: HTTPConnection, state: StateDep, principal: OperatorDep
+) -> Principal:
     _limit_writes(connection, state, principal)
     return principal
 

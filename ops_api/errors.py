@@ -166,7 +166,9 @@ class QueryTimeoutError(UnavailableError):
     code = "query_timeout"
 
 
-def error_body(error: ApiError, errors: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+def error_body(
+    error: ApiError, errors: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
     """The JSON body for ``error`` (also sent over the WebSocket)."""
     body: dict[str, Any] = {
         "detail": str(error),

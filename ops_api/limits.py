@@ -49,7 +49,7 @@ class _BadLengthError(ApiError):
     code = "bad_request"
 
 
-class _BodyTooLarge(HTTPException):  # noqa: N818 - control flow inside the middleware
+class _BodyTooLarge(HTTPException):
     """Raised from ``receive`` when a streamed body passes the limit.
 
     An ``HTTPException`` so that FastAPI's body parsing lets it through unchanged and the
@@ -86,7 +86,7 @@ class RequestLimits:
         stats: where refusals are counted.
     """
 
-    def __init__(  # noqa: PLR0913 - each limit is its own setting
+    def __init__(
         self,
         app: ASGIApp,
         *,
@@ -108,6 +108,7 @@ class RequestLimits:
         self.stats = stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the request, then pass it on (or answer the refusal)."""
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return

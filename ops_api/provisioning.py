@@ -62,7 +62,9 @@ async def put_station(conn: Conn, station: Station, *, actor: str) -> PutResult:
         cur = await conn.execute(_CURRENT, (station.station_id,))
         before = await cur.fetchone()
         await register_stations(conn, [station])
-        retired = await retire_sensors(conn, station.station_id, (s.quantity for s in station.sensors))
+        retired = await retire_sensors(
+            conn, station.station_id, (s.quantity for s in station.sensors)
+        )
         details: dict[str, JsonValue] = json.loads(encode_registry([station]))[0]
         if before is None:
             action = "station.create"

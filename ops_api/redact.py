@@ -66,8 +66,10 @@ class RedactingFilter(logging.Filter):
 
 
 def install_redaction(*loggers: logging.Logger) -> None:
-    """Add the filter to every handler of these loggers (records reaching them propagated
-    from other loggers pass a handler's filters, not the logger's)."""
+    """Add the filter to every handler of these loggers.
+
+    Records propagated from other loggers pass a handler's filters, not the logger's.
+    """
     redacting = RedactingFilter()
     for logger in loggers:
         for handler in logger.handlers:

@@ -189,7 +189,7 @@ class ApiSettings(BaseSettings):
 
     public_base_url: AnyHttpUrl | None = None
     docs_enabled: bool | None = None
-    metrics_role: Role | None | Literal["default"] = "default"
+    metrics_role: Role | Literal["default"] | None = "default"
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_url_bytes: int = Field(default=8192, ge=256, le=65536)

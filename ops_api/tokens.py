@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from psycopg.rows import class_row
+from pydantic import JsonValue
 
 from contract import Domain, now_utc
 from db import Conn
@@ -39,7 +40,7 @@ __all__ = [
     "token_hash",
 ]
 
-TOKEN_PREFIX: Final = "hioc_"
+TOKEN_PREFIX: Final = "hioc_"  # noqa: S105 - a prefix, not a secret
 _SHOWN: Final = 9  # "hioc_" and four characters
 
 
@@ -228,7 +229,9 @@ async def rotate_token(
                 "WHERE token_id = %s",
                 (record.token_id, actor, token_id),
             )
-        details = {**_details(record), "replaces": token_id, "grace_s": grace_s}
+        details: dict[str, JsonValue] = {
+            **_details(record), "replaces": token_id, "grace_s": grace_s,
+        }  # fmt: skip
         await record_change(
             conn, actor=actor, action="token.rotate", kind="token", target=str(token_id),
             details=details,
@@ -257,11 +260,11 @@ async def find_active_token(conn: Conn, token: str) -> TokenRecord | None:
         return await cur.fetchone()
 
 
-def _details(record: TokenRecord) -> dict[str, str | list[str] | None]:
+def _details(record: TokenRecord) -> dict[str, JsonValue]:
     return {
         "name": record.name,
         "role": record.role,
-        "scope_domains": record.scope_domains,
+        "scope_domains": None if record.scope_domains is None else list(record.scope_domains),
         "prefix": record.prefix,
         "expires_at": None if record.expires_at is None else record.expires_at.isoformat(),
     }

@@ -156,8 +156,11 @@ class Broadcaster:
         return self._reserved
 
     def reserve(self) -> bool:
-        """Take a connection slot, not yet authenticated; ``False`` (counted) when the server
-        is full or too many connections are still authenticating."""
+        """Take a connection slot, not yet authenticated.
+
+        ``False`` (and counted) when the server is full or too many connections are still
+        authenticating.
+        """
         settings = self._settings
         if self._reserved >= settings.ws_max_clients or self._pending >= settings.ws_max_pending:
             self.stats.refused += 1
@@ -178,8 +181,11 @@ class Broadcaster:
             self._pending -= 1
 
     def attach(self, principal: Principal, key: str) -> LiveClient | None:
-        """Register an authenticated client; ``None`` (counted) when ``key`` — its token,
-        or its address when anonymous — already holds ``ws_max_clients_per_token``."""
+        """Register an authenticated client.
+
+        ``None`` (and counted) when ``key`` — its token, or its address when anonymous —
+        already holds ``ws_max_clients_per_token`` connections.
+        """
         if self._per_key[key] >= self._settings.ws_max_clients_per_token:
             self.stats.refused_per_token += 1
             return None

@@ -200,8 +200,10 @@ async def _authenticate(
         return await state.authenticator.principal(token, address), first
     except (AuthenticationError, ValidationError, RateLimitedError) as exc:
         state.broadcaster.stats.auth_failures += 1
-        error = AuthenticationError(*_BAD_MESSAGE) if isinstance(exc, ValidationError) else exc
-        await _send_error_and_close(websocket, state, error, CLOSE_UNAUTHENTICATED)
+        refusal: ApiError = (
+            AuthenticationError(*_BAD_MESSAGE) if isinstance(exc, ValidationError) else exc
+        )
+        await _send_error_and_close(websocket, state, refusal, CLOSE_UNAUTHENTICATED)
     except (psycopg.OperationalError, TimeoutError):
         error = DatabaseUnavailableError(
             "Cơ sở dữ liệu không sẵn sàng", "Database unavailable", settings.retry_after_s

@@ -73,7 +73,8 @@ async def put_one_station(
     try:
         station = decode_station(station_id, body.model_dump(mode="json"))
     except PayloadError as exc:
-        raise InvalidRequestError("Trạm không hợp lệ", f"Invalid station: {exc}") from None
+        msg = "Trạm không hợp lệ"
+        raise InvalidRequestError(msg, f"Invalid station: {exc}") from None
     result = await put_station(conn, station, actor=admin.name)
     response.status_code = 201 if result.created else 200
     (doc,) = await list_station_docs(conn, station_id)
@@ -89,7 +90,8 @@ async def get_one_station(
     """One station in the registry file's format."""
     docs = await list_station_docs(conn, station_id)
     if not docs:
-        raise NotFoundError(f"Không có trạm {station_id}", f"No station {station_id}")
+        msg = f"Không có trạm {station_id}"
+        raise NotFoundError(msg, f"No station {station_id}")
     return _out(docs[0])
 
 
@@ -104,7 +106,6 @@ async def delete_station(
 ) -> Response:
     """Retire a station and its sensors: history stays, new messages are refused."""
     if not await retire(conn, station_id, actor=admin.name):
-        raise NotFoundError(
-            f"Không có trạm đang hoạt động {station_id}", f"No active station {station_id}"
-        )
+        msg = f"Không có trạm đang hoạt động {station_id}"
+        raise NotFoundError(msg, f"No active station {station_id}")
     return Response(status_code=204)

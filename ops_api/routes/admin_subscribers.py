@@ -58,9 +58,7 @@ def _key(settings: ApiSettings) -> bytes:
 
 
 def _missing(subscriber_id: int) -> NotFoundError:
-    return NotFoundError(
-        f"Không có người nhận #{subscriber_id}", f"No subscriber {subscriber_id}"
-    )
+    return NotFoundError(f"Không có người nhận #{subscriber_id}", f"No subscriber {subscriber_id}")
 
 
 @router.get("", summary="Người nhận cảnh báo / Alert subscribers", responses=errors(*ADMIN))

@@ -120,5 +120,3 @@ async def post_revoke(
         raise _missing(token_id)
     state.authenticator.forget()
     return TokenOut.from_record(record)
-
-

@@ -27,7 +27,7 @@ from ops_api.alert_schemas import (
 from ops_api.auth import Principal
 from ops_api.deps import ConnDep, OperatorWriteDep, PrincipalDep
 from ops_api.errors import NotFoundError
-from ops_api.params import BIGINT_MAX, DbId, STATION_PATTERN
+from ops_api.params import BIGINT_MAX, STATION_PATTERN, DbId
 from ops_api.responses import READ, WRITE, errors
 from ops_api.routes.stations import domain_names
 from processing.alerts import AlertAction, AlertState, Severity
@@ -92,9 +92,7 @@ async def get_alerts(
     )
 
 
-@router.get(
-    "/{alert_id}", summary="Chi tiết cảnh báo / Alert detail", responses=errors(*READ, 404)
-)
+@router.get("/{alert_id}", summary="Chi tiết cảnh báo / Alert detail", responses=errors(*READ, 404))
 async def get_alert_detail(
     conn: ConnDep, principal: PrincipalDep, alert_id: AlertIdPath
 ) -> AlertDetailOut:

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query
 from contract import now_utc
 from ops_api.deps import ConnDep, PrincipalDep, SettingsDep
 from ops_api.errors import NotFoundError
-from ops_api.history import HistoryPlan, fetch_history
-from ops_api.params import QUANTITY_PATTERN, ApiDatetime, shift
+from ops_api.history import HistoryPlan, HistoryPointRow, fetch_history
+from ops_api.params import ApiDatetime, shift
 from ops_api.queries import find_sensor, list_indices
 from ops_api.responses import READ, errors
 from ops_api.routes.stations import StationsQuery, domain_names
@@ -77,8 +77,9 @@ async def get_history(
     if row is None or not principal.can_see(row.domain):
         message_vi, message_en = f"Không có cảm biến {sensor}", f"No sensor {sensor}"
         raise NotFoundError(message_vi, message_en)
+    rows: list[HistoryPointRow] = []
     if start >= end:
-        plan, rows = HistoryPlan("raw", None), []
+        plan = HistoryPlan("raw", None)
     else:
         plan, rows = await fetch_history(conn, row, start, end, points)
     return HistoryOut(

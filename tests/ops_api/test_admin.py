@@ -17,7 +17,6 @@ from ops_api.subscribers import secret_matches, subscriber_secret
 from tests.ops_api import seed
 from tests.ops_api.conftest import (
     ADMIN,
-    FLOOD,
     OPERATOR,
     VIEWER,
     TestClient,
@@ -60,7 +59,8 @@ def test_token_lifecycle(admin_api: TestClient, db: SyncConn) -> None:
     )  # fmt: skip
     assert made.status_code == 201, made.text
     token, record = made.json()["token"], made.json()["record"]
-    assert token.startswith("hioc_") and record["prefix"] == token[:9]
+    assert token.startswith("hioc_")
+    assert record["prefix"] == token[:9]
     # stored only as a hash
     (stored,) = db.execute("SELECT token_hash::text, prefix FROM api_tokens").fetchall()
     assert token not in str(stored)
@@ -74,7 +74,8 @@ def test_token_lifecycle(admin_api: TestClient, db: SyncConn) -> None:
     stations = admin_api.get("/api/stations", headers=bearer(token)).json()["features"]
     assert [f["id"] for f in stations] == ["fd-thai-ha"]
     listed = admin_api.get("/api/admin/tokens", headers=admin).json()
-    assert [t["name"] for t in listed] == ["so-tnmt"] and "token" not in listed[0]
+    assert [t["name"] for t in listed] == ["so-tnmt"]
+    assert "token" not in listed[0]
     # rotation with a grace period: both work for now
     rotated = admin_api.post(
         f"/api/admin/tokens/{record['token_id']}/rotate", headers=admin, json={"grace_s": 600}
@@ -85,7 +86,8 @@ def test_token_lifecycle(admin_api: TestClient, db: SyncConn) -> None:
     assert admin_api.get("/api/alerts", headers=bearer(token)).status_code == 200
     # revocation takes effect at once in this process (the cache is dropped)
     revoked = admin_api.post(f"/api/admin/tokens/{record['token_id']}/revoke", headers=admin)
-    assert revoked.status_code == 200 and revoked.json()["revoked_by"] == "admin-1"
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_by"] == "admin-1"
     assert admin_api.get("/api/alerts", headers=bearer(token)).status_code == 401
     again = admin_api.post(f"/api/admin/tokens/{record['token_id']}/rotate", headers=admin)
     assert (again.status_code, again.json()["code"]) == (409, "conflict")
@@ -96,7 +98,8 @@ def test_token_lifecycle(admin_api: TestClient, db: SyncConn) -> None:
         ("admin-1", "token.rotate"),
         ("admin-1", "token.revoke"),
     ]
-    assert token not in str(_audit(db, "token")) and new not in str(_audit(db, "token"))
+    assert token not in str(_audit(db, "token"))
+    assert new not in str(_audit(db, "token"))
 
 
 def test_only_unscoped_admins_administer(admin_api: TestClient) -> None:
@@ -129,7 +132,9 @@ def test_subscribers_keep_no_secret(admin_api: TestClient, db: SyncConn) -> None
     assert secret.startswith("whsec_")
     row = db.execute("SELECT secret_salt, secret_hash, url FROM alert_subscribers").fetchone()
     assert row is not None
-    salt, digest = bytes(row[0]), bytes(row[1])  # type: ignore[arg-type]
+    assert isinstance(row[0], bytes)
+    assert isinstance(row[1], bytes)
+    salt, digest = row[0], row[1]
     assert secret.encode() not in salt + digest
     # whoever signs webhooks derives the same secret from the row and the server key
     assert subscriber_secret(SECRET_KEY.encode(), salt) == secret
@@ -163,7 +168,9 @@ def test_subscribers_need_a_server_key(db_url: str) -> None:
         assert (reply.status_code, reply.json()["code"]) == (409, "not_configured")
 
 
-def _station(lat: float = 21.0106, sensors: list[dict[str, object]] | None = None) -> dict[str, object]:
+def _station(
+    lat: float = 21.0106, sensors: list[dict[str, object]] | None = None
+) -> dict[str, object]:
     return {
         "domain": "flood", "name": "Tây Sơn × Thái Hà", "district": "Đống Đa", "lat": lat,
         "lon": 105.8210, "kind": "flood_depth",
@@ -179,12 +186,16 @@ def _registry_ids(db_url: str) -> dict[str, list[str]]:
     async def load() -> dict[str, list[str]]:
         async with await psycopg.AsyncConnection.connect(db_url) as conn:
             registry = await load_registry(conn)
-        return {k: sorted(s.quantity.value for s in v.sensors) for k, v in registry.stations.items()}
+        return {
+            k: sorted(s.quantity.value for s in v.sensors) for k, v in registry.stations.items()
+        }
 
     return anyio.run(load)
 
 
-def test_stations_are_added_moved_and_retired(admin_api: TestClient, db_url: str, db: SyncConn) -> None:
+def test_stations_are_added_moved_and_retired(
+    admin_api: TestClient, db_url: str, db: SyncConn
+) -> None:
     admin = bearer(ADMIN)
     path = "/api/admin/stations/fd-new-1"
     made = admin_api.put(path, headers=admin, json=_station())
@@ -195,7 +206,8 @@ def test_stations_are_added_moved_and_retired(admin_api: TestClient, db_url: str
     depth_only = [{"quantity": "water_depth", "interval_s": 60.0}]
     moved = admin_api.put(path, headers=admin, json=_station(lat=21.02, sensors=depth_only))
     assert moved.status_code == 200
-    assert moved.json()["retired_sensors"] == ["rainfall"] and moved.json()["lat"] == 21.02
+    assert moved.json()["retired_sensors"] == ["rainfall"]
+    assert moved.json()["lat"] == 21.02
     assert _registry_ids(db_url) == {"fd-new-1": ["water_depth"]}
     # retired: history kept, out of the registry and the public API
     assert admin_api.delete(path, headers=admin).status_code == 204
@@ -237,7 +249,16 @@ def test_stations_get_the_registry_files_validation(admin_api: TestClient) -> No
 
 
 def test_cli_tokens(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["tokens", "create", "--name", "first-admin", "--role", "admin", "--database-url", db_url]
+    args = [
+        "tokens",
+        "create",
+        "--name",
+        "first-admin",
+        "--role",
+        "admin",
+        "--database-url",
+        db_url,
+    ]
     assert cli_main(args) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     assert token.startswith("hioc_")

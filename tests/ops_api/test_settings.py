@@ -85,7 +85,11 @@ def test_dev_tokens_only_on_loopback() -> None:
 
 def test_unnamed_tokens_get_a_stable_label() -> None:
     settings = ApiSettings.model_validate(
-        {"env": "prod", "tokens": {"b" * 20: {"role": "operator"}}, "public_base_url": "https://x.vn"}
+        {
+            "env": "prod",
+            "tokens": {"b" * 20: {"role": "operator"}},
+            "public_base_url": "https://x.vn",
+        }
     )
     first = resolve_token("b" * 20, settings.effective_tokens)
     assert first is not None
