@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -261,6 +262,12 @@ class ApiSettings(BaseSettings):
     def anonymous_viewers(self) -> bool:
         """Whether requests without a token may read."""
         return self.is_dev if self.open_viewer is None else self.open_viewer
+
+    @field_validator("secret_key", "public_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker-compose passes unset variables as empty strings
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Self:

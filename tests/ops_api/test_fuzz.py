@@ -29,7 +29,7 @@ import pytest
 from tests.fixtures.db import _with_database
 from tests.ops_api.conftest import ADMIN, FLOOD, OPERATOR, VIEWER, make_settings
 from tests.ops_api.server import free_port, running_api
-from tests.ops_api.simulated import fill_with_simulation
+from hanoi_ioc.simfill import fill_with_simulation
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 

@@ -1,5 +1,8 @@
 """A database filled with simulator data, through the real ingest and processing code.
 
+For tests and benchmarks of the readers (the ops API, Grafana) that need realistic rows
+without running the broker and the services:
+
 The Hanoi fleet is registered, the ``demo`` scenario (a downpour flooding Thái Hà, a PM2.5
 episode, a crash on Nguyễn Trãi, a sprinkling of sensor faults) is generated for the last
 ``hours`` hours, each message goes through ingest's validator and writer (readings, latest,
