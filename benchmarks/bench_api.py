@@ -51,7 +51,7 @@ from db import upgrade
 from hanoi_ioc.embedded import EmbeddedPostgres, free_port
 from hanoi_ioc.simfill import fill_with_simulation
 
-TOKEN = "bench-viewer-token-0000000000000001"
+TOKEN = "bench-viewer-token-0000000000000001"  # noqa: S105 - a private, throwaway API
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -173,13 +173,11 @@ async def handler(ws):
     finally:
         clients.discard(ws)
 async def main(port, template):
+    loop = asyncio.get_running_loop()
     async with serve(handler, "127.0.0.1", port, max_size=2**20):
-        for line in sys.stdin:
-            if not line.strip():
-                continue
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
             text = template.replace("SENT", repr(time.time()))
             broadcast(clients, text)
-            await asyncio.sleep(0)
 asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
 """
 
@@ -194,7 +192,8 @@ async def fan_out_baseline(clients: int, seconds: float, rate: float, size: int)
     await asyncio.sleep(1.0)
     run = FanOut(clients)
     tasks, stop = await connect_all(f"ws://127.0.0.1:{port}", {}, run)
-    assert proc.stdin is not None
+    if proc.stdin is None:
+        raise RuntimeError
     started, cpu0, sent = time.monotonic(), cpu_s(proc.pid), 0
     # The same pacing as ours; the baseline server broadcasts in its own loop.
     while time.monotonic() - started < seconds:
@@ -284,9 +283,7 @@ def start_api(db_url: str, port: int, max_clients: int) -> subprocess.Popen[byte
         "API_WS_MAX_PENDING": str(max_clients + 10),
         "API_MAX_CONNECTIONS": str(max_clients + 500),
     }
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "ops_api", "--log-level", "warning"], env=env
-    )
+    return subprocess.Popen([sys.executable, "-m", "ops_api", "--log-level", "warning"], env=env)
 
 
 def wait_up(url: str, timeout_s: float = 60) -> None:
@@ -298,61 +295,64 @@ def wait_up(url: str, timeout_s: float = 60) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise SystemExit(f"nothing answers at {url}")
+    msg = f"nothing answers at {url}"
+    raise SystemExit(msg)
 
 
 async def main(args: argparse.Namespace) -> None:
     counts = [int(c) for c in args.clients.split(",")]
-    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
-        with EmbeddedPostgres(Path(tmp) / "pg", database="hanoi", durable=False) as pg:
-            await upgrade(pg.url)
-            data = await fill_with_simulation(pg.url, hours=2.0)
-            print(f"database: {data}")
-            port = free_port()
-            api = f"http://127.0.0.1:{port}"
-            proc = start_api(pg.url, port, max(counts))
-            try:
-                wait_up(api)
-                size = len(httpx.get(f"{api}/api/stations",
-                                     headers={"Authorization": f"Bearer {TOKEN}"}).content)  # fmt: skip
-                sample = await fan_out_baseline(1, 1.0, 1.0, 900)  # warm-up of the client side
-                del sample
-                print("\n== WebSocket alert fan-out "
-                      f"({args.rate:g} events/s for {args.seconds:g} s) ==")  # fmt: skip
-                for n in counts:
-                    base = await fan_out_baseline(n, args.seconds, args.rate, 1400)
-                    ours = await fan_out_ours(api, pg.url, proc.pid, n, args.seconds, args.rate)
-                    print(base.line("baseline"))
-                    print(ours.line("ops API"))
-                    print(
-                        f"ratio     delivered/s {ours.rate / base.rate:5.2f}   "
-                        f"p50 {pct(ours.latencies_ms, 0.5) / pct(base.latencies_ms, 0.5):5.2f}x   "
-                        f"p99 {pct(ours.latencies_ms, 0.99) / pct(base.latencies_ms, 0.99):5.2f}x"
-                    )
-                print(f"\n== REST, {args.readers} concurrent readers for {args.seconds:g} s ==")
-                bport = free_port()
-                bproc = subprocess.Popen(  # noqa: S603
-                    [sys.executable, "-c", BASELINE_REST, str(bport), str(size)]
-                )
-                try:
-                    wait_up(f"http://127.0.0.1:{bport}")
-                    base_rest = await readers(f"http://127.0.0.1:{bport}", ["/health"],
-                                              args.readers, args.seconds, bproc.pid)  # fmt: skip
-                finally:
-                    bproc.terminate()
-                    bproc.wait()
-                paths = ["/api/stations", "/api/alerts", "/api/latest"]
-                ours_rest = await readers(api, paths, args.readers, args.seconds, proc.pid)
-                print(base_rest.line("baseline"))
-                print(ours_rest.line("ops API"))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-api-") as tmp,
+        EmbeddedPostgres(Path(tmp) / "pg", database="hanoi", durable=False) as pg,
+    ):
+        await upgrade(pg.url)
+        data = await fill_with_simulation(pg.url, hours=2.0)
+        print(f"database: {data}")
+        port = free_port()
+        api = f"http://127.0.0.1:{port}"
+        proc = start_api(pg.url, port, max(counts))
+        try:
+            wait_up(api)
+            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+                size = len((await c.get(f"{api}/api/stations")).content)
+            sample = await fan_out_baseline(1, 1.0, 1.0, 900)  # warm-up of the client side
+            del sample
+            print("\n== WebSocket alert fan-out "
+                  f"({args.rate:g} events/s for {args.seconds:g} s) ==")  # fmt: skip
+            for n in counts:
+                base = await fan_out_baseline(n, args.seconds, args.rate, 1400)
+                ours = await fan_out_ours(api, pg.url, proc.pid, n, args.seconds, args.rate)
+                print(base.line("baseline"))
+                print(ours.line("ops API"))
                 print(
-                    f"ratio     p99 {pct(ours_rest.latencies_ms, .99) / pct(base_rest.latencies_ms, .99):5.2f}x"
-                    f"   requests/s {len(ours_rest.latencies_ms) / ours_rest.wall_s / (len(base_rest.latencies_ms) / base_rest.wall_s):5.2f}"
-                )  # fmt: skip
-                print(f"(/api/stations body: {size} bytes)")
+                    f"ratio     delivered/s {ours.rate / base.rate:5.2f}   "
+                    f"p50 {pct(ours.latencies_ms, 0.5) / pct(base.latencies_ms, 0.5):5.2f}x   "
+                    f"p99 {pct(ours.latencies_ms, 0.99) / pct(base.latencies_ms, 0.99):5.2f}x"
+                )
+            print(f"\n== REST, {args.readers} concurrent readers for {args.seconds:g} s ==")
+            bport = free_port()
+            bproc = subprocess.Popen(  # noqa: ASYNC220 - a server for the run's length
+                [sys.executable, "-c", BASELINE_REST, str(bport), str(size)]
+            )
+            try:
+                wait_up(f"http://127.0.0.1:{bport}")
+                base_rest = await readers(f"http://127.0.0.1:{bport}", ["/health"],
+                                          args.readers, args.seconds, bproc.pid)  # fmt: skip
             finally:
-                proc.terminate()
-                proc.wait(30)
+                bproc.terminate()
+                bproc.wait()
+            paths = ["/api/stations", "/api/alerts", "/api/latest"]
+            ours_rest = await readers(api, paths, args.readers, args.seconds, proc.pid)
+            print(base_rest.line("baseline"))
+            print(ours_rest.line("ops API"))
+            p99 = pct(ours_rest.latencies_ms, 0.99) / pct(base_rest.latencies_ms, 0.99)
+            ours_rps = len(ours_rest.latencies_ms) / ours_rest.wall_s
+            base_rps = len(base_rest.latencies_ms) / base_rest.wall_s
+            print(f"ratio     p99 {p99:5.2f}x   requests/s {ours_rps / base_rps:5.2f}")
+            print(f"(/api/stations body: {size} bytes)")
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 if __name__ == "__main__":

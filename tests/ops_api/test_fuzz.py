@@ -26,10 +26,10 @@ import httpx
 import psycopg
 import pytest
 
+from hanoi_ioc.simfill import fill_with_simulation
 from tests.fixtures.db import _with_database
 from tests.ops_api.conftest import ADMIN, FLOOD, OPERATOR, VIEWER, make_settings
 from tests.ops_api.server import free_port, running_api
-from hanoi_ioc.simfill import fill_with_simulation
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
