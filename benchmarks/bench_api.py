@@ -10,10 +10,11 @@ the request limits) so its CPU can be read from ``/proc``. Phases:
 
 1. **WebSocket fan-out** for each client count: that many clients (one asyncio process,
    ``websockets``) authenticate with a header, subscribe to ``alerts`` and answer pings;
-   the driver inserts ``--rate`` alert events per second for ``--seconds``, each carrying
-   its insertion time, so latency = receive time − insert time (commit, NOTIFY, the API's
-   read, encoding, fan-out and the client's parse). Reported: delivered messages/s, p50/p99
-   latency, lost deliveries, and the API process's CPU (cores).
+   a thread inserts ``--rate`` alert events per second for ``--seconds``, each carrying its
+   insertion time, so latency = receive time − insert time (commit, NOTIFY, the API's read,
+   encoding, fan-out and the client's parse). The run ends when every delivery is in (or
+   nothing more comes for 3 s). Reported: delivered messages/s (deliveries / first insert
+   → last delivery), p50/p99 latency, lost deliveries, and the API process's CPU (cores).
    *Baseline*: the same clients on a bare ``websockets`` broadcast server (another process)
    sending the same message at the same rate: what the machine and the library do with no
    database, no authentication and no per-client queues.
@@ -75,6 +76,7 @@ class FanOut:
     latencies_ms: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     server_cpu_cores: float = 0.0
+    last_at: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -113,9 +115,11 @@ async def ws_client(url: str, headers: dict[str, str], run: FanOut, ready: async
                 note = message["event"]["note"] or ""
                 if note.startswith("bench:"):
                     run.delivered += 1
+                    run.last_at = now
                     run.latencies_ms.append((now - float(note[6:])) * 1000)
             elif kind == "bench":
                 run.delivered += 1
+                run.last_at = now
                 run.latencies_ms.append((now - float(message["sent"])) * 1000)
 
 
@@ -132,6 +136,31 @@ async def connect_all(url: str, headers: dict[str, str], run: FanOut
     return tasks, stop
 
 
+async def drain(run: FanOut, started_at: float, patience_s: float = 3.0) -> None:
+    """Wait until every message is in (nothing new for ``patience_s``, at most a minute)."""
+    deadline, seen = time.time() + 60, -1
+    while run.delivered != seen and run.delivered < run.expected and time.time() < deadline:
+        seen = run.delivered
+        await asyncio.sleep(patience_s)
+    run.wall_s = max(run.last_at - started_at, 1e-9)
+
+
+def insert_events(db_url: str, alert_id: int, seconds: float, rate: float) -> int:
+    """Insert paced alert events from a thread of its own (the clients' loop cannot slow it)."""
+    sent = 0
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            conn.execute(
+                "INSERT INTO alert_events (alert_id, action, actor, note) "
+                "VALUES (%s, 'commented', 'bench', %s)",
+                (alert_id, f"bench:{time.time():.6f}"),
+            )
+            sent += 1
+            time.sleep(max(0.0, started + sent / rate - time.monotonic()))
+    return sent
+
+
 async def fan_out_ours(api: str, db_url: str, pid: int, clients: int, seconds: float,
                        rate: float) -> FanOut:  # fmt: skip
     run = FanOut(clients)
@@ -140,21 +169,12 @@ async def fan_out_ours(api: str, db_url: str, pid: int, clients: int, seconds: f
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         cur = await conn.execute("SELECT min(alert_id) FROM alerts")
         row = await cur.fetchone()
-        alert_id = int(row[0]) if row and row[0] is not None else 1
-        started, cpu0, sent = time.monotonic(), cpu_s(pid), 0
-        while time.monotonic() - started < seconds:
-            await conn.execute(
-                "INSERT INTO alert_events (alert_id, action, actor, note) "
-                "VALUES (%s, 'commented', 'bench', %s)",
-                (alert_id, f"bench:{time.time():.6f}"),
-            )
-            sent += 1
-            await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
-        cpu1 = cpu_s(pid)
-    await asyncio.sleep(3.0)  # the tail arrives
-    run.wall_s = seconds
+    alert_id = int(row[0]) if row and row[0] is not None else 1
+    started_at, cpu0 = time.time(), cpu_s(pid)
+    sent = await asyncio.to_thread(insert_events, db_url, alert_id, seconds, rate)
     run.expected = sent * clients
-    run.server_cpu_cores = (cpu1 - cpu0) / seconds
+    await drain(run, started_at)
+    run.server_cpu_cores = (cpu_s(pid) - cpu0) / max(time.time() - started_at, 1e-9)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     return run
@@ -182,33 +202,40 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
 """
 
 
+def tick(proc: subprocess.Popen[bytes], seconds: float, rate: float) -> int:
+    """Ask the baseline server for paced broadcasts, from a thread of its own."""
+    if proc.stdin is None:
+        raise RuntimeError
+    sent, started = 0, time.monotonic()
+    while time.monotonic() - started < seconds:
+        proc.stdin.write(b"tick\n")
+        proc.stdin.flush()
+        sent += 1
+        time.sleep(max(0.0, started + sent / rate - time.monotonic()))
+    return sent
+
+
 async def fan_out_baseline(clients: int, seconds: float, rate: float, size: int) -> FanOut:
     port = free_port()
     template = json.dumps({"type": "bench", "sent": "SENT", "pad": "x" * max(0, size - 40)})
     template = template.replace('"SENT"', "SENT")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", BASELINE_WS, str(port), template, stdin=subprocess.PIPE
+    proc = subprocess.Popen(  # noqa: ASYNC220 - a server for the phase's length
+        [sys.executable, "-c", BASELINE_WS, str(port), template], stdin=subprocess.PIPE
     )
-    await asyncio.sleep(1.0)
-    run = FanOut(clients)
-    tasks, stop = await connect_all(f"ws://127.0.0.1:{port}", {}, run)
-    if proc.stdin is None:
-        raise RuntimeError
-    started, cpu0, sent = time.monotonic(), cpu_s(proc.pid), 0
-    # The same pacing as ours; the baseline server broadcasts in its own loop.
-    while time.monotonic() - started < seconds:
-        proc.stdin.write(b"tick\n")
-        await proc.stdin.drain()
-        sent += 1
-        await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
-    cpu1 = cpu_s(proc.pid)
-    await asyncio.sleep(3.0)
-    run.wall_s, run.expected = seconds, sent * clients
-    run.server_cpu_cores = (cpu1 - cpu0) / seconds
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    proc.send_signal(signal.SIGTERM)
-    await proc.wait()
+    try:
+        await asyncio.sleep(1.0)
+        run = FanOut(clients)
+        tasks, stop = await connect_all(f"ws://127.0.0.1:{port}", {}, run)
+        started_at, cpu0 = time.time(), cpu_s(proc.pid)
+        sent = await asyncio.to_thread(tick, proc, seconds, rate)
+        run.expected = sent * clients
+        await drain(run, started_at)
+        run.server_cpu_cores = (cpu_s(proc.pid) - cpu0) / max(time.time() - started_at, 1e-9)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
     return run
 
 

@@ -18,6 +18,7 @@ import time
 from typing import Final
 
 import psycopg
+from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -46,6 +47,7 @@ from ops_api.live.messages import (
     PrincipalOut,
     ReadingsSubscribeIn,
     ReplayDoneMessage,
+    ResyncMessage,
     StatusSubscribeIn,
     SubscribedMessage,
     UnsubscribedMessage,
@@ -437,7 +439,15 @@ async def _send_alerts(websocket: WebSocket, state: AppState, client: LiveClient
         return
     if sub.replaying:
         page_size = state.settings.ws_replay_page_size
-        page = await state.broadcaster.replay_page(sub.cursor, page_size)
+        try:
+            page = await state.broadcaster.replay_page(sub.cursor, page_size)
+        except (psycopg.Error, PoolTimeout):
+            # The database is busy or away: the client resumes later from where it is.
+            resync = ResyncMessage(resume_from=sub.cursor, reason="database unavailable")
+            client.unsubscribe("alerts")
+            await _send_text(websocket, state, client, resync.model_dump_json(), "alerts")
+            stats.resyncs += 1
+            return
         if client.alerts is not sub:
             return  # re-subscribed or unsubscribed meanwhile
         matching = [item for item in page if sub.filter.matches(item)]
