@@ -114,8 +114,8 @@ class ApiSettings(BaseSettings):
             links (CAP, Atom) are built from it, never from the request's Host header.
             Required outside dev.
         docs_enabled: serve ``/docs`` and ``/openapi.json``; defaults to off in prod.
-        metrics_role: the role ``/metrics`` needs (``None``: open); defaults to open in dev
-            and ``viewer`` elsewhere (give Prometheus a viewer token).
+        metrics_role: the role ``/metrics`` needs (``open``: anyone); defaults to open in
+            dev and ``viewer`` elsewhere (give Prometheus a viewer token).
         max_body_bytes: the largest request body; a larger one is refused with 413 before
             it is read (and before authentication).
         max_url_bytes: the longest path plus query string (414 beyond).
@@ -268,6 +268,14 @@ class ApiSettings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # docker-compose passes unset variables as empty strings
         return None if value == "" else value
+
+    @field_validator("metrics_role", mode="before")
+    @classmethod
+    def _open_metrics(cls, value: object) -> object:
+        # API_METRICS_ROLE=open (or none/null/empty) serves /metrics to anyone
+        if isinstance(value, str) and value.strip().lower() in {"", "open", "none", "null"}:
+            return None
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Self:

@@ -119,3 +119,10 @@ def test_production_needs_a_public_base_url_and_a_real_secret_key() -> None:
     assert settings.effective_metrics_role is Role.VIEWER  # /metrics needs a token
     dev = ApiSettings()
     assert (dev.effective_docs, dev.effective_metrics_role) == (True, None)
+
+
+def test_metrics_role_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_METRICS_ROLE", "open")
+    assert ApiSettings().effective_metrics_role is None
+    monkeypatch.setenv("API_METRICS_ROLE", "operator")
+    assert ApiSettings().effective_metrics_role is Role.OPERATOR
