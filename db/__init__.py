@@ -11,7 +11,7 @@ records each service's counters.
 from db.errors import DatabaseError, StorageError
 from db.heartbeats import Stats, heartbeat
 from db.migrate import Capabilities, Migration, choose_strategy, migrations, probe, upgrade
-from db.registry import load_registry, register_stations
+from db.registry import load_registry, register_stations, retire_sensors, retire_station
 from db.strategies import PlainStrategy, Strategy, TimescaleStrategy, strategy_for
 from db.types import Conn, Pool, StrategyName
 
@@ -33,6 +33,8 @@ __all__ = [
     "migrations",
     "probe",
     "register_stations",
+    "retire_sensors",
+    "retire_station",
     "strategy_for",
     "upgrade",
 ]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from contract import QUANTITIES, Domain, Quantity, Registry, Sensor, Station, StationId
 from db.types import Conn
 
-__all__ = ["load_registry", "register_stations"]
+__all__ = ["load_registry", "register_stations", "retire_sensors", "retire_station"]
 
 
 def _station(sensors: dict[str, list[Sensor]]) -> Callable[..., Station]:
@@ -27,9 +27,10 @@ def _station(sensors: dict[str, list[Sensor]]) -> Callable[..., Station]:
 
 
 async def load_registry(conn: Conn) -> Registry:
-    """Read the whole registry (hundreds to a few thousand rows)."""
+    """Read the whole registry (hundreds to a few thousand rows); retired ones are not in it."""
     cur = await conn.execute(
-        "SELECT station_id, quantity, sensor_id, interval_s, valid_min, valid_max FROM sensors"
+        "SELECT station_id, quantity, sensor_id, interval_s, valid_min, valid_max FROM sensors "
+        "WHERE retired_at IS NULL"
     )
     sensors: dict[str, list[Sensor]] = defaultdict(list)
     keys: dict[tuple[str, Quantity], int] = {}
@@ -44,7 +45,8 @@ async def load_registry(conn: Conn) -> Registry:
         )  # fmt: skip
         keys[(str(station), q)] = int(key)
     cur = await conn.execute(
-        "SELECT station_id, domain, name, district, lat, lon, kind, attributes FROM stations"
+        "SELECT station_id, domain, name, district, lat, lon, kind, attributes FROM stations "
+        "WHERE retired_at IS NULL"
     )
     station = _station(sensors)
     stations = [station(*row) for row in await cur.fetchall()]
@@ -52,7 +54,10 @@ async def load_registry(conn: Conn) -> Registry:
 
 
 async def register_stations(conn: Conn, stations: Iterable[Station]) -> int:
-    """Insert or update stations and their sensors; returns how many stations were written."""
+    """Insert or update stations and their sensors; returns how many stations were written.
+
+    A station or sensor written here is active again if it had been retired.
+    """
     count = 0
     async with conn.transaction():
         for st in stations:
@@ -63,7 +68,8 @@ async def register_stations(conn: Conn, stations: Iterable[Station]) -> int:
                    ON CONFLICT (station_id) DO UPDATE SET
                      domain = excluded.domain, name = excluded.name,
                      district = excluded.district, lat = excluded.lat, lon = excluded.lon,
-                     kind = excluded.kind, attributes = excluded.attributes, updated_at = now()""",
+                     kind = excluded.kind, attributes = excluded.attributes, updated_at = now(),
+                     retired_at = NULL""",
                 (
                     st.station_id,
                     st.domain.value,
@@ -82,7 +88,8 @@ async def register_stations(conn: Conn, stations: Iterable[Station]) -> int:
                        VALUES (%s, %s, %s, %s, %s, %s)
                        ON CONFLICT (station_id, quantity) DO UPDATE SET
                          unit = excluded.unit, interval_s = excluded.interval_s,
-                         valid_min = excluded.valid_min, valid_max = excluded.valid_max""",
+                         valid_min = excluded.valid_min, valid_max = excluded.valid_max,
+                         retired_at = NULL""",
                     (
                         st.station_id,
                         sensor.quantity.value,
@@ -95,3 +102,36 @@ async def register_stations(conn: Conn, stations: Iterable[Station]) -> int:
             count += 1
         await conn.execute("NOTIFY registry_changed")
     return count
+
+
+async def retire_station(conn: Conn, station_id: str) -> bool:
+    """Retire a station and its sensors (history stays); False when it is not active."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            "UPDATE stations SET retired_at = now(), updated_at = now() "
+            "WHERE station_id = %s AND retired_at IS NULL",
+            (station_id,),
+        )
+        if cur.rowcount == 0:
+            return False
+        await conn.execute(
+            "UPDATE sensors SET retired_at = now() WHERE station_id = %s AND retired_at IS NULL",
+            (station_id,),
+        )
+        await conn.execute("NOTIFY registry_changed")
+    return True
+
+
+async def retire_sensors(conn: Conn, station_id: str, keep: Iterable[Quantity]) -> list[str]:
+    """Retire a station's active sensors other than ``keep``; returns their quantities."""
+    kept = [q.value for q in keep]
+    async with conn.transaction():
+        cur = await conn.execute(
+            "UPDATE sensors SET retired_at = now() WHERE station_id = %s AND retired_at IS NULL "
+            "AND NOT (quantity = ANY(%s)) RETURNING quantity",
+            (station_id, kept),
+        )
+        retired = sorted(str(row[0]) for row in await cur.fetchall())
+        if retired:
+            await conn.execute("NOTIFY registry_changed")
+    return retired

@@ -1,8 +1,8 @@
 """The ``hanoi-ioc`` command.
 
 Subcommands: ``up`` (everything, for a demo), ``simulate``, ``ingest``, ``process``, ``api``,
-``db upgrade``, ``registry export|load``, ``quarantine list|replay``, ``backtest``,
-``evaluate``.
+``db upgrade``, ``registry export|load``, ``quarantine list|replay``,
+``tokens create|list|rotate|revoke``, ``backtest``, ``evaluate``.
 """
 
 from __future__ import annotations
@@ -94,6 +94,87 @@ def _quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    """API tokens in the database (the same as the admin routes, audited as ``cli:<user>``)."""
+    from datetime import timedelta
+
+    from contract import Domain, now_utc
+    from ops_api.auth import Role
+    from ops_api.tokens import (
+        TokenInactiveError,
+        TokenRecord,
+        create_token,
+        list_tokens,
+        revoke_token,
+        rotate_token,
+    )
+
+    url = args.database_url or _database_url()
+    actor = _cli_actor()
+
+    def show(record: TokenRecord) -> None:
+        scope = ",".join(record.scope_domains) if record.scope_domains else "*"
+        state = "active" if record.is_active(now_utc()) else "inactive"
+        sys.stdout.write(
+            f"{record.token_id:>6} {record.prefix}… {record.role:<8} {scope:<12} {state:<8} "
+            f"{record.name}\n"
+        )
+
+    async def run() -> int:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            if args.action == "list":
+                for record in await list_tokens(conn, include_inactive=args.all, limit=10_000):
+                    show(record)
+                return 0
+            if args.action == "create":
+                if not args.name:
+                    sys.stderr.write("tokens create needs --name\n")
+                    return 2
+                scope = frozenset(Domain(d) for d in args.scope) if args.scope else None
+                expires = None
+                if args.expires_days is not None:
+                    expires = now_utc() + timedelta(days=args.expires_days)
+                token, record = await create_token(
+                    conn, name=args.name, role=Role(args.role), scope=scope,
+                    expires_at=expires, actor=actor,
+                )  # fmt: skip
+            elif args.id is None:
+                sys.stderr.write(f"tokens {args.action} needs the token id\n")
+                return 2
+            elif args.action == "revoke":
+                revoked = await revoke_token(conn, args.id, actor=actor)
+                if revoked is None:
+                    sys.stderr.write(f"no token {args.id}\n")
+                    return 1
+                show(revoked)
+                return 0
+            else:
+                try:
+                    rotated = await rotate_token(conn, args.id, actor=actor, grace_s=args.grace_s)
+                except TokenInactiveError as exc:
+                    sys.stderr.write(f"{exc}\n")
+                    return 1
+                if rotated is None:
+                    sys.stderr.write(f"no token {args.id}\n")
+                    return 1
+                token, record = rotated
+        show(record)
+        sys.stderr.write("the token is shown once; only its hash is stored:\n")
+        sys.stdout.write(f"{token}\n")
+        return 0
+
+    return asyncio.run(run())
+
+
 def _delegate(module: str, argv: list[str]) -> int:
     """Run another package's ``main(argv)`` (each service also runs as ``python -m``)."""
     import importlib
@@ -137,6 +218,21 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--limit", type=int, default=50)
     q.add_argument("--database-url")
     q.set_defaults(func=_quarantine)
+
+    tok = sub.add_parser("tokens", help="API tokens: create, list, rotate, revoke (audited)")
+    tok.add_argument("action", choices=["create", "list", "rotate", "revoke"])
+    tok.add_argument("id", nargs="?", type=int, help="token id (rotate, revoke)")
+    tok.add_argument("--name", help="holder's name (create)")
+    tok.add_argument("--role", choices=["viewer", "operator", "admin"], default="viewer")
+    tok.add_argument(
+        "--scope", action="append", choices=["air", "water", "flood", "traffic"],
+        help="only this domain (repeatable; default every domain)",
+    )  # fmt: skip
+    tok.add_argument("--expires-days", type=float, help="expire after this many days")
+    tok.add_argument("--grace-s", type=float, default=0.0, help="old token stays valid (rotate)")
+    tok.add_argument("--all", action="store_true", help="list revoked and expired tokens too")
+    tok.add_argument("--database-url")
+    tok.set_defaults(func=_tokens)
 
     for name, module, text in (
         ("simulate", "simulators.__main__", "run simulated Hanoi sensors"),

@@ -107,6 +107,8 @@ async def _prove_ready(database_url: str, api: str, timeout_s: float, out: TextI
                                           "resume_from": 0}))  # fmt: skip
                 while True:
                     message = json.loads(await ws.recv())
+                    if message.get("type") == "ping":  # the API drops clients that never answer
+                        await ws.send(json.dumps({"type": "pong", "id": message.get("id")}))
                     if message.get("type") == "alert_event":
                         break
     except (TimeoutError, OSError) as exc:

@@ -7,8 +7,12 @@ Contract:
   ``alert_events`` task and the shared pollers). Nothing is global.
 - ``python -m ops_api`` (:func:`ops_api.__main__.main`) and :func:`serve` run it with uvicorn.
 - It reads the schema owned by ``ingest`` (views ``station_state``, ``latest_readings``,
-  ``readings_1m``/``readings_1h``) and writes only operator transitions: the ``alerts`` row
-  and its ``alert_events`` row, in one transaction.
+  ``readings_1m``/``readings_1h``) and writes operator transitions (the ``alerts`` row and
+  its ``alert_events`` row, in one transaction, through ``processing.alerts.sink``) and
+  administration: ``api_tokens``, ``alert_subscribers``, the registry (through
+  ``db.register_stations``), each change with its ``admin_audit`` row.
+- Limits, roles, administration, the error contract and the live protocol are described
+  for integrators and on-call engineers in docs/api.md.
 - It imports ``processing.alerts`` (the Alert types) and ``contract`` (domains,
   quantities and their labels), nothing else of the other packages.
 """

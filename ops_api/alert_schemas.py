@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from contract import QUANTITIES, Quantity, local_iso
 from ops_api.alert_queries import AlertRecord
+from ops_api.params import Text
 from ops_api.timefmt import UtcDatetime, maybe_local
 from processing.alerts import AlertAction, AlertEvent, AlertState, Severity
 
@@ -160,7 +161,7 @@ class ActionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(default=None, max_length=2000)
+    note: Text | None = Field(default=None, max_length=2000)
 
 
 class CommentIn(BaseModel):
@@ -168,7 +169,7 @@ class CommentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    note: str = Field(min_length=1, max_length=2000)
+    note: Text = Field(min_length=1, max_length=2000)
 
 
 class ActionOut(_Out):

@@ -51,11 +51,18 @@ class Principal:
         name: recorded as the actor of alert transitions.
         role: what they may do.
         scope_domains: the domains they may see; ``None`` means all.
+        key: what identifies the credential (``token:<id>``, ``env:<hash>``) for per-token
+            limits; ``None`` for anonymous callers, who are told apart by address.
     """
 
     name: str
     role: Role
     scope_domains: frozenset[Domain] | None = None
+    key: str | None = None
+
+    def limit_key(self, client: str) -> str:
+        """The key of per-credential limits (anonymous callers: their address)."""
+        return self.key if self.key is not None else f"addr:{client}"
 
     @property
     def is_scoped(self) -> bool:
@@ -112,7 +119,10 @@ def resolve_token(token: str, grants: Mapping[str, Grant]) -> Principal | None:
     for candidate, grant in grants.items():
         if hmac.compare_digest(candidate.encode(), given):
             found = Principal(
-                grant.name or _default_name(grant.role, candidate), grant.role, grant.scope_domains
+                grant.name or _default_name(grant.role, candidate),
+                grant.role,
+                grant.scope_domains,
+                key=f"env:{hashlib.sha256(given).hexdigest()[:16]}",
             )
     return found
 

@@ -144,14 +144,15 @@ LEFT JOIN LATERAL (
     SELECT max(l.received_at) AS last_received, max(l.time) AS last_measured,
            min(se.interval_s) AS min_interval_s
     FROM sensors se LEFT JOIN latest l USING (sensor_id)
-    WHERE se.station_id = s.station_id) lv ON true
+    WHERE se.station_id = s.station_id AND se.retired_at IS NULL) lv ON true
 LEFT JOIN LATERAL (
     SELECT count(*) AS open_alerts,
            (array_agg(a.severity ORDER BY array_position(
                ARRAY['info','minor','moderate','severe','extreme'], a.severity) DESC))[1]
                AS max_open_severity
     FROM alerts a WHERE a.station_id = s.station_id AND a.state <> 'cleared') al ON true
-WHERE (%(domains)s::text[] IS NULL OR s.domain = ANY(%(domains)s))
+WHERE s.retired_at IS NULL
+  AND (%(domains)s::text[] IS NULL OR s.domain = ANY(%(domains)s))
   AND (%(station)s::text IS NULL OR s.station_id = %(station)s)
 ORDER BY s.station_id
 """
@@ -202,23 +203,24 @@ _SENSORS: Final = """
 SELECT se.sensor_id, se.station_id, st.domain, se.quantity, se.unit, se.interval_s,
        se.valid_min, se.valid_max
 FROM sensors se JOIN stations st USING (station_id)
-WHERE (%(station)s::text IS NULL OR se.station_id = %(station)s)
+WHERE (NOT %(active)s OR (se.retired_at IS NULL AND st.retired_at IS NULL))
+  AND (%(station)s::text IS NULL OR se.station_id = %(station)s)
   AND (%(quantity)s::text IS NULL OR se.quantity = %(quantity)s)
 ORDER BY se.station_id, se.quantity
 """
 
 
 async def list_sensors(conn: Conn, station: str) -> list[SensorRow]:
-    """The sensors of one station."""
+    """The active sensors of one station."""
     async with conn.cursor(row_factory=class_row(SensorRow)) as cur:
-        await cur.execute(_SENSORS, {"station": station, "quantity": None})
+        await cur.execute(_SENSORS, {"station": station, "quantity": None, "active": True})
         return await cur.fetchall()
 
 
 async def find_sensor(conn: Conn, station: str, quantity: str) -> SensorRow | None:
-    """One sensor by station and quantity, or ``None``."""
+    """One sensor by station and quantity (retired ones too: their history stays), or ``None``."""
     async with conn.cursor(row_factory=class_row(SensorRow)) as cur:
-        await cur.execute(_SENSORS, {"station": station, "quantity": quantity})
+        await cur.execute(_SENSORS, {"station": station, "quantity": quantity, "active": False})
         return await cur.fetchone()
 
 

@@ -21,6 +21,7 @@ from processing.alerts import Severity
 from processing.derived import IndexRow
 
 __all__ = [
+    "ErrorItem",
     "ErrorOut",
     "Feature",
     "HistoryOut",
@@ -54,13 +55,24 @@ class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class ErrorItem(_Out):
+    """One validation error: where (``["query", "limit"]``) and why."""
+
+    loc: list[str]
+    msg: str
+    type: str
+
+
 class ErrorOut(_Out):
     """The body of every error response."""
 
     detail: str = Field(description="Vietnamese / English message")
-    code: str
+    code: str = Field(description="stable machine-readable reason, e.g. not_found, overloaded")
     message_vi: str
     message_en: str
+    errors: list[ErrorItem] | None = Field(
+        default=None, description="validation errors (422 only), at most 20"
+    )
 
 
 # --- stations --------------------------------------------------------------------------------

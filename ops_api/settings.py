@@ -18,7 +18,16 @@ import ipaddress
 from typing import Final, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AliasChoices,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract import DEFAULT_STALE_FACTOR, DEFAULT_STALE_MIN_S, Domain
@@ -30,6 +39,8 @@ _PLACEHOLDERS: Final = frozenset(
     {"changethis", "changeme", "change-me", "secret", "password", "token", "postgres", "hanoi"}
 )
 _MIN_TOKEN_CHARS: Final = 16
+_MIN_SECRET_CHARS: Final = 32
+_DEV_SECRET_KEY: Final = b"hanoi-ioc-development-secret-key-not-for-production"
 
 
 class TokenGrant(BaseModel):
@@ -95,6 +106,40 @@ class ApiSettings(BaseSettings):
         db_pool_min_size: connections kept open.
         db_pool_max_size: connections at most.
         db_timeout_s: wait for a pooled connection before answering 503.
+        db_max_waiting: requests queued for a pooled connection at most; more are answered
+            503 ``overloaded`` at once.
+        db_statement_timeout_s: a query running longer is cancelled (503 ``query_timeout``).
+        retry_after_s: the ``Retry-After`` of a 503.
+        public_base_url: the API's public address (``https://ioc.example.vn``); absolute
+            links (CAP, Atom) are built from it, never from the request's Host header.
+            Required outside dev.
+        docs_enabled: serve ``/docs`` and ``/openapi.json``; defaults to off in prod.
+        metrics_role: the role ``/metrics`` needs (``open``: anyone); defaults to open in
+            dev and ``viewer`` elsewhere (give Prometheus a viewer token).
+        max_body_bytes: the largest request body; a larger one is refused with 413 before
+            it is read (and before authentication).
+        max_url_bytes: the longest path plus query string (414 beyond).
+        max_header_bytes: request line plus headers at most (the HTTP parser refuses more).
+        max_headers: request headers at most (431 beyond).
+        max_concurrent_requests: HTTP requests served at once; more get 503 ``overloaded``.
+        max_connections: open connections (HTTP and WebSocket) at most; uvicorn answers 503
+            beyond it.
+        write_rate_per_s: sustained writes (POST/PUT/PATCH/DELETE) per token per second.
+        write_burst: writes a token may make at once before the rate applies.
+        auth_failures_per_min: failed authentications per client address and minute; more
+            are answered 429.
+        token_cache_s: how long a database token stays valid in memory (revocation delay).
+        secret_key: the server secret subscriber webhook secrets are derived from
+            (``API_SECRET_KEY``, 32 characters at least outside dev).
+        ws_max_clients_per_token: WebSocket connections one token may hold at once.
+        ws_max_pending: connections not yet authenticated at most.
+        ws_max_message_bytes: the largest frame a client may send (closed with 1009 beyond).
+        ws_messages_per_s: client messages per second per connection (burst: 4x).
+        ws_send_timeout_s: a send that does not complete in time closes the connection.
+        ws_pong_timeout_s: a client must answer the server's ``ping`` (with ``pong`` and its
+            ``id``) within this; one that does not read is closed, freeing its slot.
+        ws_send_window_bytes: bytes sent since the last answered ``ping`` before the server
+            pauses and asks for a ``pong`` at once.
     """
 
     model_config = SettingsConfigDict(env_prefix="API_", extra="ignore", frozen=True)
@@ -114,7 +159,7 @@ class ApiSettings(BaseSettings):
     ws_max_clients: int = Field(default=500, ge=1)
     ws_alert_queue_size: int = Field(default=256, ge=1)
     ws_readings_max_rate_hz: float = Field(default=1.0, gt=0, le=50)
-    ws_heartbeat_s: float = Field(default=15.0, gt=0)
+    ws_heartbeat_s: float = Field(default=5.0, gt=0)
     ws_auth_timeout_s: float = Field(default=10.0, gt=0)
     ws_replay_page_size: int = Field(default=500, ge=1, le=10_000)
     readings_poll_s: float = Field(default=1.0, gt=0)
@@ -141,8 +186,35 @@ class ApiSettings(BaseSettings):
     cap_status: Literal["Actual", "Exercise", "System", "Test", "Draft"] | None = None
 
     db_pool_min_size: int = Field(default=1, ge=0)
-    db_pool_max_size: int = Field(default=10, ge=1)
+    db_pool_max_size: int = Field(default=20, ge=1)
     db_timeout_s: float = Field(default=5.0, gt=0)
+    db_max_waiting: int = Field(default=500, ge=0)
+    db_statement_timeout_s: float = Field(default=15.0, gt=0)
+    retry_after_s: int = Field(default=2, ge=1, le=3600)
+
+    public_base_url: AnyHttpUrl | None = None
+    docs_enabled: bool | None = None
+    metrics_role: Role | Literal["default"] | None = "default"
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_url_bytes: int = Field(default=8192, ge=256, le=65536)
+    max_header_bytes: int = Field(default=16384, ge=1024, le=1024 * 1024)
+    max_headers: int = Field(default=64, ge=8, le=1000)
+    max_concurrent_requests: int = Field(default=256, ge=1)
+    max_connections: int = Field(default=2048, ge=2)
+    write_rate_per_s: float = Field(default=5.0, gt=0)
+    write_burst: int = Field(default=20, ge=1)
+    auth_failures_per_min: int = Field(default=60, ge=1)
+    token_cache_s: float = Field(default=5.0, ge=0, le=300)
+    secret_key: SecretStr | None = None
+
+    ws_max_clients_per_token: int = Field(default=10, ge=1)
+    ws_max_pending: int = Field(default=100, ge=1)
+    ws_max_message_bytes: int = Field(default=16 * 1024, ge=256, le=1024 * 1024)
+    ws_messages_per_s: float = Field(default=10.0, gt=0)
+    ws_send_timeout_s: float = Field(default=5.0, gt=0)
+    ws_pong_timeout_s: float = Field(default=10.0, gt=0)
+    ws_send_window_bytes: int = Field(default=1024 * 1024, ge=4096)
 
     @property
     def is_dev(self) -> bool:
@@ -164,9 +236,50 @@ class ApiSettings(BaseSettings):
         return "Test" if self.is_dev else "Actual"
 
     @property
+    def effective_docs(self) -> bool:
+        """Whether ``/docs`` and ``/openapi.json`` are served."""
+        return self.env != "prod" if self.docs_enabled is None else self.docs_enabled
+
+    @property
+    def effective_metrics_role(self) -> Role | None:
+        """The role ``/metrics`` needs (``None``: open)."""
+        if self.metrics_role == "default":
+            return None if self.is_dev else Role.VIEWER
+        return self.metrics_role
+
+    @property
+    def base_url(self) -> str:
+        """The public base URL without a trailing slash."""
+        if self.public_base_url is None:
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+            return f"http://{host}:{self.port}"
+        return str(self.public_base_url).rstrip("/")
+
+    @property
+    def secret_key_bytes(self) -> bytes | None:
+        """The server secret (dev: a fixed development key when none is set)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        return _DEV_SECRET_KEY if self.is_dev else None
+
+    @property
     def anonymous_viewers(self) -> bool:
         """Whether requests without a token may read."""
         return self.is_dev if self.open_viewer is None else self.open_viewer
+
+    @field_validator("secret_key", "public_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker-compose passes unset variables as empty strings
+        return None if value == "" else value
+
+    @field_validator("metrics_role", mode="before")
+    @classmethod
+    def _open_metrics(cls, value: object) -> object:
+        # API_METRICS_ROLE=open (or none/null/empty) serves /metrics to anyone
+        if isinstance(value, str) and value.strip().lower() in {"", "open", "none", "null"}:
+            return None
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Self:
@@ -185,9 +298,17 @@ class ApiSettings(BaseSettings):
             if len(token) < _MIN_TOKEN_CHARS:
                 msg = f"API tokens need at least {_MIN_TOKEN_CHARS} characters (ENV={self.env})"
                 raise ValueError(msg)
+        if self.secret_key is not None:
+            key = self.secret_key.get_secret_value()
+            if len(key) < _MIN_SECRET_CHARS or key.lower() in _PLACEHOLDERS:
+                msg = f"API_SECRET_KEY needs {_MIN_SECRET_CHARS} characters and no placeholder"
+                raise ValueError(msg)
         password = urlsplit(self.database_url).password
         if password is not None and password.lower() in _PLACEHOLDERS:
             msg = f"the database password is a placeholder (ENV={self.env})"
+            raise ValueError(msg)
+        if self.public_base_url is None:
+            msg = f"API_PUBLIC_BASE_URL is required outside dev (ENV={self.env})"
             raise ValueError(msg)
         return self
 

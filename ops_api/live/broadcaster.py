@@ -61,7 +61,11 @@ class LiveStats:
 
     connections: int = 0
     refused: int = 0
+    refused_per_token: int = 0
     auth_failures: int = 0
+    dropped_not_reading: int = 0
+    dropped_send_timeout: int = 0
+    dropped_flooding: int = 0
     sent: Counter[str] = field(default_factory=Counter)
     resyncs: int = 0
     readings_coalesced: int = 0
@@ -102,6 +106,8 @@ class Broadcaster:
         self._pool = pool
         self._clients: dict[int, LiveClient] = {}
         self._reserved = 0
+        self._pending = 0
+        self._per_key: Counter[str] = Counter()
         self._next_id = 0
         self._recent = _RecentIds(_RECENT_IDS)
         self._started = False
@@ -151,24 +157,45 @@ class Broadcaster:
         return self._reserved
 
     def reserve(self) -> bool:
-        """Take a connection slot; ``False`` (and counted) when the server is full."""
-        if self._reserved >= self._settings.ws_max_clients:
+        """Take a connection slot, not yet authenticated.
+
+        ``False`` (and counted) when the server is full or too many connections are still
+        authenticating.
+        """
+        settings = self._settings
+        if self._reserved >= settings.ws_max_clients or self._pending >= settings.ws_max_pending:
             self.stats.refused += 1
             return False
         self._reserved += 1
+        self._pending += 1
         self.stats.connections += 1
         return True
 
-    def release(self) -> None:
+    def authenticated(self) -> None:
+        """A reserved connection finished authenticating (its slot is no longer pending)."""
+        self._pending -= 1
+
+    def release(self, *, pending: bool) -> None:
         """Give a slot back."""
         self._reserved -= 1
+        if pending:
+            self._pending -= 1
 
-    def attach(self, principal: Principal) -> LiveClient:
-        """Register an authenticated client."""
+    def attach(self, principal: Principal, key: str) -> LiveClient | None:
+        """Register an authenticated client.
+
+        ``None`` (and counted) when ``key`` — its token, or its address when anonymous —
+        already holds ``ws_max_clients_per_token`` connections.
+        """
+        if self._per_key[key] >= self._settings.ws_max_clients_per_token:
+            self.stats.refused_per_token += 1
+            return None
+        self._per_key[key] += 1
         self._next_id += 1
         client = LiveClient(
             self._next_id,
             principal,
+            key=key,
             alert_queue_size=self._settings.ws_alert_queue_size,
             readings_rate_hz=self._settings.ws_readings_max_rate_hz,
         )
@@ -177,7 +204,10 @@ class Broadcaster:
 
     def detach(self, client: LiveClient) -> None:
         """Forget a client."""
-        self._clients.pop(client.client_id, None)
+        if self._clients.pop(client.client_id, None) is not None:
+            self._per_key[client.key] -= 1
+            if self._per_key[client.key] <= 0:
+                del self._per_key[client.key]
 
     def subscribe_alerts(
         self, client: LiveClient, flt: AlertFilter, resume_from: int | None

@@ -25,10 +25,11 @@ from typing import Final
 
 from pydantic import BaseModel
 
-from contract import StationStateName
+from contract import StationStateName, now_utc
 from ops_api.auth import Principal
 from ops_api.live.messages import (
     LiveReadingOut,
+    PingMessage,
     ReadingsMessage,
     ResyncMessage,
     StationStatusOut,
@@ -195,6 +196,7 @@ class LiveClient:
     Args:
         client_id: a process-unique number (for logs).
         principal: who it is.
+        key: what its per-token limit counts (its token, or its address when anonymous).
         alert_queue_size: alert events buffered before it must resync.
         readings_rate_hz: the most readings batches per second it may get.
     """
@@ -204,12 +206,18 @@ class LiveClient:
         client_id: int,
         principal: Principal,
         *,
+        key: str = "",
         alert_queue_size: int,
         readings_rate_hz: float,
     ) -> None:
         self.client_id = client_id
         self.principal = principal
+        self.key = key
         self.wake = asyncio.Event()
+        self.acked = asyncio.Event()
+        self.unacked_bytes = 0
+        self._ping_seq = 0
+        self._pending_ping: tuple[int, float] | None = None
         self.alerts: AlertSubscription | None = None
         self.readings: ScopeFilter | None = None
         self.status: ScopeFilter | None = None
@@ -221,6 +229,31 @@ class LiveClient:
         self._status: dict[str, LiveStatus] = {}
         self._readings_coalesced = 0
         self._next_readings_at = 0.0
+
+    # --- liveness ----------------------------------------------------------------------------
+
+    def ping(self, now: float) -> PingMessage | None:
+        """A new server ``ping`` to send, unless one is still unanswered (then ``None``)."""
+        if self._pending_ping is not None:
+            return None
+        self._ping_seq += 1
+        self._pending_ping = (self._ping_seq, now)
+        self.acked.clear()
+        return PingMessage(id=self._ping_seq, server_time=now_utc())
+
+    def pong(self, ping_id: object) -> None:
+        """The client answered ``ping_id``: it has read everything sent before that ping."""
+        pending = self._pending_ping
+        if pending is None or not isinstance(ping_id, int) or isinstance(ping_id, bool):
+            return
+        if pending[0] <= ping_id <= self._ping_seq:
+            self._pending_ping = None
+            self.unacked_bytes = 0
+            self.acked.set()
+
+    def unanswered_for(self, now: float) -> float:
+        """Seconds the oldest unanswered ``ping`` has been waiting (0 when none is)."""
+        return 0.0 if self._pending_ping is None else now - self._pending_ping[1]
 
     # --- producers (broadcaster side) ---------------------------------------------------------
 

@@ -2,18 +2,24 @@
 
 Connecting and authenticating
 -----------------------------
-Give the token as ``/ws?token=<token>`` or as the first message::
+Give the token in the ``Authorization: Bearer <token>`` header of the upgrade request (clients
+that can set headers) or as the first message (browsers); never in the URL — a connection
+to ``/ws?token=…`` is refused (code 4400, ``token_in_url``)::
 
     -> {"type": "auth", "token": "<token>"}            token may be null/omitted when
                                                       anonymous viewing is on (dev)
     <- {"type": "hello", "server_time": "2026-09-30T06:00:00Z",
         "principal": {"name": "so-tnmt", "role": "viewer", "scope_domains": ["flood"]},
-        "heartbeat_s": 15.0, "last_event_id": 1234,
-        "limits": {"alert_queue_size": 256, "readings_max_rate_hz": 1.0}}
+        "heartbeat_s": 5.0, "last_event_id": 1234,
+        "limits": {"alert_queue_size": 256, "readings_max_rate_hz": 1.0,
+                   "pong_timeout_s": 10.0, "max_message_bytes": 16384,
+                   "messages_per_s": 10.0}}
 
-A bad token closes the socket with code 4401, a full server with code 1013 (try again
-later), both after an ``error`` message. When anonymous viewing is on, a first message
-other than ``auth`` is accepted as an anonymous viewer's.
+A bad token closes the socket with code 4401; a full server (or too many connections still
+authenticating) with 1013 (try again later); a token that already holds its
+``ws_max_clients_per_token`` connections with 4429; each after an ``error`` message. When
+anonymous viewing is on, a first message other than ``auth`` is accepted as an anonymous
+viewer's.
 
 Channels
 --------
@@ -72,14 +78,21 @@ Heartbeats and errors
 ---------------------
 ::
 
-    <- {"type": "ping", "server_time": "...Z"}          every heartbeat_s; replies optional
-    -> {"type": "pong"}
+    <- {"type": "ping", "id": 12, "server_time": "...Z"}   every heartbeat_s
+    -> {"type": "pong", "id": 12}                           required, within pong_timeout_s
     -> {"type": "ping", "id": 7}
     <- {"type": "pong", "id": 7, "server_time": "...Z"}
     <- {"type": "error", "code": "bad_message", "detail": "...", "message_vi": "...",
         "message_en": "..."}
 
-Dead peers are also found by WebSocket protocol pings (uvicorn's ``ws_ping_interval``).
+A client that does not read is closed, freeing its slot: a ``ping`` not answered within
+``pong_timeout_s`` closes it with 4408, and so does a send that cannot be completed within
+``ws_send_timeout_s``. After ``ws_send_window_bytes`` sent since the last answered ping the
+server sends nothing more until the client answers a new ping (readings coalesce meanwhile,
+alerts overflow into ``resync``). Frames larger than ``max_message_bytes`` close the socket
+(1009); more than ``messages_per_s`` (bursts of four times that) are refused with
+``rate_limited`` errors, and a client that keeps flooding is closed (1008). Dead peers are
+also found by WebSocket protocol pings.
 """
 
 from __future__ import annotations
@@ -91,6 +104,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from contract import Domain, StationStateName
 from ops_api.alert_schemas import AlertEventOut, AlertOut
 from ops_api.auth import Role
+from ops_api.params import BIGINT_MAX, QUANTITY_PATTERN, STATION_PATTERN
 from ops_api.timefmt import UtcDatetime
 from processing.alerts import Severity
 
@@ -136,15 +150,21 @@ class AuthIn(_In):
     token: str | None = Field(default=None, max_length=512)
 
 
+StationIdIn = Annotated[str, Field(pattern=STATION_PATTERN, max_length=63)]
+QuantityIn = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)]
+_MAX_STATIONS = 1000  # a filter longer than the fleet is never needed
+_MAX_QUANTITIES = 64
+
+
 class AlertsSubscribeIn(_In):
     """``subscribe`` to ``alerts``."""
 
     type: Literal["subscribe"]
     channel: Literal["alerts"]
     min_severity: Severity = Severity.INFO
-    domains: list[Domain] | None = None
-    stations: list[str] | None = Field(default=None, max_length=10_000)
-    resume_from: int | None = Field(default=None, ge=0)
+    domains: list[Domain] | None = Field(default=None, max_length=4)
+    stations: list[StationIdIn] | None = Field(default=None, max_length=_MAX_STATIONS)
+    resume_from: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
 
 
 class ReadingsSubscribeIn(_In):
@@ -152,10 +172,10 @@ class ReadingsSubscribeIn(_In):
 
     type: Literal["subscribe"]
     channel: Literal["readings"]
-    domains: list[Domain] | None = None
-    stations: list[str] | None = Field(default=None, max_length=10_000)
-    quantities: list[str] | None = Field(default=None, max_length=100)
-    max_rate_hz: float | None = Field(default=None, gt=0)
+    domains: list[Domain] | None = Field(default=None, max_length=4)
+    stations: list[StationIdIn] | None = Field(default=None, max_length=_MAX_STATIONS)
+    quantities: list[QuantityIn] | None = Field(default=None, max_length=_MAX_QUANTITIES)
+    max_rate_hz: float | None = Field(default=None, gt=0, le=1000)
 
 
 class StatusSubscribeIn(_In):
@@ -163,8 +183,8 @@ class StatusSubscribeIn(_In):
 
     type: Literal["subscribe"]
     channel: Literal["status"]
-    domains: list[Domain] | None = None
-    stations: list[str] | None = Field(default=None, max_length=10_000)
+    domains: list[Domain] | None = Field(default=None, max_length=4)
+    stations: list[StationIdIn] | None = Field(default=None, max_length=_MAX_STATIONS)
 
 
 class UnsubscribeIn(_In):
@@ -174,18 +194,21 @@ class UnsubscribeIn(_In):
     channel: Channel
 
 
+ClientId = Annotated[int, Field(ge=-(2**53), le=2**53)] | Annotated[str, Field(max_length=64)]
+
+
 class PingIn(_In):
     """A client's ``ping``; answered with ``pong`` carrying the same id."""
 
     type: Literal["ping"]
-    id: int | str | None = None
+    id: ClientId | None = None
 
 
 class PongIn(_In):
-    """A client's answer to a server ``ping`` (optional)."""
+    """A client's answer to a server ``ping``: must carry the ping's ``id``, in time."""
 
     type: Literal["pong"]
-    id: int | str | None = None
+    id: ClientId | None = None
 
 
 SubscribeIn = Annotated[
@@ -223,6 +246,9 @@ class LimitsOut(_Out):
 
     alert_queue_size: int
     readings_max_rate_hz: float
+    pong_timeout_s: float
+    max_message_bytes: int
+    messages_per_s: float
 
 
 class HelloMessage(_Out):
@@ -323,9 +349,10 @@ class StatusMessage(_Out):
 
 
 class PingMessage(_Out):
-    """The server's heartbeat."""
+    """The server's heartbeat; answer with ``{"type": "pong", "id": <id>}``."""
 
     type: Literal["ping"] = "ping"
+    id: int
     server_time: UtcDatetime
 
 

@@ -25,10 +25,11 @@ from ops_api.alert_schemas import (
     CommentIn,
 )
 from ops_api.auth import Principal
-from ops_api.deps import ConnDep, OperatorDep, PrincipalDep
+from ops_api.deps import ConnDep, OperatorWriteDep, PrincipalDep
 from ops_api.errors import NotFoundError
+from ops_api.params import BIGINT_MAX, STATION_PATTERN, DbId
+from ops_api.responses import READ, WRITE, errors
 from ops_api.routes.stations import domain_names
-from ops_api.schemas import ErrorOut
 from processing.alerts import AlertAction, AlertState, Severity
 from processing.alerts.sink import transition_alert
 
@@ -37,14 +38,9 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 StateFilter = Literal["raised", "acknowledged", "cleared", "open"]
-AlertIdPath = Annotated[int, Path(ge=1)]
+AlertIdPath = Annotated[DbId, Path()]
 _OPEN: Final = (AlertState.RAISED, AlertState.ACKNOWLEDGED)
-_ACTION_ERRORS: Final[dict[int | str, dict[str, object]]] = {
-    401: {"model": ErrorOut},
-    403: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    409: {"model": ErrorOut, "description": "the alert's state does not allow this"},
-}
+_ACTION_ERRORS: Final = errors(*WRITE)
 
 
 def _states(requested: list[StateFilter] | None) -> list[AlertState] | None:
@@ -56,18 +52,20 @@ def _states(requested: list[StateFilter] | None) -> list[AlertState] | None:
     return sorted(states)
 
 
-@router.get("", summary="Cảnh báo / Alerts")
+@router.get("", summary="Cảnh báo / Alerts", responses=errors(*READ))
 async def get_alerts(
     conn: ConnDep,
     principal: PrincipalDep,
     state: Annotated[
-        list[StateFilter] | None, Query(description="repeatable; 'open' = raised + acknowledged")
+        list[StateFilter] | None,
+        Query(max_length=4, description="repeatable; 'open' = raised + acknowledged"),
     ] = None,
     min_severity: Severity | None = None,
-    domain: Annotated[list[Domain] | None, Query(description="repeatable")] = None,
-    station: Annotated[str | None, Query(max_length=64)] = None,
+    domain: Annotated[list[Domain] | None, Query(max_length=4, description="repeatable")] = None,
+    station: Annotated[str | None, Query(pattern=STATION_PATTERN, max_length=63)] = None,
     since_event: Annotated[
-        int | None, Query(ge=0, description="only alerts with an event after this id")
+        int | None,
+        Query(ge=0, le=BIGINT_MAX, description="only alerts with an event after this id"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlertListOut:
@@ -94,9 +92,7 @@ async def get_alerts(
     )
 
 
-@router.get(
-    "/{alert_id}", summary="Chi tiết cảnh báo / Alert detail", responses={404: {"model": ErrorOut}}
-)
+@router.get("/{alert_id}", summary="Chi tiết cảnh báo / Alert detail", responses=errors(*READ, 404))
 async def get_alert_detail(
     conn: ConnDep, principal: PrincipalDep, alert_id: AlertIdPath
 ) -> AlertDetailOut:
@@ -134,7 +130,7 @@ async def _act(
 )
 async def acknowledge(
     conn: ConnDep,
-    principal: OperatorDep,
+    principal: OperatorWriteDep,
     alert_id: AlertIdPath,
     body: Annotated[ActionIn | None, Body()] = None,
 ) -> ActionOut:
@@ -146,7 +142,7 @@ async def acknowledge(
 @router.post("/{alert_id}/clear", summary="Đóng / Clear", responses=_ACTION_ERRORS)
 async def clear(
     conn: ConnDep,
-    principal: OperatorDep,
+    principal: OperatorWriteDep,
     alert_id: AlertIdPath,
     body: Annotated[ActionIn | None, Body()] = None,
 ) -> ActionOut:
@@ -157,7 +153,7 @@ async def clear(
 
 @router.post("/{alert_id}/comment", summary="Ghi chú / Comment", responses=_ACTION_ERRORS)
 async def comment(
-    conn: ConnDep, principal: OperatorDep, alert_id: AlertIdPath, body: CommentIn
+    conn: ConnDep, principal: OperatorWriteDep, alert_id: AlertIdPath, body: CommentIn
 ) -> ActionOut:
     """Add a note to the audit trail, in any state (operator role)."""
     return await _act(conn, principal, alert_id, AlertAction.COMMENTED, body.note)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Response
 
 from contract import Domain, now_utc
 from db import Conn
@@ -14,8 +14,9 @@ from ops_api.auth import Principal
 from ops_api.cap import CapContext, cap_alert, flood_feed, to_xml
 from ops_api.deps import ConnDep, PrincipalDep, StateDep
 from ops_api.errors import NotFoundError, PermissionDeniedError
+from ops_api.params import DbId
 from ops_api.queries import StationRow, list_stations
-from ops_api.schemas import ErrorOut
+from ops_api.responses import READ, errors
 from ops_api.settings import ApiSettings
 
 __all__ = ["router"]
@@ -63,29 +64,35 @@ async def _contexts(
     return contexts
 
 
+def _xml(media_type: str) -> dict[str, object]:
+    return {"content": {media_type: {"schema": {"type": "string"}}}, "description": "CAP 1.2"}
+
+
 @router.get(
     "/flood.xml",
     summary="Bản tin CAP cảnh báo ngập / Flood alerts (CAP 1.2, Atom)",
     response_class=Response,
-    responses={200: {"content": {ATOM_XML: {}}}, 403: {"model": ErrorOut}},
+    responses={200: _xml(ATOM_XML), **errors(*READ, 403)},
 )
-async def flood_cap_feed(
-    request: Request, conn: ConnDep, state: StateDep, principal: PrincipalDep
-) -> Response:
-    """Open flood alerts (and those cleared in the last 6 h) as CAP 1.2 inside an Atom feed."""
+async def flood_cap_feed(conn: ConnDep, state: StateDep, principal: PrincipalDep) -> Response:
+    """Open flood alerts (and those cleared in the last 6 h) as CAP 1.2 inside an Atom feed.
+
+    Links are absolute, built from ``API_PUBLIC_BASE_URL`` (never from the request's Host).
+    """
     _check_scope(principal)
     now = now_utc()
+    base = state.settings.base_url
     records = [
         r
         for r in await list_alerts(conn, domains=[Domain.FLOOD.value], limit=500)
         if r.cleared_at is None or now - r.cleared_at <= _CLEARED_KEPT
     ]
-    contexts = await _contexts(conn, records, state.settings, str(request.base_url))
+    contexts = await _contexts(conn, records, state.settings, f"{base}/")
     entries = [
-        (r, cap_alert(r, ctx), str(request.url_for("flood_cap_alert", alert_id=r.alert_id)))
+        (r, cap_alert(r, ctx), f"{base}{router.prefix}/alerts/{r.alert_id}.xml")
         for r, ctx in zip(records, contexts, strict=True)
     ]
-    feed = flood_feed(entries, self_url=str(request.url), updated=now)
+    feed = flood_feed(entries, self_url=f"{base}{router.prefix}/flood.xml", updated=now)
     return Response(to_xml(feed), media_type=ATOM_XML)
 
 
@@ -94,19 +101,18 @@ async def flood_cap_feed(
     name="flood_cap_alert",
     summary="Một bản tin CAP / One CAP 1.2 message",
     response_class=Response,
-    responses={200: {"content": {CAP_XML: {}}}, 404: {"model": ErrorOut}},
+    responses={200: _xml(CAP_XML), **errors(*READ, 403, 404)},
 )
 async def flood_cap_alert(
-    request: Request,
     conn: ConnDep,
     state: StateDep,
     principal: PrincipalDep,
-    alert_id: Annotated[int, Path(ge=1)],
+    alert_id: Annotated[DbId, Path()],
 ) -> Response:
     """The current CAP 1.2 message of one flood alert (``vi-VN`` and ``en-US`` info blocks)."""
     _check_scope(principal)
     record = await get_alert(conn, alert_id)
     if record is None or record.alert.domain != Domain.FLOOD.value:
         raise NotFoundError(*_NOT_FLOOD)
-    (ctx,) = await _contexts(conn, [record], state.settings, str(request.base_url))
+    (ctx,) = await _contexts(conn, [record], state.settings, f"{state.settings.base_url}/")
     return Response(to_xml(cap_alert(record, ctx)), media_type=CAP_XML)

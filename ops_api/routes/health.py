@@ -13,9 +13,10 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from contract import local_iso, now_utc
-from ops_api.deps import AppState, StateDep
+from ops_api.deps import AppState, MetricsReaderDep, StateDep
 from ops_api.metrics import Family, render, service_families
 from ops_api.queries import HeartbeatRow, list_heartbeats
+from ops_api.responses import errors
 from ops_api.timefmt import UtcDatetime
 
 __all__ = ["HealthOut", "router"]
@@ -91,7 +92,12 @@ async def _probe(state: AppState) -> tuple[DatabaseHealth, list[HeartbeatRow]]:
     return DatabaseHealth(reachable=True, latency_ms=round(latency_ms, 2), error=None), heartbeats
 
 
-@router.get("/health", summary="Tình trạng hệ thống / Health", response_model=HealthOut)
+@router.get(
+    "/health",
+    summary="Tình trạng hệ thống / Health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "the database cannot be reached"}},
+)
 async def health(state: StateDep, response: Response) -> HealthOut:
     """Database reachability, each service's heartbeat age and counters, the live feed."""
     database, heartbeats = await _probe(state)
@@ -137,9 +143,12 @@ async def health(state: StateDep, response: Response) -> HealthOut:
     "/metrics",
     summary="Prometheus metrics",
     response_class=PlainTextResponse,
-    responses={200: {"content": {PROMETHEUS_TEXT: {}}}},
+    responses={
+        200: {"content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}}},
+        **errors(401, 403, 429, 503),
+    },
 )
-async def metrics(state: StateDep) -> PlainTextResponse:
+async def metrics(state: StateDep, _reader: MetricsReaderDep) -> PlainTextResponse:
     """Every service's counters (from its heartbeat) and the API's own, as Prometheus text."""
     database, heartbeats = await _probe(state)
     families = _api_families(state, database.reachable)
@@ -170,6 +179,26 @@ def _api_families(state: AppState, db_up: bool) -> list[Family]:
             "WebSocket authentication failures.",
             stats.auth_failures,
         ),
+        "hanoi_api_ws_refused_per_token_total": (
+            "WebSocket connections refused (the token holds its maximum).",
+            stats.refused_per_token,
+        ),
+        "hanoi_api_auth_failures_total": (
+            "Failed authentications (unknown, expired or revoked tokens).",
+            state.authenticator.stats.failures,
+        ),
+        "hanoi_api_auth_throttled_total": (
+            "Requests refused because their address failed to authenticate too often.",
+            state.authenticator.stats.throttled,
+        ),
+        "hanoi_api_token_lookups_total": (
+            "Database token lookups (cache misses).",
+            state.authenticator.stats.db_lookups,
+        ),
+        "hanoi_api_writes_rate_limited_total": (
+            "Write requests refused by the per-token rate limit.",
+            state.writes.refused,
+        ),
         "hanoi_api_ws_alert_resyncs_total": (
             "Clients told to resync (alert queue overflow).",
             stats.resyncs,
@@ -186,6 +215,22 @@ def _api_families(state: AppState, db_up: bool) -> list[Family]:
     }
     families = [_single(name, text, "gauge", value) for name, (text, value) in gauges.items()]
     families += [_single(name, text, "counter", value) for name, (text, value) in counters.items()]
+    gauges_more = {
+        "hanoi_api_http_in_flight": ("HTTP requests in progress.", float(state.limits.in_flight)),
+    }
+    families += [_single(n, t, "gauge", v) for n, (t, v) in gauges_more.items()]
+    refused = Family(
+        "hanoi_api_http_refused_total", "Requests refused by the request limits.", "counter"
+    )
+    for code, count in sorted(state.limits.refused.items()):
+        refused.add(count, code=code)
+    dropped = Family(
+        "hanoi_api_ws_dropped_total", "WebSocket clients closed for misbehaving.", "counter"
+    )
+    dropped.add(stats.dropped_not_reading, reason="not_reading")
+    dropped.add(stats.dropped_send_timeout, reason="send_timeout")
+    dropped.add(stats.dropped_flooding, reason="flooding")
+    families += [refused, dropped]
     sent = Family("hanoi_api_ws_messages_sent_total", "WebSocket messages sent.", "counter")
     for channel in ("alerts", "readings", "status", "control"):
         sent.add(stats.sent[channel], channel=channel)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from ops_api.deps import ConnDep, QuarantineReaderDep
+from ops_api.params import ApiDatetime
 from ops_api.queries import list_quarantine
-from ops_api.schemas import ErrorOut, QuarantineListOut, QuarantineOut
+from ops_api.responses import READ, errors
+from ops_api.schemas import QuarantineListOut, QuarantineOut
 
 __all__ = ["router"]
 
@@ -19,13 +20,15 @@ router = APIRouter(prefix="/api", tags=["quarantine"])
 @router.get(
     "/quarantine",
     summary="Dữ liệu bị cách ly / Quarantine",
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    responses=errors(*READ, 403),
 )
 async def get_quarantine(
     conn: ConnDep,
     _principal: QuarantineReaderDep,
-    reason: Annotated[str | None, Query(max_length=64, description="e.g. schema")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="received at or after")] = None,
+    reason: Annotated[
+        str | None, Query(max_length=64, pattern=r"^[a-z0-9_]+$", description="e.g. schema")
+    ] = None,
+    since: Annotated[ApiDatetime | None, Query(description="received at or after")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> QuarantineListOut:
     """Refused messages, newest first; payloads as text, or base64 when binary."""

@@ -8,12 +8,14 @@ from datetime import timedelta
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Query
+from pydantic import StringConstraints
 
 from contract import Domain, now_utc
 from db import Conn
 from ops_api.auth import Principal
 from ops_api.deps import AppState, ConnDep, PrincipalDep, StateDep
 from ops_api.errors import NotFoundError
+from ops_api.params import LABEL_PATTERN, QUANTITY_PATTERN, STATION_PATTERN
 from ops_api.queries import (
     StationRow,
     list_latest,
@@ -22,8 +24,8 @@ from ops_api.queries import (
     list_status_history,
     station_indices,
 )
+from ops_api.responses import READ, errors
 from ops_api.schemas import (
-    ErrorOut,
     Feature,
     IndexValueOut,
     LatestOut,
@@ -41,10 +43,21 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api", tags=["stations"])
 
-_STATION_ID: Final = r"^[a-z0-9][a-z0-9-]{1,62}$"
 _STATUS_HISTORY: Final = 20
+MAX_FILTER_ITEMS: Final = 50
 DomainsQuery = Annotated[
-    list[Domain] | None, Query(description="repeat for several: ?domain=air&domain=flood")
+    list[Domain] | None,
+    Query(max_length=4, description="repeat for several: ?domain=air&domain=flood"),
+]
+StationItem = Annotated[str, StringConstraints(pattern=STATION_PATTERN, max_length=63)]
+QuantityItem = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)]
+StationsQuery = Annotated[
+    list[StationItem] | None,
+    Query(max_length=MAX_FILTER_ITEMS, description="repeatable station id"),
+]
+QuantitiesQuery = Annotated[
+    list[QuantityItem] | None,
+    Query(max_length=MAX_FILTER_ITEMS, description="repeatable quantity"),
 ]
 
 
@@ -53,13 +66,13 @@ def domain_names(domains: frozenset[Domain] | None) -> list[str] | None:
     return None if domains is None else sorted(d.value for d in domains)
 
 
-@router.get("/stations", summary="Trạm đo / Stations (GeoJSON)")
+@router.get("/stations", summary="Trạm đo / Stations (GeoJSON)", responses=errors(*READ))
 async def get_stations(
     conn: ConnDep,
     state: StateDep,
     principal: PrincipalDep,
     domain: DomainsQuery = None,
-    district: Annotated[str | None, Query(max_length=100)] = None,
+    district: Annotated[str | None, Query(max_length=100, pattern=LABEL_PATTERN)] = None,
 ) -> StationCollection:
     """Every visible station as a GeoJSON Feature: state, latest values, indices, alerts."""
     rows = await list_stations(conn, domains=domain_names(principal.visible_domains(domain)))
@@ -73,13 +86,13 @@ async def get_stations(
 @router.get(
     "/stations/{station_id}",
     summary="Một trạm / One station",
-    responses={404: {"model": ErrorOut}},
+    responses=errors(*READ, 404),
 )
 async def get_station(
     conn: ConnDep,
     state: StateDep,
     principal: PrincipalDep,
-    station_id: Annotated[str, Path(pattern=_STATION_ID)],
+    station_id: Annotated[str, Path(pattern=STATION_PATTERN, max_length=63)],
 ) -> Feature[StationDetailProperties]:
     """One station with its sensors and recent status transitions."""
     row = await _visible_station(conn, principal, station_id)
@@ -96,13 +109,13 @@ async def get_station(
     )
 
 
-@router.get("/latest", summary="Giá trị mới nhất / Latest values")
+@router.get("/latest", summary="Giá trị mới nhất / Latest values", responses=errors(*READ))
 async def get_latest(
     conn: ConnDep,
     principal: PrincipalDep,
     domain: DomainsQuery = None,
-    station: Annotated[list[str] | None, Query(description="repeatable station id")] = None,
-    quantity: Annotated[list[str] | None, Query(description="repeatable quantity")] = None,
+    station: StationsQuery = None,
+    quantity: QuantitiesQuery = None,
 ) -> list[LatestOut]:
     """The newest value of every matching sensor (by measurement time)."""
     rows = await list_latest(

@@ -664,7 +664,8 @@
         scheduleRender();
         break;
       case "ping":
-        send({ type: "pong" });
+        // Required: a ping left unanswered for pong_timeout_s closes the connection.
+        send({ type: "pong", id: m.id });
         break;
       case "error":
         toast(m.detail, "bad");

@@ -43,7 +43,7 @@ async def test_reading_to_alert_over_websocket_and_rest(
     messages = [(topic, flood_sample(t0 + timedelta(minutes=i), d)) for i, d in enumerate(depths)]
 
     with TestClient(create_app(make_settings(db_url))) as client:
-        ws_cm = client.websocket_connect(f"/ws?token={FLOOD_TOKEN}")
+        ws_cm = client.websocket_connect("/ws", headers={"Authorization": f"Bearer {FLOOD_TOKEN}"})
         ws = ws_cm.__enter__()
         try:
             receive_until(ws, "hello")

@@ -53,7 +53,9 @@ def make_settings(db_url: str, **overrides: object) -> ApiSettings:
         "readings_poll_s": 0.1,
         "status_poll_s": 0.1,
         "ws_heartbeat_s": 0.3,
+        "ws_pong_timeout_s": 120.0,  # TestClient sessions answer pings only where a test does
         "ws_auth_timeout_s": 2.0,
+        "public_base_url": "https://ioc.example.vn",
         "listen_backoff_initial_s": 0.05,
         "listen_backoff_max_s": 0.2,
         **overrides,

@@ -106,7 +106,7 @@ def test_health_without_database(db_url: str) -> None:
         assert response.status_code == 503
         assert response.json()["status"] == "down"
         assert api.get("/api/alerts", headers=bearer(VIEWER)).status_code == 503
-        samples = parse_prometheus(api.get("/metrics").text)
+        samples = parse_prometheus(api.get("/metrics", headers=bearer(VIEWER)).text)
         assert samples[("hanoi_api_db_up", frozenset())] == 0.0
 
 
@@ -120,7 +120,7 @@ def test_metrics_exposition(api: TestClient, db: SyncConn) -> None:
         "writer": {"batches": {"flushed": 4}},
     }
     seed.add_heartbeat(db, "ingest", "host-1", timedelta(seconds=1), stats)
-    response = api.get("/metrics")
+    response = api.get("/metrics", headers=bearer(VIEWER))
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples = parse_prometheus(response.text)
     inst = ("instance", "host-1")

@@ -82,12 +82,24 @@ def test_history_validation(api: TestClient, db: SyncConn) -> None:
     h = bearer(VIEWER)
     base = {"sensor": "aq-hoan-kiem.pm25"}
     assert api.get(f"/api/history?{urlencode(base)}", headers=h).status_code == 200
-    too_many = {**base, "max_points": 100_000}
-    assert api.get(f"/api/history?{urlencode(too_many)}", headers=h).status_code == 422
+    # above the server's limit: reduced to it (and said so); above the documented maximum: 422
+    capped = {**base, "max_points": 100_000}
+    reply = api.get(f"/api/history?{urlencode(capped)}", headers=h)
+    assert (reply.status_code, reply.json()["max_points"]) == (200, 5000)
+    too_many = {**base, "max_points": 100_001}
+    reply = api.get(f"/api/history?{urlencode(too_many)}", headers=h)
+    assert (reply.status_code, reply.json()["code"]) == (422, "invalid_request")
+    assert reply.json()["errors"][0]["loc"] == ["query", "max_points"]
+    # an empty range is no error: it has no points
     backwards = {**base, "from": start.isoformat(), "to": (start - timedelta(1)).isoformat()}
     reply = api.get(f"/api/history?{urlencode(backwards)}", headers=h)
-    assert reply.status_code == 422
-    assert reply.json()["code"] == "invalid_request"
+    assert (reply.status_code, reply.json()["points"]) == (200, [])
+    # the ends of the calendar: clamped, never an overflow
+    for edge in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-12:00"):
+        reply = api.get(f"/api/history?{urlencode({**base, 'to': edge})}", headers=h)
+        assert reply.status_code == 200, edge
+        reply = api.get(f"/api/history?{urlencode({**base, 'from': edge})}", headers=h)
+        assert reply.status_code == 200, edge
     naive = {**base, "from": "2026-01-01T00:00:00"}
     assert api.get(f"/api/history?{urlencode(naive)}", headers=h).status_code == 422
     unknown = {"sensor": "aq-hoan-kiem.no2"}

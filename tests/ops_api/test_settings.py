@@ -42,6 +42,7 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         json.dumps({token: {"role": "viewer", "name": "so-tnmt", "scope_domains": ["flood"]}}),
     )
     monkeypatch.setenv("API_WS_MAX_CLIENTS", "42")
+    monkeypatch.setenv("API_PUBLIC_BASE_URL", "https://ioc.hanoi.example/")
     settings = ApiSettings()
     assert settings.env == "prod"
     assert settings.database_url.endswith("@db:5432/hanoi")
@@ -68,7 +69,10 @@ def test_placeholder_secrets_refused_outside_dev(
     tokens: dict[str, object], database_url: str, match: str
 ) -> None:
     with pytest.raises(ValidationError, match=match):
-        ApiSettings.model_validate({"env": "prod", "tokens": tokens, "database_url": database_url})
+        ApiSettings.model_validate(
+            {"env": "prod", "tokens": tokens, "database_url": database_url,
+             "public_base_url": "https://x.vn"}
+        )  # fmt: skip
     ApiSettings.model_validate({"env": "dev", "tokens": tokens, "database_url": database_url})
 
 
@@ -81,7 +85,11 @@ def test_dev_tokens_only_on_loopback() -> None:
 
 def test_unnamed_tokens_get_a_stable_label() -> None:
     settings = ApiSettings.model_validate(
-        {"env": "prod", "tokens": {"b" * 20: {"role": "operator"}}}
+        {
+            "env": "prod",
+            "tokens": {"b" * 20: {"role": "operator"}},
+            "public_base_url": "https://x.vn",
+        }
     )
     first = resolve_token("b" * 20, settings.effective_tokens)
     assert first is not None
@@ -94,3 +102,27 @@ def test_main_refuses_bad_configuration(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("ENV", "prod")
     monkeypatch.setenv("API_TOKENS", json.dumps({"changethis": {"role": "admin"}}))
     assert main(["--port", "8123"]) == 2
+
+
+def test_production_needs_a_public_base_url_and_a_real_secret_key() -> None:
+    base = {"env": "prod", "tokens": {"c" * 20: {"role": "admin"}}}
+    with pytest.raises(ValidationError, match="API_PUBLIC_BASE_URL"):
+        ApiSettings.model_validate(base)
+    with pytest.raises(ValidationError, match="API_SECRET_KEY"):
+        ApiSettings.model_validate(
+            {**base, "public_base_url": "https://x.vn", "secret_key": "changeme"}
+        )
+    settings = ApiSettings.model_validate({**base, "public_base_url": "https://x.vn/ioc/"})
+    assert settings.base_url == "https://x.vn/ioc"
+    assert settings.secret_key_bytes is None  # subscribers cannot be made without one
+    assert not settings.effective_docs  # API docs are off in prod unless asked for
+    assert settings.effective_metrics_role is Role.VIEWER  # /metrics needs a token
+    dev = ApiSettings()
+    assert (dev.effective_docs, dev.effective_metrics_role) == (True, None)
+
+
+def test_metrics_role_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_METRICS_ROLE", "open")
+    assert ApiSettings().effective_metrics_role is None
+    monkeypatch.setenv("API_METRICS_ROLE", "operator")
+    assert ApiSettings().effective_metrics_role is Role.OPERATOR

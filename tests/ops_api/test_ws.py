@@ -20,6 +20,7 @@ from tests.ops_api.conftest import (
     OPERATOR,
     VIEWER,
     TestClient,
+    WebSocketTestSession,
     bearer,
     make_settings,
     receive_until,
@@ -35,13 +36,22 @@ def _stations(db: SyncConn) -> dict[str, int]:
     return {"flood": flood["water_depth"], "air": air["pm25"]}
 
 
+def _closed_with(ws: WebSocketTestSession) -> int:
+    """Read until the server closes; its close code."""
+    while True:
+        try:
+            ws.receive_json()
+        except WebSocketDisconnect as closed:
+            return closed.code
+
+
 def _event_id(message: dict[str, Any]) -> int:
     return int(message["event"]["event_id"])
 
 
 def test_live_alert_event_arrives(api: TestClient, db: SyncConn) -> None:
     _stations(db)
-    with api.websocket_connect(f"/ws?token={VIEWER}") as ws:
+    with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
         hello = receive_until(ws, "hello")
         assert hello["principal"] == {"name": "viewer-1", "role": "viewer", "scope_domains": None}
         ws.send_json({"type": "subscribe", "channel": "alerts", "min_severity": "moderate"})
@@ -84,7 +94,7 @@ def test_resume_from_replays_missed_events_then_live(api: TestClient, db: SyncCo
 
 def test_scoped_subscriber_gets_flood_alerts_only(api: TestClient, db: SyncConn) -> None:
     _stations(db)
-    with api.websocket_connect(f"/ws?token={FLOOD}") as ws:
+    with api.websocket_connect("/ws", headers=bearer(FLOOD)) as ws:
         receive_until(ws, "hello")
         ws.send_json({"type": "subscribe", "channel": "alerts", "domains": ["air", "flood"]})
         subscribed = receive_until(ws, "subscribed")
@@ -114,7 +124,7 @@ def test_overflow_tells_the_client_to_resync(
     settings = make_settings(db_url, ws_alert_queue_size=3)
     with (
         TestClient(create_app(settings)) as api,
-        api.websocket_connect(f"/ws?token={VIEWER}") as ws,
+        api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws,
     ):
         receive_until(ws, "hello")
         ws.send_json({"type": "subscribe", "channel": "alerts"})
@@ -131,13 +141,13 @@ def test_overflow_tells_the_client_to_resync(
         receive_until(ws, "replay_done")
         _, live = seed.add_alert(db, station_id="fd-thai-ha", domain="flood")
         assert _event_id(receive_until(ws, "alert_event")) == live
-        metrics = api.get("/metrics").text
+        metrics = api.get("/metrics", headers=bearer(VIEWER)).text
         assert "hanoi_api_ws_alert_resyncs_total 1" in metrics
 
 
 def test_listener_reconnects_and_catches_up(api: TestClient, db: SyncConn) -> None:
     _stations(db)
-    with api.websocket_connect(f"/ws?token={VIEWER}") as ws:
+    with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
         receive_until(ws, "hello")
         ws.send_json({"type": "subscribe", "channel": "alerts"})
         receive_until(ws, "subscribed")
@@ -157,7 +167,7 @@ def test_readings_snapshot_then_changes(api: TestClient, db: SyncConn) -> None:
     sensors = _stations(db)
     seed.set_latest(db, sensors["air"], 41.5)
     seed.set_latest(db, sensors["flood"], 3.0)
-    with api.websocket_connect(f"/ws?token={VIEWER}") as ws:
+    with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
         receive_until(ws, "hello")
         ws.send_json(
             {"type": "subscribe", "channel": "readings", "domains": ["air"], "max_rate_hz": 20}
@@ -176,7 +186,7 @@ def test_status_channel(api: TestClient, db: SyncConn) -> None:
     sensors = _stations(db)
     seed.set_latest(db, sensors["flood"], 3.0)
     seed.add_status(db, "aq-hoan-kiem", "offline", seed.now(), "last will")
-    with api.websocket_connect(f"/ws?token={VIEWER}") as ws:
+    with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
         receive_until(ws, "hello")
         ws.send_json({"type": "subscribe", "channel": "status"})
         message = receive_until(ws, "status")
@@ -199,14 +209,14 @@ def test_bad_token_is_refused(api: TestClient) -> None:
 
 def test_max_clients(db_url: str) -> None:
     with TestClient(create_app(make_settings(db_url, ws_max_clients=1))) as api:
-        with api.websocket_connect(f"/ws?token={VIEWER}") as first:
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as first:
             receive_until(first, "hello")
-            with api.websocket_connect(f"/ws?token={VIEWER}") as second:
+            with api.websocket_connect("/ws", headers=bearer(VIEWER)) as second:
                 assert receive_until(second, "error")["code"] == "too_many_clients"
                 with pytest.raises(WebSocketDisconnect) as closed:
                     second.receive_json()
                 assert closed.value.code == 1013
-        assert "hanoi_api_ws_refused_total 1" in api.get("/metrics").text
+        assert "hanoi_api_ws_refused_total 1" in api.get("/metrics", headers=bearer(VIEWER)).text
         deadline = time.monotonic() + 5
         while api.get("/health").json()["live"]["ws_clients"] and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -224,3 +234,96 @@ def test_dev_mode_allows_anonymous_viewers(db_url: str) -> None:
             ops = api.post("/api/alerts/1/acknowledge", headers=bearer("dev-operator"))
             assert ops.status_code == 404  # the dev operator token works; there is no alert
             assert db.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
+
+
+def test_a_token_in_the_url_is_refused(api: TestClient) -> None:
+    with api.websocket_connect(f"/ws?token={VIEWER}") as ws:
+        assert receive_until(ws, "error")["code"] == "token_in_url"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 4400
+
+
+def test_one_token_cannot_take_every_slot(db_url: str) -> None:
+    settings = make_settings(db_url, ws_max_clients=10, ws_max_clients_per_token=2)
+    with TestClient(create_app(settings)) as api:
+        with (
+            api.websocket_connect("/ws", headers=bearer(VIEWER)) as first,
+            api.websocket_connect("/ws", headers=bearer(VIEWER)) as second,
+        ):
+            receive_until(first, "hello")
+            receive_until(second, "hello")
+            with api.websocket_connect("/ws", headers=bearer(VIEWER)) as third:
+                assert receive_until(third, "error")["code"] == "too_many_connections"
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    third.receive_json()
+                assert closed.value.code == 4429
+            with api.websocket_connect("/ws", headers=bearer(OPERATOR)) as other:
+                assert receive_until(other, "hello")["principal"]["role"] == "operator"
+        metrics = api.get("/metrics", headers=bearer(VIEWER)).text
+        assert "hanoi_api_ws_refused_per_token_total 1" in metrics
+
+
+def test_a_client_that_does_not_read_is_dropped_within_seconds(db_url: str) -> None:
+    settings = make_settings(db_url, ws_heartbeat_s=0.2, ws_pong_timeout_s=0.6)
+    with TestClient(create_app(settings)) as api:
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
+            receive_until(ws, "hello")
+            started = time.monotonic()
+            time.sleep(1.5)  # reads nothing, answers no ping
+            assert _closed_with(ws) == 4408
+            assert time.monotonic() - started < 5
+        deadline = time.monotonic() + 5
+        while api.get("/health").json()["live"]["ws_clients"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert api.get("/health").json()["live"]["ws_clients"] == 0  # its slot is free
+        metrics = api.get("/metrics", headers=bearer(VIEWER)).text
+        assert 'hanoi_api_ws_dropped_total{reason="not_reading"} 1' in metrics
+
+
+def test_a_client_that_answers_pings_stays(db_url: str) -> None:
+    settings = make_settings(db_url, ws_heartbeat_s=0.1, ws_pong_timeout_s=0.5)
+    with (
+        TestClient(create_app(settings)) as api,
+        api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws,
+    ):
+        receive_until(ws, "hello")
+        deadline = time.monotonic() + 2.0
+        answered = 0
+        while time.monotonic() < deadline:
+            ping = receive_until(ws, "ping")
+            ws.send_json({"type": "pong", "id": ping["id"]})
+            answered += 1
+        ws.send_json({"type": "ping", "id": "still-there"})
+        assert receive_until(ws, "pong")["id"] == "still-there"
+        assert answered >= 5
+
+
+def test_frames_and_message_rates_are_limited(db_url: str) -> None:
+    settings = make_settings(db_url, ws_max_message_bytes=16384, ws_messages_per_s=5.0)
+    with TestClient(create_app(settings)) as api:
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
+            receive_until(ws, "hello")
+            ws.send_text('{"type": "ping", "id": "' + "x" * 20_000 + '"}')
+            assert _closed_with(ws) == 1009
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
+            receive_until(ws, "hello")
+            for i in range(40):
+                ws.send_json({"type": "ping", "id": i})
+            assert receive_until(ws, "error")["code"] == "rate_limited"
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
+            receive_until(ws, "hello")
+            too_many = [f"st-{i:04d}" for i in range(1001)]
+            ws.send_json({"type": "subscribe", "channel": "status", "stations": too_many})
+            assert receive_until(ws, "error")["code"] == "bad_message"
+            ws.send_json({"type": "subscribe", "channel": "status", "stations": ["BAD ID"]})
+            assert receive_until(ws, "error")["code"] == "bad_message"
+
+
+def test_a_connection_that_never_authenticates_frees_its_slot(db_url: str) -> None:
+    settings = make_settings(db_url, ws_auth_timeout_s=0.3, ws_max_clients=1)
+    with TestClient(create_app(settings)) as api:
+        with api.websocket_connect("/ws") as silent:
+            assert _closed_with(silent) == 4401
+        with api.websocket_connect("/ws", headers=bearer(VIEWER)) as ws:
+            assert receive_until(ws, "hello")["principal"]["name"] == "viewer-1"
