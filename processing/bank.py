@@ -164,10 +164,14 @@ class _Batch:
     """A batch of readings as arrays, built once and shared by every lane."""
 
     def __init__(self, readings: Sequence[Reading]) -> None:
+        n = len(readings)
         self.readings = readings
-        self.values = np.array([r.value for r in readings], dtype=np.float64)
-        self.times = np.array([r.measured_at.timestamp() for r in readings], dtype=np.float64)
-        self.codes = np.array([_QUANTITY_CODE[r.quantity] for r in readings], dtype=np.intp)
+        self.values = np.fromiter((r.value for r in readings), dtype=np.float64, count=n)
+        self.times = np.fromiter(
+            (r.measured_at.timestamp() for r in readings), dtype=np.float64, count=n
+        )
+        codes = _QUANTITY_CODE
+        self.codes = np.fromiter((codes[r.quantity] for r in readings), dtype=np.intp, count=n)
         self.sensor_ids = [r.sensor_id for r in readings]
 
 

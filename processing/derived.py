@@ -60,10 +60,15 @@ class DerivedSeries:
     ) -> list[IndexRow]:
         """Feed readings; returns index rows for every hour that closed."""
         closed: dict[tuple[str, datetime], None] = {}
+        hourly, aqi_quantities = self._hourly, _AQI_QUANTITIES
         for reading in readings:
-            if reading.quantity in _AQI_QUANTITIES:
+            if reading.quantity in aqi_quantities:
                 ref = sensors.get((reading.station_id, reading.quantity))
-                for mean in self._hourly.add(reading, ref.interval_s if ref else None):
+                means = hourly.add_value(
+                    reading.station_id + "." + reading.quantity, reading.measured_at,
+                    reading.value, ref.interval_s if ref else None,
+                )  # fmt: skip
+                for mean in means:
                     if mean.valid:
                         self._means.append(mean)
                     if self._aqi.add_mean(mean):

@@ -72,7 +72,9 @@ class SlotMap:
         """Slots for ``sensors`` (-1 where refused) and the slots evicted to make room."""
         seen = np.nan_to_num(np.asarray(times_s, dtype=np.float64), nan=-np.inf)
         lookup = self._slots.get
-        slots = np.array([lookup(sensor, -1) for sensor in sensors], dtype=np.intp)
+        slots = np.fromiter(
+            (lookup(sensor, -1) for sensor in sensors), dtype=np.intp, count=len(sensors)
+        )
         known = slots >= 0
         # Mark known sensors seen first, so a newcomer in this batch cannot evict them.
         np.maximum.at(self._seen, slots[known], seen[known])

@@ -119,7 +119,10 @@ class HourlyAggregator:
         """Add one value of ``sensor_id``; returns the hourly means this closes."""
         if not math.isfinite(value):
             return []
-        hour = int(hour_ending(measured_at).timestamp()) // _HOUR
+        if measured_at.tzinfo is None:
+            msg = "hourly means need tz-aware times"
+            raise DetectorConfigError(msg)
+        hour = math.ceil(measured_at.timestamp() / _HOUR)  # the hour-ending label, in hours
         if hour <= self._closed_until.get(sensor_id, -1):
             self.late_dropped += 1
             return []
