@@ -26,8 +26,12 @@ class SimulatorSettings(BaseSettings):
         default="mqtt://127.0.0.1:1883",
         validation_alias=AliasChoices("SIM_MQTT_URL", "MQTT_URL"),
     )
-    mqtt_protocol: Literal["5", "3.1.1"] = "5"
-    topic_root: str = DEFAULT_ROOT
+    mqtt_protocol: Literal["5", "3.1.1"] = Field(
+        default="5", validation_alias=AliasChoices("SIM_MQTT_PROTOCOL", "MQTT_PROTOCOL")
+    )
+    topic_root: str = Field(
+        default=DEFAULT_ROOT, validation_alias=AliasChoices("SIM_TOPIC_ROOT", "TOPIC_ROOT")
+    )
     client_id_prefix: str = "sim"
     scenario: str = "demo"
     speed: float = 1.0
