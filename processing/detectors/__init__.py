@@ -12,6 +12,8 @@ state across a restart. None of the detectors is stochastic, so none needs a see
 
 Registered detectors (name: what it catches, default threshold):
 
+- ``calibrated``: readings rare for this stream, its scores calibrated tail probabilities
+  (the backtest default), 0.5 (one reading in 100 000 as rare)
 - ``seasonal_mad``: values unusual for the hour of day / day type, 0.5 (robust z >= 4)
 - ``ewma``: sudden departures from the recent level, 0.5 (z >= 4)
 - ``cusum``: small persistent shifts, 0.5 (CUSUM sum >= h = 8)
@@ -42,6 +44,7 @@ from processing.detectors.base import (
     VectorDetector,
     occurrence_rounds,
 )
+from processing.detectors.calibrated import CalibratedDetector
 from processing.detectors.cusum import CusumDetector
 from processing.detectors.dropout import DropoutDetector
 from processing.detectors.ewma import EwmaDetector
@@ -56,6 +59,7 @@ from processing.errors import DetectorConfigError, SnapshotError
 __all__ = [
     "DETECTORS",
     "STATE_VERSION",
+    "CalibratedDetector",
     "CusumDetector",
     "Detector",
     "DetectorSnapshot",
@@ -81,6 +85,7 @@ DETECTORS: Final[Mapping[str, type[VectorDetector]]] = MappingProxyType(
     {
         cls.name: cls
         for cls in (
+            CalibratedDetector,
             SeasonalMadDetector,
             EwmaDetector,
             CusumDetector,

@@ -1,0 +1,95 @@
+"""The calibrated model's profile and period grid, updated for many slots at once.
+
+The counterpart of :class:`~processing.detectors._calibrated_series.SeriesModel`'s
+``_learn_profile``/``_push_cell``/``_look_for_period`` (same arithmetic, same state arrays).
+Slots are unique within a call (one round).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from processing.detectors._calibrated_model import ModelConfig, next_check
+from processing.detectors._period import find_period, initial_profile, snap_period
+from processing.detectors._private import FloatArray, IntArray
+
+__all__ = ["learn_grid", "learn_profile"]
+
+
+def learn_profile(
+    st: dict[str, FloatArray],
+    cfg: ModelConfig,
+    slots: IntArray,
+    bins: FloatArray,
+    y: FloatArray,
+    limit: FloatArray,
+) -> None:
+    """Move each slot's profile bin towards ``y - level`` by a clipped step."""
+    has = bins >= 0
+    if not has.any() or cfg.max_bins == 0:
+        return
+    s, b = slots[has], bins[has].astype(np.intp)
+    old, seen = st["prof"][s, b], st["prof_n"][s, b]
+    rate = np.maximum(cfg.profile_alpha, 1.0 / (seen + 1.0))
+    target = y[has] - st["l1"][s]
+    st["prof"][s, b] = old + rate * np.clip(target - old, -limit[has], limit[has])
+    st["prof_n"][s, b] = seen + 1.0
+
+
+def learn_grid(
+    st: dict[str, FloatArray], cfg: ModelConfig, slots: IntArray, times_s: FloatArray,
+    y: FloatArray,
+) -> None:  # fmt: skip
+    """Add each value to its time cell; close finished cells; look for periods when due."""
+    if cfg.history <= 0 or not slots.size:
+        return
+    cell = np.floor((times_s - st["t0"][slots]) / st["cell_s"][slots])
+    current = st["cell_idx"][slots]
+    fresh = current < 0
+    same = ~fresh & (cell <= current)
+    moved = ~fresh & ~same
+    s = slots[same]
+    st["cell_sum"][s] += y[same]
+    st["cell_cnt"][s] += 1.0
+    m = slots[moved]
+    if m.size:
+        _append(st, cfg.history, m, st["cell_sum"][m] / st["cell_cnt"][m])
+        gaps = np.minimum(cell[moved] - current[moved] - 1, cfg.history)
+        for slot, gap in zip(m[gaps > 0].tolist(), gaps[gaps > 0].tolist(), strict=True):
+            for _ in range(int(gap)):
+                _append(st, cfg.history, np.array([slot]), np.array([np.nan]))
+    opened = fresh | moved
+    o = slots[opened]
+    st["cell_idx"][o], st["cell_sum"][o], st["cell_cnt"][o] = cell[opened], y[opened], 1.0
+    if cfg.period_s is None and m.size:
+        due = m[st["grid_n"][m] >= st["next_check"][m]]
+        for slot in due.tolist():
+            _look_for_period(st, cfg, slot)
+
+
+def _append(st: dict[str, FloatArray], history: int, slots: IntArray, values: FloatArray) -> None:
+    pos = st["grid_pos"][slots].astype(np.intp)
+    st["grid"][slots, pos] = values
+    st["grid_pos"][slots] = ((pos + 1) % history).astype(np.float64)
+    st["grid_n"][slots] += 1.0
+
+
+def _look_for_period(st: dict[str, FloatArray], cfg: ModelConfig, slot: int) -> None:
+    history = cfg.history
+    grid_n = float(st["grid_n"][slot])
+    st["next_check"][slot] = next_check(grid_n, history)
+    held = int(min(grid_n, history))
+    pos = int(st["grid_pos"][slot])
+    ring = st["grid"][slot]
+    ordered = np.concatenate([ring[pos:], ring[:pos]])[history - held :]
+    lag = find_period(ordered)
+    cell_s, period_s = float(st["cell_s"][slot]), float(st["period_s"][slot])
+    if lag == 0 or lag * cell_s < 1.5 * period_s:
+        return
+    period = snap_period(lag * cell_s)
+    bins = min(cfg.max_bins, round(lag))
+    prof, counts = initial_profile(
+        ordered, float(st["cell_idx"][slot]) - held, period / cell_s, bins
+    )
+    st["period_s"][slot], st["bins"][slot] = period, float(bins)
+    st["prof"][slot, :bins], st["prof_n"][slot, :bins] = prof, counts
