@@ -71,6 +71,8 @@ _STEP_FAST: Final = 0.02
 _STEP_SLOW: Final = 0.002
 _SETTLED: Final = 10.0
 _XI_EXP: Final = 1e-6
+_RATIO_MIN: Final = 1.5
+"""Least ``M2 / M1**2``: a point mass in the tail (ratio 1) must not read as an endless scale."""
 
 TAIL_FIELDS: Final = ("u", "exc", "tot", "h", "h2", "ne")
 """Names of the six numbers of a tail state, in order."""
@@ -114,7 +116,7 @@ def tail_init(u0: float) -> TailState:
 def gpd_shape(h: float, h2: float, ne: float) -> tuple[float, float]:
     """Shape ``xi >= 0`` and scale per unit of ``u``, from the (shrunk) log-excess moments."""
     m1 = max(H_MIN, (ne * h + N_PRIOR * H0) / (ne + N_PRIOR))
-    m2 = max(m1 * m1 * 1.000001, (ne * h2 + N_PRIOR * H2_RATIO * H0 * H0) / (ne + N_PRIOR))
+    m2 = max(_RATIO_MIN * m1 * m1, (ne * h2 + N_PRIOR * H2_RATIO * H0 * H0) / (ne + N_PRIOR))
     minus = 1.0 - 0.5 / (1.0 - m1 * m1 / m2)
     return max(m1 + minus, 0.0), m1 * (1.0 - min(minus, 0.0))
 
@@ -154,7 +156,7 @@ def tail_p_many(state: dict[str, FloatArray], s: FloatArray, cfg: TailConfig) ->
     u, exc, tot, h, h2, ne = (state[key] for key in TAIL_FIELDS)
     rate = (exc + cfg.q * _RATE_PRIOR) / (tot + _RATE_PRIOR)
     m1 = np.maximum(H_MIN, (ne * h + N_PRIOR * H0) / (ne + N_PRIOR))
-    m2 = np.maximum(m1 * m1 * 1.000001, (ne * h2 + N_PRIOR * H2_RATIO * H0 * H0) / (ne + N_PRIOR))
+    m2 = np.maximum(_RATIO_MIN * m1 * m1, (ne * h2 + N_PRIOR * H2_RATIO * H0 * H0) / (ne + N_PRIOR))
     minus = 1.0 - 0.5 / (1.0 - m1 * m1 / m2)
     xi = np.maximum(m1 + minus, 0.0)
     scale = m1 * (1.0 - np.minimum(minus, 0.0))
