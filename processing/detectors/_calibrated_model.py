@@ -15,7 +15,7 @@ from typing import Final
 
 import numpy as np
 
-from processing.detectors._private import MEAN_ABS_TO_SIGMA, BoolArray, FloatArray
+from processing.detectors._private import MEAN_ABS_TO_SIGMA, FloatArray
 from processing.detectors._tail import TAIL_FIELDS, TailConfig
 from processing.detectors.base import StateField
 
