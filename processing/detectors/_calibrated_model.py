@@ -32,14 +32,16 @@ __all__ = [
     "next_check",
 ]
 
-N_STATS: Final = 5
-"""Statistics calibrated: |residual|, fast and slow mean shift, variance up, variance down."""
-DELAY: Final = 32
+N_STATS: Final = 7
+"""Statistics calibrated: |residual|, fast and slow mean shift, fast variance up, slow
+variance up (of the residual from the reference), slow variance down, and the time the value
+has not moved."""
+DELAY: Final = 64
 """Readings a statistic waits before it calibrates: a building event cannot mask itself."""
 SCALARS: Final = (
     "n", "t0", "t_last", "dt", "cell_s", "is_count", "quantum", "y_prev",
     "l1", "l2", "s", "s1", "s_long", "e1", "e2",
-    "wf", "mf", "ws", "ms", "wv", "v", "v_ref",
+    "wf", "mf", "ws", "ms", "wv", "v", "wvs", "vs", "vd", "v_ref", "vs_ref", "run_s",
     "open", "t_event", "calm_s", "adopted",
     "period_s", "bins", "cell_idx", "cell_sum", "cell_cnt", "grid_pos", "grid_n", "next_check",
     "delay_pos", "delay_n",
@@ -95,17 +97,22 @@ class ModelConfig:
     calm_s: float | None
     adopt_s: float | None
     events: bool
+    rare_weight: float = 0.2
     error_alpha: float = 0.02
     long_alpha: float = 0.001
     ref_alpha: float = 0.005
     u0: tuple[float, ...] = field(init=False)
+    ref_scale_alpha: float = field(init=False)
 
     def __post_init__(self) -> None:
         def null(b: float) -> float:
             return _NULL_ABS_Z * math.sqrt(b / (2.0 - b))
 
-        u0 = (_NULL_ABS_Z, null(self.fast_evidence), null(self.slow_evidence), 1.5, 1.5)
+        u0 = (_NULL_ABS_Z, null(self.fast_evidence), null(self.slow_evidence), 1.5, 1.2, 1.2, 3.0)
         object.__setattr__(self, "u0", u0)
+        # The reference's spread moves slower than evidence builds up, or a shift would
+        # widen it before it is noticed.
+        object.__setattr__(self, "ref_scale_alpha", self.scale_alpha / 4.0)
 
     def calm_time(self, dt: float) -> float:
         """Calm time that closes an event, for a stream sampled every ``dt`` seconds."""
@@ -137,7 +144,7 @@ def _quantum(y: FloatArray) -> FloatArray:
     """Per row, the smallest step between distinct values (0 when all are equal)."""
     ordered = np.sort(y, axis=1)
     steps = np.diff(ordered, axis=1)
-    tiny = 1e-9 * (np.abs(ordered[:, 1:]) + np.abs(ordered[:, :-1]))
+    tiny = 1e-12 * (np.abs(ordered[:, 1:]) + np.abs(ordered[:, :-1]))
     steps = np.where(steps > tiny, steps, np.inf)
     smallest = steps.min(axis=1, initial=np.inf)
     out: FloatArray = np.where(np.isfinite(smallest), smallest, 0.0)
@@ -183,6 +190,8 @@ def initial_state(
         "e1": err, "e2": err.copy(),
         "wf": np.full(n, 1.0 / cfg.fast_evidence), "ws": np.full(n, 1.0 / cfg.slow_evidence),
         "wv": np.full(n, 1.0 / cfg.fast_evidence), "v": np.full(n, 0.8), "v_ref": np.full(n, 0.8),
+        "wvs": np.full(n, 1.0 / cfg.slow_evidence), "vs": np.full(n, 0.8), "vd": np.full(n, 0.8),
+        "vs_ref": np.full(n, 0.8),
         "t_event": np.full(n, -np.inf), "cell_idx": np.full(n, -1.0),
         "next_check": np.full(n, float(FIRST_CHECK)),
     }  # fmt: skip

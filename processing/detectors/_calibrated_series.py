@@ -25,7 +25,14 @@ from processing.detectors._calibrated_model import (
 )
 from processing.detectors._period import find_period, initial_profile, snap_period
 from processing.detectors._private import FloatArray
-from processing.detectors._tail import TAIL_FIELDS, TailState, tail_init, tail_learn, tail_p
+from processing.detectors._tail import (
+    SETTLED,
+    TAIL_FIELDS,
+    TailState,
+    tail_init,
+    tail_learn,
+    tail_p,
+)
 
 __all__ = ["SeriesModel", "raw_score"]
 
@@ -93,7 +100,7 @@ class SeriesModel:
         if k + 1 == self.cfg.warmup:
             rows = initial_state(self.cfg, np.array([self.warm_x]), np.array([self.warm_t]))
             self.sc = {key: float(rows[key][0]) for key in SCALARS}
-            self.tails = [tail_init(u0) for u0 in self.cfg.u0]
+            self.tails = [tail_init(u0, self.cfg.tail.spread) for u0 in self.cfg.u0]
         return 0.0
 
     def _profile(self, t: float) -> tuple[float, int]:
@@ -130,8 +137,16 @@ class SeriesModel:
         ms = sc["ms"] + (rc - sc["ms"]) / ws
         wv = dec_f * sc["wv"] + 1.0
         v = sc["v"] + (a - sc["v"]) / wv
-        vref = max(sc["v_ref"], 1e-6)
-        stats = (abs(r), abs(mf), abs(ms), v / vref, vref / max(v, 1e-4 * vref))
+        ac = abs(rc)
+        wvs = dec_s * sc["wvs"] + 1.0
+        vs = sc["vs"] + (ac - sc["vs"]) / wvs
+        vd = sc["vd"] + (a - sc["vd"]) / wvs
+        moved = sc["quantum"] > 0  # stillness means something once the stream has moved
+        same = y == sc["y_prev"]  # a stuck sensor repeats its value exactly
+        run = sc["run_s"] + step if same and moved else 0.0
+        vref, vsref = max(sc["v_ref"], 1e-6), max(sc["vs_ref"], 1e-6)
+        still = vref / max(vd, 1e-4 * vref) if moved else 0.0
+        stats = (abs(r), abs(mf), abs(ms), v / vref, vs / vsref, still, run / sc["dt"])
         tails, tc = self.tails, cfg.tail
         raw = raw_score(min([tail_p(tails[j], stats[j], tc) for j in range(N_STATS)]))
         score = raw
@@ -145,21 +160,25 @@ class SeriesModel:
                 l1, mf, ms, sc["adopted"] = l2, 0.0, 0.0, 1.0
         elif raw >= cfg.alarm:
             sc["open"], sc["t_event"], sc["calm_s"], sc["adopted"] = 1.0, t, 0.0, 0.0
-        # Learning: every reading teaches, with bounded influence (residuals clipped).
+        # Learning: every reading teaches, with bounded influence (residuals clipped, and
+        # the rarer a reading the less it teaches the reference: down to a fifth at ``calm``).
+        w = cfg.rare_weight ** min(raw / cfg.calm, 1.0)
         cl1 = min(max(d - l1, -c * s1e), c * s1e)
-        sc["l1"] = l1 + cfg.slow_alpha * cl1
-        sc["s1"] = s1 + cfg.scale_alpha * (SIGMA * abs(cl1) - s1)
+        sc["l1"] = l1 + w * cfg.slow_alpha * cl1
+        sc["s1"] = s1 + w * cfg.ref_scale_alpha * (SIGMA * abs(cl1) - s1)
         cl2 = min(max(d - l2, -c * se), c * se)
         sc["l2"] = l2 + cfg.fast_alpha * cl2
         sc["e1"] = e1 + cfg.error_alpha * (cl1 * cl1 - e1)
         sc["e2"] = e2 + cfg.error_alpha * (cl2 * cl2 - e2)
         clb = abs(min(max(d - pred, -c * se), c * se))
-        sc["s"] = s + cfg.scale_alpha * (SIGMA * clb - s)
+        sc["s"] = s + w * cfg.scale_alpha * (SIGMA * clb - s)
         sc["s_long"] = sc["s_long"] + cfg.long_alpha * (SIGMA * clb - sc["s_long"])
         sc["v_ref"] = sc["v_ref"] + cfg.ref_alpha * (a - sc["v_ref"])
+        sc["vs_ref"] = sc["vs_ref"] + cfg.ref_alpha * (ac - sc["vs_ref"])
         sc["wf"], sc["mf"], sc["ws"], sc["ms"], sc["wv"], sc["v"] = wf, mf, ws, ms, wv, v
+        sc["wvs"], sc["vs"], sc["vd"], sc["run_s"] = wvs, vs, vd, run
         if b >= 0:
-            self._learn_profile(b, y - sc["l1"], c * s1e)
+            self._learn_profile(b, y - sc["l1"], c * s1e, w)
         self._learn_resolution(y)
         if step > 0:
             dt = sc["dt"]
@@ -183,16 +202,16 @@ class SeriesModel:
             tails = self.tails
             self.tails = [tail_learn(tails[j], old[j], tc) for j in range(N_STATS)]
 
-    def _learn_profile(self, b: int, target: float, limit: float) -> None:
+    def _learn_profile(self, b: int, target: float, limit: float, weight: float) -> None:
         old, seen = self.prof[b], self.prof_n[b]
-        rate = max(self.cfg.profile_alpha, 1.0 / (seen + 1.0))
+        rate = weight * max(self.cfg.profile_alpha, 1.0 / (seen + 1.0))
         self.prof[b] = old + rate * min(max(target - old, -limit), limit)
         self.prof_n[b] = seen + 1.0
 
     def _learn_resolution(self, y: float) -> None:
         sc = self.sc
         gap = abs(y - sc["y_prev"])
-        if gap > 1e-9 * (abs(y) + abs(sc["y_prev"])):
+        if gap > 1e-12 * (abs(y) + abs(sc["y_prev"])):
             sc["quantum"] = gap if sc["quantum"] <= 0 else min(sc["quantum"], gap)
         sc["y_prev"] = y
 
@@ -239,3 +258,9 @@ class SeriesModel:
         )
         sc["period_s"], sc["bins"] = period_s, float(bins)
         self.prof[:bins], self.prof_n[:bins] = prof.tolist(), counts.tolist()
+        # Both levels restart at the deseasonalised level of the latest reading.
+        now, _ = self._profile(sc["t_last"])
+        sc["l2"] -= now
+        sc["l1"], sc["mf"], sc["ms"] = sc["l2"], 0.0, 0.0
+        # Residuals change nature with the profile: the tails relearn their shape quickly.
+        self.tails = [(*tail[:6], min(tail[6], SETTLED)) for tail in self.tails]

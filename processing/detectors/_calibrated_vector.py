@@ -12,6 +12,7 @@ import numpy as np
 from processing.detectors._calibrated_model import ModelConfig, next_check
 from processing.detectors._period import find_period, initial_profile, snap_period
 from processing.detectors._private import FloatArray, IntArray
+from processing.detectors._tail import SETTLED
 
 __all__ = ["learn_grid", "learn_profile"]
 
@@ -23,6 +24,7 @@ def learn_profile(
     bins: FloatArray,
     y: FloatArray,
     limit: FloatArray,
+    weight: FloatArray,
 ) -> None:
     """Move each slot's profile bin towards ``y - level`` by a clipped step."""
     has = bins >= 0
@@ -30,7 +32,7 @@ def learn_profile(
         return
     s, b = slots[has], bins[has].astype(np.intp)
     old, seen = st["prof"][s, b], st["prof_n"][s, b]
-    rate = np.maximum(cfg.profile_alpha, 1.0 / (seen + 1.0))
+    rate = weight[has] * np.maximum(cfg.profile_alpha, 1.0 / (seen + 1.0))
     target = y[has] - st["l1"][s]
     st["prof"][s, b] = old + rate * np.clip(target - old, -limit[has], limit[has])
     st["prof_n"][s, b] = seen + 1.0
@@ -93,3 +95,11 @@ def _look_for_period(st: dict[str, FloatArray], cfg: ModelConfig, slot: int) -> 
     )
     st["period_s"][slot], st["bins"][slot] = period, float(bins)
     st["prof"][slot, :bins], st["prof_n"][slot, :bins] = prof, counts
+    # Residuals change nature with the profile: the tails relearn their shape quickly.
+    st["tail_ne"][slot] = np.minimum(st["tail_ne"][slot], SETTLED)
+    # Both levels restart at the deseasonalised level of the latest reading.
+    phase = np.mod(st["t_last"][slot] - st["t0"][slot], period) / period * bins
+    b = min(int(phase), bins - 1)
+    now = float(st["prof"][slot, b]) if st["prof_n"][slot, b] > 0 else 0.0
+    st["l2"][slot] -= now
+    st["l1"][slot], st["mf"][slot], st["ms"][slot] = st["l2"][slot], 0.0, 0.0

@@ -58,7 +58,7 @@ def autocorrelation(x: FloatArray) -> FloatArray:
 
 
 def find_period(
-    cells: FloatArray, *, acf_min: float = 0.3, contrast: float = 0.3, tie: float = 0.05
+    cells: FloatArray, *, acf_min: float = 0.5, contrast: float = 0.3, tie: float = 0.05
 ) -> float:
     """The period of ``cells`` in (fractional) cells, 0 when there is none worth using.
 

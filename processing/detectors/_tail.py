@@ -1,22 +1,23 @@
 """Streaming tail calibration: the rarity of a statistic against its own history.
 
 A statistic ``s >= 0`` (larger = stranger) is calibrated peaks-over-threshold style, in O(1)
-memory: ``u`` tracks its ``1 - q`` quantile (multiplicative stochastic-approximation steps,
-so it finds the right scale whatever the stream's units), the exceedance rate of ``u`` is
-counted with exponential forgetting, and the excesses above ``u`` fit a generalised Pareto
-tail by the moment estimator of Dekkers, Einmahl and de Haan (1989) on the log-excesses
-``log(s / u)``: their first two moments ``M1``, ``M2`` give the shape
-``xi = M1 + 1 - 1 / (2 (1 - M1**2 / M2))`` (heavy tails: ``xi > 0``; exponential-type, such as
-Gaussian noise: about 0) and the scale ``sigma = u * M1 * (1 - min(xi_minus, 0))``. The tail
-probability of a new value is
+memory. The threshold is ``u = m + spread * d``, with ``m`` and ``d`` running means of the
+statistic and of its absolute deviation (so it finds the right scale whatever the stream's
+units, and an autocorrelated statistic does not make it jump; each value counts for at most
+four thresholds, so one outlier moves it a bounded amount). The share of values above ``u``
+is counted with exponential forgetting, and the excesses fit a generalised Pareto tail by the
+moment estimator of Dekkers, Einmahl and de Haan (1989) on the log-excesses ``log(s / u)``:
+their first two moments ``M1``, ``M2`` give the shape ``xi = M1 + 1 - 1 / (2 (1 - M1**2 / M2))``
+(heavy tails: ``xi > 0``; exponential-type, such as Gaussian noise: about 0) and the scale
+``sigma = u * M1 * (1 - min(xi_minus, 0))``. The tail probability of a new value is
 
     p(s) = rate * (1 + xi (s - u) / sigma) ** (-1 / xi)    for s > u,   1 otherwise,
 
 (``exp(-(s - u) / sigma)`` as ``xi`` -> 0), so a record far beyond anything seen still gets a
-finite, shrinking rarity. ``xi`` is never taken below 0 (no finite end point is assumed), the
-moments are shrunk towards a heavy prior (Pareto, index ``H0``) while few excesses are known,
-and ``M1`` never falls below ``H_MIN`` (discrete values put point masses in the tail). When most
-values sit on a point mass (a mostly-zero count), ``u`` rests on its floor and ``rate`` is the
+finite, shrinking rarity. ``xi`` is never taken below 0 (no finite end point is assumed),
+shape and scale are shrunk towards a heavy prior while few excesses are known, and ``M1``
+never falls below ``H_MIN`` (discrete values put point masses in the tail). When most values
+sit on a point mass (a mostly-zero count), ``u`` sits just above it and ``rate`` is the
 measured share of values above it.
 
 Each function has a scalar form (the single-stream loop) and an array form (many slots);
@@ -40,10 +41,11 @@ import numpy as np
 from processing.detectors._private import FloatArray
 
 __all__ = [
-    "H0",
-    "H2_RATIO",
     "H_MIN",
+    "SCALE0",
+    "SETTLED",
     "TAIL_FIELDS",
+    "XI0",
     "TailConfig",
     "TailState",
     "gpd_shape",
@@ -52,34 +54,37 @@ __all__ = [
     "tail_learn_many",
     "tail_p",
     "tail_p_many",
+    "threshold",
 ]
 
-H0: Final = 0.25
-"""Prior mean log-excess (with :data:`H2_RATIO`: a shape of about 0.12, a mildly heavy tail)."""
-H2_RATIO: Final = 1.8
-"""Prior second moment of the log-excess over the squared first (2 for a Pareto tail)."""
+XI0: Final = 0.25
+"""Prior shape: a heavy tail (unknown streams are judged leniently)."""
+SCALE0: Final = 0.3
+"""Prior scale of the excesses, per unit of the threshold."""
 H_MIN: Final = 0.1
 """Smallest mean log-excess: a tail never falls faster than this scale allows."""
-N_PRIOR: Final = 4.0
+N_PRIOR: Final = 20.0
 """Pseudo-excesses behind the prior."""
+SETTLED: Final = 10.0
+"""Excesses kept when the stream's model changes (its residuals change nature)."""
+_RATE_Q: Final = 0.05
 _RATE_PRIOR: Final = 50.0
-"""Pseudo-points behind the exceedance rate (``q`` each)."""
+"""Pseudo-points behind the exceedance rate (``_RATE_Q`` of them above ``u``)."""
 _MAX_LOG_EXCESS: Final = 4.6
-"""One excess moves ``H`` by at most log(100) / n: bounded influence of a huge outlier."""
+"""One excess moves the moments by at most log(100) / n: bounded influence."""
+_CLIP_U: Final = 4.0
 _U_MIN: Final = 1e-6
-_STEP_FAST: Final = 0.02
-_STEP_SLOW: Final = 0.002
-_SETTLED: Final = 10.0
 _XI_EXP: Final = 1e-6
 _RATIO_MIN: Final = 1.5
 """Least ``M2 / M1**2``: a point mass in the tail (ratio 1) must not read as an endless scale."""
 
-TAIL_FIELDS: Final = ("u", "exc", "tot", "h", "h2", "ne")
-"""Names of the six numbers of a tail state, in order."""
+TAIL_FIELDS: Final = ("m", "d", "exc", "tot", "h", "h2", "ne")
+"""Names of the seven numbers of a tail state, in order."""
 
-TailState = tuple[float, float, float, float, float, float]
-"""``(u, exc, tot, h, h2, ne)``: threshold, forgotten counts of excesses and of points, the
-first two moments of the log-excess and the number of excesses behind them (capped)."""
+TailState = tuple[float, float, float, float, float, float, float]
+"""``(m, d, exc, tot, h, h2, ne)``: running mean and absolute deviation of the statistic,
+forgotten counts of excesses and of points, the first two moments of the log-excess and the
+number of excesses behind them (capped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,46 +92,50 @@ class TailConfig:
     """How a tail is calibrated.
 
     Args:
-        q: share of values above the threshold ``u`` (the tail fitted).
-        memory: points the counts remember (exponential forgetting).
+        spread: the threshold in mean absolute deviations above the mean.
+        memory: points the exceedance counts remember (exponential forgetting).
+        level_memory: points the threshold's mean and deviation remember.
     """
 
-    q: float = 0.02
+    spread: float = 2.5
     memory: float = 10_000.0
+    level_memory: float = 500.0
     keep: float = field(init=False)
     cap: float = field(init=False)
-    factors: tuple[float, float, float, float] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keep", 1.0 - 1.0 / self.memory)
-        object.__setattr__(self, "cap", max(1.0, self.q * self.memory))
-        up = (1.0 - self.q) / self.q
-        factors = (
-            math.exp(_STEP_FAST * up), math.exp(-_STEP_FAST),
-            math.exp(_STEP_SLOW * up), math.exp(-_STEP_SLOW),
-        )  # fmt: skip
-        object.__setattr__(self, "factors", factors)
+        object.__setattr__(self, "cap", max(1.0, _RATE_Q * self.memory))
 
 
-def tail_init(u0: float) -> TailState:
+def tail_init(u0: float, spread: float = 2.5) -> TailState:
     """A fresh tail state whose threshold starts at ``u0``."""
-    return (u0, 0.0, 0.0, H0, H2_RATIO * H0 * H0, 0.0)
+    return (0.5 * u0, 0.5 * u0 / spread, 0.0, 0.0, 0.25, 0.125, 0.0)
+
+
+def threshold(m: float, d: float, spread: float) -> float:
+    """The calibration threshold ``u``."""
+    return max(m + spread * d, _U_MIN)
 
 
 def gpd_shape(h: float, h2: float, ne: float) -> tuple[float, float]:
-    """Shape ``xi >= 0`` and scale per unit of ``u``, from the (shrunk) log-excess moments."""
-    m1 = max(H_MIN, (ne * h + N_PRIOR * H0) / (ne + N_PRIOR))
-    m2 = max(_RATIO_MIN * m1 * m1, (ne * h2 + N_PRIOR * H2_RATIO * H0 * H0) / (ne + N_PRIOR))
+    """Shape ``xi >= 0`` and scale per unit of ``u``, shrunk towards the prior's by weight."""
+    m1 = max(H_MIN, h)
+    m2 = max(_RATIO_MIN * m1 * m1, h2)
     minus = 1.0 - 0.5 / (1.0 - m1 * m1 / m2)
-    return max(m1 + minus, 0.0), m1 * (1.0 - min(minus, 0.0))
+    xi = max(m1 + minus, 0.0)
+    scale = m1 * (1.0 - min(minus, 0.0))
+    weight = ne / (ne + N_PRIOR)
+    return XI0 + weight * (xi - XI0), SCALE0 + weight * (scale - SCALE0)
 
 
 def tail_p(state: TailState, s: float, cfg: TailConfig) -> float:
     """Tail probability of ``s`` (1 at or below the threshold)."""
-    u, exc, tot, h, h2, ne = state
+    m, d, exc, tot, h, h2, ne = state
+    u = threshold(m, d, cfg.spread)
     if not s > u:
         return 1.0
-    rate = (exc + cfg.q * _RATE_PRIOR) / (tot + _RATE_PRIOR)
+    rate = (exc + _RATE_Q * _RATE_PRIOR) / (tot + _RATE_PRIOR)
     xi, scale = gpd_shape(h, h2, ne)
     z = (s - u) / (u * scale)
     if xi < _XI_EXP:
@@ -137,7 +146,8 @@ def tail_p(state: TailState, s: float, cfg: TailConfig) -> float:
 
 def tail_learn(state: TailState, s: float, cfg: TailConfig) -> TailState:
     """The state after one more value ``s``."""
-    u, exc, tot, h, h2, ne = state
+    m, d, exc, tot, h, h2, ne = state
+    u = threshold(m, d, cfg.spread)
     above = s > u
     tot = tot * cfg.keep + 1.0
     exc = exc * cfg.keep + (1.0 if above else 0.0)
@@ -146,20 +156,24 @@ def tail_learn(state: TailState, s: float, cfg: TailConfig) -> TailState:
         excess = min(math.log(s / u), _MAX_LOG_EXCESS)
         h = h + (excess - h) / ne
         h2 = h2 + (excess * excess - h2) / ne
-    up, down = cfg.factors[:2] if ne < _SETTLED else cfg.factors[2:]
-    u = u * (up if above else down)
-    return (max(u, _U_MIN), exc, tot, h, h2, ne)
+    rate = max(1.0 / cfg.level_memory, 1.0 / tot)
+    clipped = min(s, _CLIP_U * u)
+    d = d + rate * (abs(clipped - m) - d)
+    m = m + rate * (clipped - m)
+    return (m, d, exc, tot, h, h2, ne)
 
 
 def tail_p_many(state: dict[str, FloatArray], s: FloatArray, cfg: TailConfig) -> FloatArray:
     """:func:`tail_p` for arrays; ``state`` maps :data:`TAIL_FIELDS` to arrays."""
-    u, exc, tot, h, h2, ne = (state[key] for key in TAIL_FIELDS)
-    rate = (exc + cfg.q * _RATE_PRIOR) / (tot + _RATE_PRIOR)
-    m1 = np.maximum(H_MIN, (ne * h + N_PRIOR * H0) / (ne + N_PRIOR))
-    m2 = np.maximum(_RATIO_MIN * m1 * m1, (ne * h2 + N_PRIOR * H2_RATIO * H0 * H0) / (ne + N_PRIOR))
+    m, d, exc, tot, h, h2, ne = (state[key] for key in TAIL_FIELDS)
+    u = np.maximum(m + cfg.spread * d, _U_MIN)
+    rate = (exc + _RATE_Q * _RATE_PRIOR) / (tot + _RATE_PRIOR)
+    m1 = np.maximum(H_MIN, h)
+    m2 = np.maximum(_RATIO_MIN * m1 * m1, h2)
     minus = 1.0 - 0.5 / (1.0 - m1 * m1 / m2)
-    xi = np.maximum(m1 + minus, 0.0)
-    scale = m1 * (1.0 - np.minimum(minus, 0.0))
+    weight = ne / (ne + N_PRIOR)
+    xi = XI0 + weight * (np.maximum(m1 + minus, 0.0) - XI0)
+    scale = SCALE0 + weight * (m1 * (1.0 - np.minimum(minus, 0.0)) - SCALE0)
     above = s > u
     z = (s - u) / (u * scale)
     light = xi < _XI_EXP
@@ -173,7 +187,8 @@ def tail_learn_many(
     state: dict[str, FloatArray], s: FloatArray, cfg: TailConfig
 ) -> dict[str, FloatArray]:
     """:func:`tail_learn` for arrays; ``state`` maps :data:`TAIL_FIELDS` to arrays."""
-    u, exc, tot, h, h2, ne = (state[key] for key in TAIL_FIELDS)
+    m, d, exc, tot, h, h2, ne = (state[key] for key in TAIL_FIELDS)
+    u = np.maximum(m + cfg.spread * d, _U_MIN)
     above = s > u
     tot = tot * cfg.keep + 1.0
     exc = exc * cfg.keep + np.where(above, 1.0, 0.0)
@@ -182,8 +197,8 @@ def tail_learn_many(
     safe_ne = np.where(above, ne, 1.0)
     h = np.where(above, h + (excess - h) / safe_ne, h)
     h2 = np.where(above, h2 + (excess * excess - h2) / safe_ne, h2)
-    settled = ne >= _SETTLED
-    up = np.where(settled, cfg.factors[2], cfg.factors[0])
-    down = np.where(settled, cfg.factors[3], cfg.factors[1])
-    u = u * np.where(above, up, down)
-    return {"u": np.maximum(u, _U_MIN), "exc": exc, "tot": tot, "h": h, "h2": h2, "ne": ne}
+    rate = np.maximum(1.0 / cfg.level_memory, 1.0 / tot)
+    clipped = np.minimum(s, _CLIP_U * u)
+    d = d + rate * (np.abs(clipped - m) - d)
+    m = m + rate * (clipped - m)
+    return {"m": m, "d": d, "exc": exc, "tot": tot, "h": h, "h2": h2, "ne": ne}

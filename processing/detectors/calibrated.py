@@ -67,15 +67,18 @@ class CalibratedDetector(VectorDetector):
     an event for ``adopt_s`` is adopted outright.
 
     **Evidence** (each accumulated in time, so a gap forgets and repeated timestamps average):
-    the reading's own residual, a fast and a slow mean of the clipped residuals (level shifts,
-    subtle ones included), and the mean absolute residual against its long-run value, both
-    ways (variance up; variance down, e.g. a flat, stuck segment).
+    the reading's own residual; a fast and a slow mean of the clipped residuals from the
+    reference (level shifts, subtle ones included); the mean absolute residual against its
+    long-run value, fast (a burst of volatility) and slow (a variance or pattern change), and
+    the other way (variance down); and how long the value has not moved (a stuck sensor),
+    judged only once the stream has been seen to move.
 
     **Calibration.** Each statistic's tail probability against its own history
     (:mod:`~processing.detectors._tail`: a tracked upper quantile, the exceedance rate and a
     Pareto tail beyond it, so new records get a finite rarity). With ``p`` the smallest of the
-    five times 5 (Bonferroni), the score is ``min(1, -log10(p) / 10)``: 0.5 means one reading
-    in 100 000 is as rare, whatever the stream's scale, resolution, noise or season.
+    seven times 7 (Bonferroni), the score is ``min(1, -log10(p) / 10)``: the default threshold
+    0.4 means one reading in 10 000 is as rare, whatever the stream's scale, resolution, noise
+    or season; 0.5 one in 100 000.
 
     **Events.** A raw score at or above ``alarm`` opens an event; while it is open (until the
     raw score stays under ``calm`` for ``calm_s``) scores are capped at ``calm``, so one event
@@ -95,7 +98,8 @@ class CalibratedDetector(VectorDetector):
         clip: residual clipping, in spreads.
         fast_evidence: weight of one interval in the short evidence averages.
         slow_evidence: weight of one interval in the long mean-shift average.
-        tail_q: share of each statistic's history above its calibration threshold.
+        tail_spread: each statistic's calibration threshold, in mean absolute deviations
+            above its running mean.
         memory: readings the calibration remembers.
         alarm: raw score that opens an event (default: the default threshold).
         calm: raw score under which an open event calms down.
@@ -109,12 +113,12 @@ class CalibratedDetector(VectorDetector):
     >>> d = CalibratedDetector()
     >>> for i in range(600):
     ...     d.learn_one(10.0 + math.sin(i) + 0.3 * math.cos(7 * i), 60.0 * i)
-    >>> d.score_one(10.2, 36_000.0) < 0.5 <= d.score_one(40.0, 36_000.0)
+    >>> d.score_one(10.2, 36_000.0) < 0.4 <= d.score_one(40.0, 36_000.0)
     True
     """
 
     name: ClassVar[str] = "calibrated"
-    default_threshold: ClassVar[float] = 0.5
+    default_threshold: ClassVar[float] = 0.4
     catches: ClassVar[str] = "readings rare for this stream (spikes, shifts, variance, pattern)"
 
     def __init__(
@@ -125,13 +129,13 @@ class CalibratedDetector(VectorDetector):
         max_bins: int = 336,
         warmup: int = 24,
         slow_alpha: float = 0.01,
-        fast_alpha: float = 0.2,
+        fast_alpha: float = 0.5,
         scale_alpha: float = 0.02,
         profile_alpha: float = 0.1,
         clip: float = 3.0,
         fast_evidence: float = 0.2,
         slow_evidence: float = 0.03,
-        tail_q: float = 0.02,
+        tail_spread: float = 2.5,
         memory: float = 10_000.0,
         alarm: float | None = None,
         calm: float = 0.25,
@@ -144,9 +148,10 @@ class CalibratedDetector(VectorDetector):
         for key, rate in (("slow_alpha", slow_alpha), ("fast_alpha", fast_alpha),
                           ("scale_alpha", scale_alpha), ("profile_alpha", profile_alpha),
                           ("fast_evidence", fast_evidence), ("slow_evidence", slow_evidence),
-                          ("tail_q", tail_q)):  # fmt: skip
+                          ):  # fmt: skip
             check_fraction(key, rate)
         check_positive("clip", clip)
+        check_positive("tail_spread", tail_spread)
         check_count("warmup", warmup, 4)
         check_count("history", history)
         check_count("max_bins", max_bins)
@@ -163,14 +168,14 @@ class CalibratedDetector(VectorDetector):
             raise DetectorConfigError(msg)
         self.cfg = ModelConfig(
             warmup, period_s, history, max_bins, slow_alpha, fast_alpha, scale_alpha,
-            profile_alpha, clip, fast_evidence, slow_evidence, TailConfig(tail_q, memory),
+            profile_alpha, clip, fast_evidence, slow_evidence, TailConfig(tail_spread, memory),
             threshold, calm, calm_s, adopt_s, events,
         )  # fmt: skip
         params: dict[str, ParamValue] = {
             "period_s": period_s, "history": history, "max_bins": max_bins, "warmup": warmup,
             "slow_alpha": slow_alpha, "fast_alpha": fast_alpha, "scale_alpha": scale_alpha,
             "profile_alpha": profile_alpha, "clip": clip, "fast_evidence": fast_evidence,
-            "slow_evidence": slow_evidence, "tail_q": tail_q, "memory": memory,
+            "slow_evidence": slow_evidence, "tail_spread": tail_spread, "memory": memory,
             "alarm": alarm, "calm": calm, "calm_s": calm_s, "adopt_s": adopt_s, "events": events,
         }  # fmt: skip
         self._pending: tuple[IntArray, FloatArray, FloatArray, FloatArray, Rows] | None = None
@@ -231,7 +236,8 @@ class CalibratedDetector(VectorDetector):
                 st[key][s] = new[live]
         pos = self._state["delay_pos"][slots].astype(np.intp)  # already advanced: step back
         st["delay"][s, (pos[live] - 1) % DELAY] = rows["_stats"][live]
-        learn_profile(st, self.cfg, s, rows["_bin"][live], rows["_y"][live], rows["_limit"][live])
+        learn_profile(st, self.cfg, s, rows["_bin"][live], rows["_y"][live],
+                      rows["_limit"][live], rows["_w"][live])  # fmt: skip
         learn_grid(st, self.cfg, s, times_s[live], rows["_y"][live])
 
     def _learn_warmup(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> None:
@@ -246,7 +252,9 @@ class CalibratedDetector(VectorDetector):
             for key in SCALARS:
                 st[key][done] = rows[key]
             for i, key in enumerate(TAIL_FIELDS):
-                st[f"tail_{key}"][done] = [[tail_init(u0)[i] for u0 in self.cfg.u0]]
+                st[f"tail_{key}"][done] = [
+                    [tail_init(u0, self.cfg.tail.spread)[i] for u0 in self.cfg.u0]
+                ]
 
     def _advance(
         self, slots: IntArray, values: FloatArray, times_s: FloatArray
@@ -292,18 +300,34 @@ class CalibratedDetector(VectorDetector):
         ms = sc["ms"] + (rc - sc["ms"]) / ws
         wv = dec_f * sc["wv"] + 1.0
         v = sc["v"] + (a - sc["v"]) / wv
-        vref = np.maximum(sc["v_ref"], 1e-6)
-        stats = np.stack([np.abs(r), np.abs(mf), np.abs(ms), v / vref,
-                          vref / np.maximum(v, 1e-4 * vref)], axis=1)  # fmt: skip
+        ac = np.abs(rc)
+        wvs = dec_s * sc["wvs"] + 1.0
+        vs = sc["vs"] + (ac - sc["vs"]) / wvs
+        vd = sc["vd"] + (a - sc["vd"]) / wvs
+        moved = sc["quantum"] > 0  # stillness means something once the stream has moved
+        same = y == sc["y_prev"]  # a stuck sensor repeats its value exactly
+        run = np.where(same & moved, sc["run_s"] + step, 0.0)
+        vref, vsref = np.maximum(sc["v_ref"], 1e-6), np.maximum(sc["vs_ref"], 1e-6)
+        still = np.where(moved, vref / np.maximum(vd, 1e-4 * vref), 0.0)
+        stats = np.stack(
+            [np.abs(r), np.abs(mf), np.abs(ms), v / vref, vs / vsref, still, run / sc["dt"]],
+            axis=1,
+        )
         tails = {key: st[f"tail_{key}"][slots] for key in TAIL_FIELDS}
         p_min = tail_p_many(tails, stats, cfg.tail).min(axis=1)
         raw = _raw_scores(p_min)
         score, l1, mf, ms = self._events(sc, raw, step, times_s, l1, l2, mf, ms)
-        rows = self._learnt(sc, d, pred, l1, l2, s, s1, e1, e2, se, s1e, a)
-        rows |= {"wf": wf, "mf": mf, "ws": ws, "ms": ms, "wv": wv, "v": v}
+        w = cfg.rare_weight ** np.minimum(raw / cfg.calm, 1.0)
+        rows = self._learnt(sc, d, pred, l1, l2, s, s1, e1, e2, se, s1e, a, w)
+        rows |= {"wf": wf, "mf": mf, "ws": ws, "ms": ms, "wv": wv, "v": v, "wvs": wvs, "vs": vs}
+        rows |= {
+            "vd": vd,
+            "run_s": run,
+            "vs_ref": sc["vs_ref"] + cfg.ref_alpha * (ac - sc["vs_ref"]),
+        }
         rows |= _time_rows(sc, step, times_s, y)
         rows |= self._calibrated(slots, sc, tails, stats)
-        rows |= {"_bin": b.astype(np.float64), "_y": y, "_limit": c * s1e}
+        rows |= {"_bin": b.astype(np.float64), "_y": y, "_limit": c * s1e, "_w": w}
         warming = sc["n"] < cfg.warmup
         return np.where(warming, 0.0, score), rows
 
@@ -354,17 +378,18 @@ class CalibratedDetector(VectorDetector):
 
     def _learnt(self, sc: Rows, d: FloatArray, pred: FloatArray, l1: FloatArray,
                 l2: FloatArray, s: FloatArray, s1: FloatArray, e1: FloatArray, e2: FloatArray,
-                se: FloatArray, s1e: FloatArray, a: FloatArray) -> Rows:  # fmt: skip
+                se: FloatArray, s1e: FloatArray, a: FloatArray, w: FloatArray
+                ) -> Rows:  # fmt: skip
         cfg, c = self.cfg, self.cfg.clip
         cl1 = np.clip(d - l1, -c * s1e, c * s1e)
         cl2 = np.clip(d - l2, -c * se, c * se)
         clb = np.abs(np.clip(d - pred, -c * se, c * se))
         return {
-            "l1": l1 + cfg.slow_alpha * cl1, "l2": l2 + cfg.fast_alpha * cl2,
-            "s1": s1 + cfg.scale_alpha * (SIGMA * np.abs(cl1) - s1),
+            "l1": l1 + w * cfg.slow_alpha * cl1, "l2": l2 + cfg.fast_alpha * cl2,
+            "s1": s1 + w * cfg.ref_scale_alpha * (SIGMA * np.abs(cl1) - s1),
             "e1": e1 + cfg.error_alpha * (cl1 * cl1 - e1),
             "e2": e2 + cfg.error_alpha * (cl2 * cl2 - e2),
-            "s": s + cfg.scale_alpha * (SIGMA * clb - s),
+            "s": s + w * cfg.scale_alpha * (SIGMA * clb - s),
             "s_long": sc["s_long"] + cfg.long_alpha * (SIGMA * clb - sc["s_long"]),
             "v_ref": sc["v_ref"] + cfg.ref_alpha * (a - sc["v_ref"]),
             "open": sc["open"], "calm_s": sc["calm_s"], "t_event": sc["t_event"],
@@ -381,7 +406,7 @@ def _raw_scores(p_min: FloatArray) -> FloatArray:
 
 def _time_rows(sc: Rows, step: FloatArray, times_s: FloatArray, y: FloatArray) -> Rows:
     gap = np.abs(y - sc["y_prev"])
-    resolves = gap > 1e-9 * (np.abs(y) + np.abs(sc["y_prev"]))
+    resolves = gap > 1e-12 * (np.abs(y) + np.abs(sc["y_prev"]))
     quantum = np.where(
         resolves, np.where(sc["quantum"] <= 0, gap, np.minimum(sc["quantum"], gap)), sc["quantum"]
     )

@@ -209,7 +209,7 @@ def _inject(
         values = clean + noise
         stuck = values[start - 1]
         clean[start : start + length], noise[start : start + length] = stuck, 0.0
-        end = start + length
+        end = start + length + 10  # the sensor coming back is the same event
     elif kind == "pattern":
         clean = _pattern_change(base, clean, start, scale)
     values = clean + noise

@@ -89,13 +89,16 @@ def _river(make: Callable[[], Any], supervised: bool) -> Scorer:
         model = make()
         out = np.empty(values.size)
         for i, y in enumerate(values.tolist()):
+            x = None if supervised else {"x": y}
+            try:
+                s = model.score_one(x, y) if supervised else model.score_one(x)
+            except (TypeError, ValueError, ZeroDivisionError):
+                s = 0.0  # e.g. GaussianScorer on a constant stream (a complex sigma)
             if supervised:
-                s = model.score_one(None, y)
-                model.learn_one(None, y)
+                model.learn_one(x, y)
             else:
-                s = model.score_one({"x": y})
-                model.learn_one({"x": y})
-            out[i] = s if math.isfinite(s) else 0.0
+                model.learn_one(x)
+            out[i] = s if isinstance(s, float | int) and math.isfinite(s) else 0.0
         return out
 
     return score
