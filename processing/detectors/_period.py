@@ -5,10 +5,12 @@ seconds, NaN where nothing arrived), so irregular sampling and gaps do not bend 
 :func:`find_period` takes the unbiased autocorrelation of the detrended cells and returns
 the lag of its strongest local peak, if that peak is strong (``acf_min``) and stands clear of
 the trough before it (``contrast``): a random walk or a trend has a slowly falling
-autocorrelation with no such peak, so no period is claimed for it. Multiples of the true
-period peak about as high; a divisor of the best lag whose peak is within ``tie`` of it wins.
+autocorrelation with no such peak, so no period is claimed for it. Among the strongest peaks,
+the lag whose profile explains most of the variance (adjusted for its number of bins) wins:
+a period's multiples peak about as high but explain no more, unless there is more to explain
+(a weekly pattern over a daily one).
 The peak is refined to a fractional lag, and :func:`snap_period` rounds a period within 3% of
-an hour, a day or a week to it (the cycles of people and of the sun are exact).
+an hour, a day, a week or a year to it (the cycles of people and of the sun are exact).
 
 >>> cells = np.tile([0.0, 1.0, 4.0, 9.0, 4.0, 1.0], 40) + 0.1 * np.sin(np.arange(240))
 >>> round(find_period(cells), 2)
@@ -22,7 +24,6 @@ from __future__ import annotations
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
 from processing.detectors._private import FloatArray
 
@@ -31,7 +32,8 @@ __all__ = ["MIN_LAG", "find_period", "initial_profile", "snap_period"]
 MIN_LAG: Final = 4
 """Shortest period found, in cells."""
 _MIN_CYCLES: Final = 3
-_CALENDAR_S: Final = (3600.0, 86_400.0, 604_800.0)
+_CANDIDATES: Final = 8
+_CALENDAR_S: Final = (3600.0, 86_400.0, 604_800.0, 31_556_952.0)
 
 
 def _filled(cells: FloatArray) -> FloatArray | None:
@@ -58,7 +60,12 @@ def autocorrelation(x: FloatArray) -> FloatArray:
 
 
 def find_period(
-    cells: FloatArray, *, acf_min: float = 0.5, contrast: float = 0.3, tie: float = 0.05
+    cells: FloatArray,
+    *,
+    acf_min: float = 0.4,
+    contrast: float = 0.3,
+    explained_min: float = 0.2,
+    tie: float = 0.02,
 ) -> float:
     """The period of ``cells`` in (fractional) cells, 0 when there is none worth using.
 
@@ -66,7 +73,9 @@ def find_period(
         cells: the history on a regular grid, oldest first (NaN = empty cell).
         acf_min: the smallest autocorrelation accepted at the period.
         contrast: how far the peak must rise above the lowest point before it.
-        tie: lags whose peak is within this of the best count as equally good.
+        explained_min: the least share of variance the period's profile must explain.
+        tie: candidates whose explained share is within this of the best count as equally
+            good (the shortest wins).
     """
     x = _filled(cells)
     if x is None:
@@ -81,21 +90,26 @@ def find_period(
     good = peak & (acf[lags] >= acf_min) & (acf[lags] - trough >= contrast)
     if not good.any():
         return 0.0
-    best = int(lags[good][np.argmax(acf[lags[good]])])
-    for divisor in range(best // MIN_LAG, 1, -1):
-        near = _near(best / divisor, lags, good)
-        if near.any() and acf[lags[near]].max() >= acf[best] - tie:
-            best = int(lags[near][np.argmax(acf[lags[near]])])
-            break
-    return _refine(acf, best)
+    candidates = lags[good][np.argsort(acf[lags[good]])[::-1][:_CANDIDATES]]
+    explained = np.array([_explained(x, int(lag)) for lag in candidates])
+    best = float(explained.max())
+    if best < explained_min:
+        return 0.0
+    chosen = int(candidates[explained >= best - tie].min())
+    return _refine(acf, chosen)
 
 
-def _near(
-    lag: float, lags: npt.NDArray[np.intp], good: npt.NDArray[np.bool_]
-) -> npt.NDArray[np.bool_]:
-    width = max(1.0, 0.03 * lag)
-    out: npt.NDArray[np.bool_] = good & (np.abs(lags - lag) <= width)
-    return out
+def _explained(x: FloatArray, lag: int) -> float:
+    """Share of ``x``'s variance a profile of ``lag`` bins explains, adjusted for its bins."""
+    phase = np.arange(x.size) % lag
+    counts = np.bincount(phase, minlength=lag)
+    means = np.bincount(phase, weights=x, minlength=lag) / np.maximum(counts, 1)
+    residual = x - means[phase]
+    total = float(np.var(x))
+    if total <= 0 or x.size <= lag + 1:
+        return 0.0
+    r2 = 1.0 - float(np.var(residual)) / total
+    return 1.0 - (1.0 - r2) * (x.size - 1) / (x.size - lag - 1)
 
 
 def _refine(acf: FloatArray, lag: int) -> float:
@@ -109,7 +123,7 @@ def _refine(acf: FloatArray, lag: int) -> float:
 
 
 def snap_period(period_s: float, tolerance: float = 0.03) -> float:
-    """``period_s``, or the calendar period (an hour, a day, a week) it is within 3% of."""
+    """``period_s``, or the calendar period (hour, day, week, year) it is within 3% of."""
     for calendar in _CALENDAR_S:
         if abs(period_s - calendar) <= tolerance * calendar:
             return calendar
