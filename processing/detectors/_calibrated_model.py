@@ -22,6 +22,8 @@ from processing.detectors.base import StateField
 __all__ = [
     "DELAY",
     "FIRST_CHECK",
+    "HEAVY",
+    "MAX_FORGET",
     "N_STATS",
     "SCALARS",
     "SIGMA",
@@ -36,6 +38,12 @@ N_STATS: Final = 7
 """Statistics calibrated: |residual|, fast and slow mean shift, fast variance up, slow
 variance up (of the residual from the reference), slow variance down, and the time the value
 has not moved."""
+HEAVY: Final = (True, False, False, False, False, False, True)
+"""Which statistics may have heavy tails: the raw residual only (the others average or count
+clipped values, so their tails are light)."""
+MAX_FORGET: Final = 3.0
+"""Intervals of evidence a gap forgets at most: after an outage the averages keep some weight,
+or a single reading would pose as a long average."""
 DELAY: Final = 64
 """Readings a statistic waits before it calibrates: a building event cannot mask itself."""
 SCALARS: Final = (

@@ -16,6 +16,8 @@ import numpy as np
 
 from processing.detectors._calibrated_model import (
     DELAY,
+    HEAVY,
+    MAX_FORGET,
     N_STATS,
     SCALARS,
     SIGMA,
@@ -29,9 +31,9 @@ from processing.detectors._tail import (
     SETTLED,
     TAIL_FIELDS,
     TailState,
+    learn_tails,
+    min_tail_p,
     tail_init,
-    tail_learn,
-    tail_p,
 )
 
 __all__ = ["SeriesModel", "raw_score"]
@@ -41,6 +43,7 @@ _DT_UP: Final = 1.02
 _DT_DOWN: Final = 1.0 / 1.02
 _LOG_P_FLOOR: Final = -10.0
 _TINY: Final = 1e-300
+_MAX_FORGET: Final = MAX_FORGET
 
 
 def raw_score(p_min: float) -> float:
@@ -118,7 +121,7 @@ class SeriesModel:
             shifted = x + 0.375
             y = math.copysign(2.0 * math.sqrt(abs(shifted)), shifted)
         step = max(t - sc["t_last"], 0.0)
-        k = min(step / sc["dt"], 1e3)
+        k = min(step / sc["dt"], _MAX_FORGET)  # a gap forgets, but never everything
         prof, b = self._profile(t)
         d = y - prof
         l1, l2, s, s1 = sc["l1"], sc["l2"], sc["s"], sc["s1"]
@@ -147,8 +150,7 @@ class SeriesModel:
         vref, vsref = max(sc["v_ref"], 1e-6), max(sc["vs_ref"], 1e-6)
         still = vref / max(vd, 1e-4 * vref) if moved else 0.0
         stats = (abs(r), abs(mf), abs(ms), v / vref, vs / vsref, still, run / sc["dt"])
-        tails, tc = self.tails, cfg.tail
-        raw = raw_score(min([tail_p(tails[j], stats[j], tc) for j in range(N_STATS)]))
+        raw = raw_score(min_tail_p(self.tails, stats, cfg.tail, HEAVY))
         score = raw
         if sc["open"]:
             if cfg.events:
@@ -199,8 +201,7 @@ class SeriesModel:
         sc["delay_n"] = min(sc["delay_n"] + 1.0, float(DELAY))
         # An event does not teach the calibration what is rare until its level is adopted.
         if full and (not sc["open"] or sc["adopted"]):
-            tails = self.tails
-            self.tails = [tail_learn(tails[j], old[j], tc) for j in range(N_STATS)]
+            self.tails = learn_tails(self.tails, old, tc)
 
     def _learn_profile(self, b: int, target: float, limit: float, weight: float) -> None:
         old, seen = self.prof[b], self.prof_n[b]

@@ -38,7 +38,7 @@ from typing import Final
 
 import numpy as np
 
-from processing.detectors._private import FloatArray
+from processing.detectors._private import BoolArray, FloatArray
 
 __all__ = [
     "H_MIN",
@@ -49,6 +49,8 @@ __all__ = [
     "TailConfig",
     "TailState",
     "gpd_shape",
+    "learn_tails",
+    "min_tail_p",
     "tail_init",
     "tail_learn",
     "tail_learn_many",
@@ -118,25 +120,31 @@ def threshold(m: float, d: float, spread: float) -> float:
     return max(m + spread * d, _U_MIN)
 
 
-def gpd_shape(h: float, h2: float, ne: float) -> tuple[float, float]:
-    """Shape ``xi >= 0`` and scale per unit of ``u``, shrunk towards the prior's by weight."""
+def gpd_shape(h: float, h2: float, ne: float, heavy: bool = True) -> tuple[float, float]:
+    """Shape ``xi >= 0`` and scale per unit of ``u``, shrunk towards the prior's by weight.
+
+    ``heavy=False`` shrinks the shape towards 0 (an exponential tail) instead of
+    :data:`XI0`: averages of clipped values have light tails, and a shape estimated from a few
+    clusters of excesses is mostly noise.
+    """
     m1 = max(H_MIN, h)
     m2 = max(_RATIO_MIN * m1 * m1, h2)
     minus = 1.0 - 0.5 / (1.0 - m1 * m1 / m2)
     xi = max(m1 + minus, 0.0)
     scale = m1 * (1.0 - min(minus, 0.0))
     weight = ne / (ne + N_PRIOR)
-    return XI0 + weight * (xi - XI0), SCALE0 + weight * (scale - SCALE0)
+    prior = XI0 if heavy else 0.0
+    return prior + weight * (xi - prior), SCALE0 + weight * (scale - SCALE0)
 
 
-def tail_p(state: TailState, s: float, cfg: TailConfig) -> float:
-    """Tail probability of ``s`` (1 at or below the threshold)."""
+def tail_p(state: TailState, s: float, cfg: TailConfig, heavy: bool = True) -> float:
+    """Tail probability of ``s`` (1 at or below the threshold); see :func:`gpd_shape`."""
     m, d, exc, tot, h, h2, ne = state
     u = threshold(m, d, cfg.spread)
     if not s > u:
         return 1.0
     rate = (exc + _RATE_Q * _RATE_PRIOR) / (tot + _RATE_PRIOR)
-    xi, scale = gpd_shape(h, h2, ne)
+    xi, scale = gpd_shape(h, h2, ne, heavy)
     z = (s - u) / (u * scale)
     if xi < _XI_EXP:
         return rate * math.exp(-z)
@@ -163,8 +171,48 @@ def tail_learn(state: TailState, s: float, cfg: TailConfig) -> TailState:
     return (m, d, exc, tot, h, h2, ne)
 
 
-def tail_p_many(state: dict[str, FloatArray], s: FloatArray, cfg: TailConfig) -> FloatArray:
-    """:func:`tail_p` for arrays; ``state`` maps :data:`TAIL_FIELDS` to arrays."""
+def min_tail_p(
+    states: list[TailState], values: tuple[float, ...], cfg: TailConfig, heavy: tuple[bool, ...]
+) -> float:
+    """The smallest :func:`tail_p` of several statistics (the single-stream hot path)."""
+    spread, best = cfg.spread, 1.0
+    for state, s, is_heavy in zip(states, values, heavy, strict=True):
+        u = state[0] + spread * state[1]
+        if s > u and s > _U_MIN:  # most values stop here: they are ordinary
+            best = min(best, tail_p(state, s, cfg, is_heavy))
+    return best
+
+
+def learn_tails(states: list[TailState], values: list[float], cfg: TailConfig) -> list[TailState]:
+    """:func:`tail_learn` of several statistics (the single-stream hot path)."""
+    spread, keep, floor = cfg.spread, cfg.keep, 1.0 / cfg.level_memory
+    out = []
+    for (m, d, exc, tot, h, h2, ne), s in zip(states, values, strict=True):
+        u = max(m + spread * d, _U_MIN)
+        tot = tot * keep + 1.0
+        if s > u:
+            exc = exc * keep + 1.0
+            ne = min(ne + 1.0, cfg.cap)
+            excess = min(math.log(s / u), _MAX_LOG_EXCESS)
+            h = h + (excess - h) / ne
+            h2 = h2 + (excess * excess - h2) / ne
+        else:
+            exc = exc * keep + 0.0
+        rate = max(floor, 1.0 / tot)
+        clipped = min(s, _CLIP_U * u)
+        d = d + rate * (abs(clipped - m) - d)
+        out.append((m + rate * (clipped - m), d, exc, tot, h, h2, ne))
+    return out
+
+
+def tail_p_many(
+    state: dict[str, FloatArray], s: FloatArray, cfg: TailConfig, heavy: BoolArray
+) -> FloatArray:
+    """:func:`tail_p` for arrays.
+
+    ``state`` maps :data:`TAIL_FIELDS` to arrays; ``heavy`` broadcasts against them (e.g. one
+    flag per statistic, on the last axis).
+    """
     m, d, exc, tot, h, h2, ne = (state[key] for key in TAIL_FIELDS)
     u = np.maximum(m + cfg.spread * d, _U_MIN)
     rate = (exc + _RATE_Q * _RATE_PRIOR) / (tot + _RATE_PRIOR)
@@ -172,7 +220,8 @@ def tail_p_many(state: dict[str, FloatArray], s: FloatArray, cfg: TailConfig) ->
     m2 = np.maximum(_RATIO_MIN * m1 * m1, h2)
     minus = 1.0 - 0.5 / (1.0 - m1 * m1 / m2)
     weight = ne / (ne + N_PRIOR)
-    xi = XI0 + weight * (np.maximum(m1 + minus, 0.0) - XI0)
+    prior = np.where(heavy, XI0, 0.0)
+    xi = prior + weight * (np.maximum(m1 + minus, 0.0) - prior)
     scale = SCALE0 + weight * (m1 * (1.0 - np.minimum(minus, 0.0)) - SCALE0)
     above = s > u
     z = (s - u) / (u * scale)

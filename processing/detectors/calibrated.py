@@ -17,6 +17,8 @@ import numpy.typing as npt
 
 from processing.detectors._calibrated_model import (
     DELAY,
+    HEAVY,
+    MAX_FORGET,
     N_STATS,
     SCALARS,
     SIGMA,
@@ -280,7 +282,7 @@ class CalibratedDetector(VectorDetector):
         c = cfg.clip
         y = np.where(sc["is_count"] > 0, count_transform(values), values)
         step = np.maximum(times_s - sc["t_last"], 0.0)
-        k = np.minimum(step / sc["dt"], 1e3)
+        k = np.minimum(step / sc["dt"], MAX_FORGET)  # a gap forgets, but never everything
         prof, b = self._profile(slots, times_s, sc)
         d = y - prof
         l1, l2, s, s1, e1, e2 = (sc[key] for key in ("l1", "l2", "s", "s1", "e1", "e2"))
@@ -314,7 +316,7 @@ class CalibratedDetector(VectorDetector):
             axis=1,
         )
         tails = {key: st[f"tail_{key}"][slots] for key in TAIL_FIELDS}
-        p_min = tail_p_many(tails, stats, cfg.tail).min(axis=1)
+        p_min = tail_p_many(tails, stats, cfg.tail, np.array(HEAVY)).min(axis=1)
         raw = _raw_scores(p_min)
         score, l1, mf, ms = self._events(sc, raw, step, times_s, l1, l2, mf, ms)
         w = cfg.rare_weight ** np.minimum(raw / cfg.calm, 1.0)

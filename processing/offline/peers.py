@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from processing.backtest import Backtester
+from processing.detectors import DETECTORS
 
 __all__ = ["PEERS", "Peer", "ours", "windowed_gaussian"]
 
@@ -125,8 +126,10 @@ def _hst() -> Any:
 PEERS: Final[dict[str, Peer]] = {
     peer.name: peer
     for peer in (
-        Peer("calibrated", ours("calibrated"), 0.5, ours=True),
-        Peer("seasonal_mad", ours("seasonal_mad"), 0.5, ours=True),
+        Peer("calibrated", ours("calibrated"), DETECTORS["calibrated"].default_threshold, True),
+        Peer(
+            "seasonal_mad", ours("seasonal_mad"), DETECTORS["seasonal_mad"].default_threshold, True
+        ),
         Peer("windowed_gaussian", windowed_gaussian, 4.0),
         Peer("river_gaussian", _river(lambda: _gaussian(None), True), 0.9999),
         Peer("river_gaussian_w", _river(lambda: _gaussian(_WINDOW), True), 0.9999),
