@@ -28,6 +28,7 @@ __all__ = [
     "SCALARS",
     "SIGMA",
     "ModelConfig",
+    "column",
     "count_transform",
     "initial_state",
     "model_fields",
@@ -132,13 +133,22 @@ class ModelConfig:
 
 
 def model_fields(cfg: ModelConfig) -> dict[str, StateField]:
-    """The per-slot state arrays of the model."""
+    """The per-slot state arrays of the model.
+
+    One array per scalar (a batch gathers each contiguously), and the tails in one block
+    (``tails``: :data:`TAIL_FIELDS` x statistic, so each field of a batch is a run of rows).
+    """
     fields = {key: StateField() for key in SCALARS}
-    fields |= {f"tail_{key}": StateField((N_STATS,)) for key in TAIL_FIELDS}
+    fields |= {"tails": StateField((len(TAIL_FIELDS), N_STATS))}
     fields |= {"warm_x": StateField((cfg.warmup,)), "warm_t": StateField((cfg.warmup,))}
     fields |= {"grid": StateField((cfg.history,), np.nan)}
     fields |= {"delay": StateField((DELAY, N_STATS), np.nan)}
     return fields | {"prof": StateField((cfg.max_bins,)), "prof_n": StateField((cfg.max_bins,))}
+
+
+def column(state: dict[str, FloatArray], key: str) -> FloatArray:
+    """One scalar's array (writes go to the state)."""
+    return state[key]
 
 
 def count_transform(x: FloatArray) -> FloatArray:

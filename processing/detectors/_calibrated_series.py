@@ -29,7 +29,6 @@ from processing.detectors._period import find_period, initial_profile, snap_peri
 from processing.detectors._private import FloatArray
 from processing.detectors._tail import (
     SETTLED,
-    TAIL_FIELDS,
     TailState,
     learn_tails,
     min_tail_p,
@@ -65,10 +64,7 @@ class SeriesModel:
     def __init__(self, cfg: ModelConfig, state: dict[str, FloatArray], slot: int) -> None:
         self.cfg = cfg
         self.sc: dict[str, float] = {key: float(state[key][slot]) for key in SCALARS}
-        self.tails: list[TailState] = [
-            tuple(float(state[f"tail_{key}"][slot, j]) for key in TAIL_FIELDS)  # type: ignore[misc]
-            for j in range(N_STATS)
-        ]
+        self.tails: list[TailState] = [tuple(row) for row in state["tails"][slot].T.tolist()]
         self.warm_x = state["warm_x"][slot].tolist()
         self.warm_t = state["warm_t"][slot].tolist()
         self.grid = state["grid"][slot].tolist()
@@ -80,8 +76,7 @@ class SeriesModel:
         """Write this stream's state back into the detector's arrays."""
         for key, value in self.sc.items():
             state[key][slot] = value
-        for i, key in enumerate(TAIL_FIELDS):
-            state[f"tail_{key}"][slot] = [tail[i] for tail in self.tails]
+        state["tails"][slot] = np.array(self.tails).T
         for key in ("warm_x", "warm_t", "grid", "prof", "prof_n", "delay"):
             state[key][slot] = getattr(self, key)
 

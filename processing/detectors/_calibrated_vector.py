@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from processing.detectors._calibrated_model import ModelConfig, next_check
+from processing.detectors._calibrated_model import ModelConfig, column, next_check
 from processing.detectors._period import find_period, initial_profile, snap_period
 from processing.detectors._private import FloatArray, IntArray
-from processing.detectors._tail import SETTLED
+from processing.detectors._tail import SETTLED, TAIL_FIELDS
 
 __all__ = ["learn_grid", "learn_profile"]
 
@@ -33,7 +33,7 @@ def learn_profile(
     s, b = slots[has], bins[has].astype(np.intp)
     old, seen = st["prof"][s, b], st["prof_n"][s, b]
     rate = weight[has] * np.maximum(cfg.profile_alpha, 1.0 / (seen + 1.0))
-    target = y[has] - st["l1"][s]
+    target = y[has] - column(st, "l1")[s]
     st["prof"][s, b] = old + rate * np.clip(target - old, -limit[has], limit[has])
     st["prof_n"][s, b] = seen + 1.0
 
@@ -45,61 +45,70 @@ def learn_grid(
     """Add each value to its time cell; close finished cells; look for periods when due."""
     if cfg.history <= 0 or not slots.size:
         return
-    cell = np.floor((times_s - st["t0"][slots]) / st["cell_s"][slots])
-    current = st["cell_idx"][slots]
+    cell = np.floor((times_s - column(st, "t0")[slots]) / column(st, "cell_s")[slots])
+    current = column(st, "cell_idx")[slots]
     fresh = current < 0
     same = ~fresh & (cell <= current)
     moved = ~fresh & ~same
     s = slots[same]
-    st["cell_sum"][s] += y[same]
-    st["cell_cnt"][s] += 1.0
+    column(st, "cell_sum")[s] += y[same]
+    column(st, "cell_cnt")[s] += 1.0
     m = slots[moved]
     if m.size:
-        _append(st, cfg.history, m, st["cell_sum"][m] / st["cell_cnt"][m])
+        _append(st, cfg.history, m, column(st, "cell_sum")[m] / column(st, "cell_cnt")[m])
         gaps = np.minimum(cell[moved] - current[moved] - 1, cfg.history)
         for slot, gap in zip(m[gaps > 0].tolist(), gaps[gaps > 0].tolist(), strict=True):
             for _ in range(int(gap)):
                 _append(st, cfg.history, np.array([slot]), np.array([np.nan]))
     opened = fresh | moved
     o = slots[opened]
-    st["cell_idx"][o], st["cell_sum"][o], st["cell_cnt"][o] = cell[opened], y[opened], 1.0
+    column(st, "cell_idx")[o], column(st, "cell_sum")[o], column(st, "cell_cnt")[o] = (
+        cell[opened],
+        y[opened],
+        1.0,
+    )
     if cfg.period_s is None and m.size:
-        due = m[st["grid_n"][m] >= st["next_check"][m]]
+        due = m[column(st, "grid_n")[m] >= column(st, "next_check")[m]]
         for slot in due.tolist():
             _look_for_period(st, cfg, slot)
 
 
 def _append(st: dict[str, FloatArray], history: int, slots: IntArray, values: FloatArray) -> None:
-    pos = st["grid_pos"][slots].astype(np.intp)
+    pos = column(st, "grid_pos")[slots].astype(np.intp)
     st["grid"][slots, pos] = values
-    st["grid_pos"][slots] = ((pos + 1) % history).astype(np.float64)
-    st["grid_n"][slots] += 1.0
+    column(st, "grid_pos")[slots] = ((pos + 1) % history).astype(np.float64)
+    column(st, "grid_n")[slots] += 1.0
 
 
 def _look_for_period(st: dict[str, FloatArray], cfg: ModelConfig, slot: int) -> None:
     history = cfg.history
-    grid_n = float(st["grid_n"][slot])
-    st["next_check"][slot] = next_check(grid_n, history)
+    grid_n = float(column(st, "grid_n")[slot])
+    column(st, "next_check")[slot] = next_check(grid_n, history)
     held = int(min(grid_n, history))
-    pos = int(st["grid_pos"][slot])
+    pos = int(column(st, "grid_pos")[slot])
     ring = st["grid"][slot]
     ordered = np.concatenate([ring[pos:], ring[:pos]])[history - held :]
     lag = find_period(ordered)
-    cell_s, period_s = float(st["cell_s"][slot]), float(st["period_s"][slot])
+    cell_s, period_s = float(column(st, "cell_s")[slot]), float(column(st, "period_s")[slot])
     if lag == 0 or lag * cell_s < 1.5 * period_s:
         return
     period = snap_period(lag * cell_s)
     bins = min(cfg.max_bins, round(lag))
     prof, counts = initial_profile(
-        ordered, float(st["cell_idx"][slot]) - held, period / cell_s, bins
+        ordered, float(column(st, "cell_idx")[slot]) - held, period / cell_s, bins
     )
-    st["period_s"][slot], st["bins"][slot] = period, float(bins)
+    column(st, "period_s")[slot], column(st, "bins")[slot] = period, float(bins)
     st["prof"][slot, :bins], st["prof_n"][slot, :bins] = prof, counts
     # Residuals change nature with the profile: the tails relearn their shape quickly.
-    st["tail_ne"][slot] = np.minimum(st["tail_ne"][slot], SETTLED)
+    ne = st["tails"][slot, TAIL_FIELDS.index("ne")]
+    st["tails"][slot, TAIL_FIELDS.index("ne")] = np.minimum(ne, SETTLED)
     # Both levels restart at the deseasonalised level of the latest reading.
-    phase = np.mod(st["t_last"][slot] - st["t0"][slot], period) / period * bins
+    phase = np.mod(column(st, "t_last")[slot] - column(st, "t0")[slot], period) / period * bins
     b = min(int(phase), bins - 1)
     now = float(st["prof"][slot, b]) if st["prof_n"][slot, b] > 0 else 0.0
-    st["l2"][slot] -= now
-    st["l1"][slot], st["mf"][slot], st["ms"][slot] = st["l2"][slot], 0.0, 0.0
+    column(st, "l2")[slot] -= now
+    column(st, "l1")[slot], column(st, "mf")[slot], column(st, "ms")[slot] = (
+        column(st, "l2")[slot],
+        0.0,
+        0.0,
+    )

@@ -211,25 +211,29 @@ def tail_p_many(
     """:func:`tail_p` for arrays.
 
     ``state`` maps :data:`TAIL_FIELDS` to arrays; ``heavy`` broadcasts against them (e.g. one
-    flag per statistic, on the last axis).
+    flag per statistic, on the last axis). Only values above their threshold are worked on.
     """
-    m, d, exc, tot, h, h2, ne = (state[key] for key in TAIL_FIELDS)
-    u = np.maximum(m + cfg.spread * d, _U_MIN)
+    u = np.maximum(state["m"] + cfg.spread * state["d"], _U_MIN)
+    out = np.ones(s.shape)
+    above = np.nonzero(s > u)
+    if not above[0].size:
+        return out
+    exc, tot, h, h2, ne = (state[key][above] for key in ("exc", "tot", "h", "h2", "ne"))
+    u, x = u[above], s[above]
     rate = (exc + _RATE_Q * _RATE_PRIOR) / (tot + _RATE_PRIOR)
     m1 = np.maximum(H_MIN, h)
     m2 = np.maximum(_RATIO_MIN * m1 * m1, h2)
     minus = 1.0 - 0.5 / (1.0 - m1 * m1 / m2)
     weight = ne / (ne + N_PRIOR)
-    prior = np.where(heavy, XI0, 0.0)
+    prior = np.where(np.broadcast_to(heavy, s.shape)[above], XI0, 0.0)
     xi = prior + weight * (np.maximum(m1 + minus, 0.0) - prior)
     scale = SCALE0 + weight * (m1 * (1.0 - np.minimum(minus, 0.0)) - SCALE0)
-    above = s > u
-    z = (s - u) / (u * scale)
+    z = (x - u) / (u * scale)
     light = xi < _XI_EXP
     safe_xi = np.where(light, 1.0, xi)
-    heavy_p = np.maximum(1.0 + safe_xi * np.where(above, z, 0.0), 1.0) ** (-1.0 / safe_xi)
-    tail = np.where(light, np.exp(-np.where(above, z, 0.0)), heavy_p)
-    return np.where(above, rate * tail, 1.0)
+    tail = np.where(light, np.exp(-z), (1.0 + safe_xi * z) ** (-1.0 / safe_xi))
+    out[above] = rate * tail
+    return out
 
 
 def tail_learn_many(

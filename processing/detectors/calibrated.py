@@ -23,6 +23,7 @@ from processing.detectors._calibrated_model import (
     SCALARS,
     SIGMA,
     ModelConfig,
+    column,
     count_transform,
     initial_state,
     model_fields,
@@ -217,6 +218,12 @@ class CalibratedDetector(VectorDetector):
         self._memo = None
         return scores, decide.classify_many(scores)
 
+    def stream_state(self, slot: int = 0) -> dict[str, float]:
+        """One stream's learnt scalars (level ``l1``, spread ``s``, ``period_s``, ...)."""
+        if slot >= self.capacity:
+            return dict.fromkeys(SCALARS, 0.0)
+        return {key: float(self._state[key][slot]) for key in SCALARS}
+
     # --- the vectorised path --------------------------------------------------------------
 
     def _score(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
@@ -229,34 +236,34 @@ class CalibratedDetector(VectorDetector):
         _, rows = self._advance(slots, values, times_s)
         self._pending = None
         st = self._state
-        warming = st["n"][slots] < self.cfg.warmup
-        self._learn_warmup(slots[warming], values[warming], times_s[warming])
+        warming = column(st, "n")[slots] < self.cfg.warmup
         live = ~warming
         s = slots[live]
-        for key, new in rows.items():
-            if key.startswith("tail_") or key in st:
-                st[key][s] = new[live]
-        pos = self._state["delay_pos"][slots].astype(np.intp)  # already advanced: step back
-        st["delay"][s, (pos[live] - 1) % DELAY] = rows["_stats"][live]
-        learn_profile(st, self.cfg, s, rows["_bin"][live], rows["_y"][live],
-                      rows["_limit"][live], rows["_w"][live])  # fmt: skip
-        learn_grid(st, self.cfg, s, times_s[live], rows["_y"][live])
+        if warming.any():
+            rows = {key: value[live] for key, value in rows.items()}
+            self._learn_warmup(slots[warming], values[warming], times_s[warming])
+        for key in SCALARS:
+            if key in rows:
+                st[key][s] = rows[key]
+        st["tails"][s] = rows["_tails"]
+        pos = rows["delay_pos"].astype(np.intp)
+        st["delay"][s, (pos - 1) % DELAY] = rows["_stats"]  # the position has advanced
+        learn_profile(st, self.cfg, s, rows["_bin"], rows["_y"], rows["_limit"], rows["_w"])
+        learn_grid(st, self.cfg, s, times_s[live], rows["_y"])
 
     def _learn_warmup(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> None:
         st, warmup = self._state, self.cfg.warmup
-        k = st["n"][slots].astype(np.intp)
+        k = column(st, "n")[slots].astype(np.intp)
         st["warm_x"][slots, k] = values
         st["warm_t"][slots, k] = times_s
-        st["n"][slots] = k + 1.0
+        column(st, "n")[slots] = k + 1.0
         done = slots[k + 1 == warmup]
         if done.size:
             rows = initial_state(self.cfg, st["warm_x"][done], st["warm_t"][done])
             for key in SCALARS:
                 st[key][done] = rows[key]
-            for i, key in enumerate(TAIL_FIELDS):
-                st[f"tail_{key}"][done] = [
-                    [tail_init(u0, self.cfg.tail.spread)[i] for u0 in self.cfg.u0]
-                ]
+            fresh = [tail_init(u0, self.cfg.tail.spread) for u0 in self.cfg.u0]
+            st["tails"][done] = np.array(fresh).T
 
     def _advance(
         self, slots: IntArray, values: FloatArray, times_s: FloatArray
@@ -315,7 +322,8 @@ class CalibratedDetector(VectorDetector):
             [np.abs(r), np.abs(mf), np.abs(ms), v / vref, vs / vsref, still, run / sc["dt"]],
             axis=1,
         )
-        tails = {key: st[f"tail_{key}"][slots] for key in TAIL_FIELDS}
+        tail_block = st["tails"][slots]  # one gather, then a contiguous array per field
+        tails = {key: np.ascontiguousarray(tail_block[:, j]) for j, key in enumerate(TAIL_FIELDS)}
         p_min = tail_p_many(tails, stats, cfg.tail, np.array(HEAVY)).min(axis=1)
         raw = _raw_scores(p_min)
         score, l1, mf, ms = self._events(sc, raw, step, times_s, l1, l2, mf, ms)
@@ -330,6 +338,10 @@ class CalibratedDetector(VectorDetector):
         rows |= _time_rows(sc, step, times_s, y)
         rows |= self._calibrated(slots, sc, tails, stats)
         rows |= {"_bin": b.astype(np.float64), "_y": y, "_limit": c * s1e, "_w": w}
+        new_tails = np.empty_like(tail_block)
+        for j, key in enumerate(TAIL_FIELDS):
+            new_tails[:, j] = rows.pop(f"tail_{key}")
+        rows["_tails"] = new_tails
         warming = sc["n"] < cfg.warmup
         return np.where(warming, 0.0, score), rows
 

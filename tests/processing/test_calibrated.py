@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processing.backtest import backtest
-from processing.detectors import CalibratedDetector, make_detector, restore
+from processing.detectors import CalibratedDetector, restore
 from processing.detectors._tail import TailConfig, tail_init, tail_learn, tail_p
 from processing.errors import DetectorConfigError
 from processing.offline.corpus import FAMILIES, labelled_series
@@ -112,7 +112,7 @@ def test_a_repeating_pattern_is_learnt_and_its_period_found() -> None:
     _, flags = detector.process_series(s.values, s.times_s)
     assert flags.sum() <= 1  # the first jump of a stream that never moved before
     assert not flags[288:].any()
-    assert detector.snapshot().arrays["period_s"][0] == 86_400.0
+    assert detector.stream_state()["period_s"] == 86_400.0
 
 
 def test_irregular_repeated_and_backward_times() -> None:
@@ -145,16 +145,16 @@ def test_counts_are_judged_as_counts() -> None:
     detector = CalibratedDetector()
     _, flags = detector.process_series(v, t)
     assert flags.sum() <= 2
-    assert detector.snapshot().arrays["is_count"][0] == 1.0
+    assert detector.stream_state()["is_count"] == 1.0
 
 
 def test_protection_does_not_lock_learning() -> None:
-    detector = make_detector("calibrated")
+    detector = CalibratedDetector()
     t, v = noise(400, seed=8)
-    detector.process_series(v, t)  # type: ignore[attr-defined]
-    before = detector.snapshot().arrays["l1"][0]
+    detector.process_series(v, t)
+    before = detector.stream_state()["l1"]
     detector.learn_one(500.0, t[-1] + 300.0, protect=True)
-    assert detector.snapshot().arrays["l1"][0] != before
+    assert detector.stream_state()["l1"] != before
 
 
 def test_parameters_are_checked() -> None:
