@@ -13,7 +13,7 @@ state across a restart. None of the detectors is stochastic, so none needs a see
 Registered detectors (name: what it catches, default threshold):
 
 - ``calibrated``: readings rare for this stream, its scores calibrated tail probabilities
-  (the backtest default), 0.4 (one reading in 10 000 as rare)
+  (the backtest default), 0.35 (one reading in about 3000 as rare)
 - ``seasonal_mad``: values unusual for the hour of day / day type, 0.5 (robust z >= 4)
 - ``ewma``: sudden departures from the recent level, 0.5 (z >= 4)
 - ``cusum``: small persistent shifts, 0.5 (CUSUM sum >= h = 8)

@@ -22,6 +22,7 @@ from processing.detectors.base import StateField
 __all__ = [
     "DELAY",
     "FIRST_CHECK",
+    "FLOORS",
     "HEAVY",
     "MAX_FORGET",
     "N_STATS",
@@ -42,6 +43,10 @@ has not moved."""
 HEAVY: Final = (True, False, False, False, False, False, True)
 """Which statistics may have heavy tails: the raw residual only (the others average or count
 clipped values, so their tails are light)."""
+FLOORS: Final = (1.0, 0.1, 0.05, 1.0, 1.0, 1.0, 1.0)
+"""Least calibration threshold of each statistic, in its own units: a residual within one
+spread, a stillness under one interval, a variance under its usual value are never rare,
+however often the stream sits exactly on its prediction (a noise-free pattern)."""
 MAX_FORGET: Final = 3.0
 """Intervals of evidence a gap forgets at most: after an outage the averages keep some weight,
 or a single reading would pose as a long average."""
@@ -87,6 +92,7 @@ class ModelConfig:
         calm_s: calm time that closes an event (None: 12 sampling intervals).
         adopt_s: event time after which the new level is adopted (None: 48 intervals).
         events: cap scores at ``calm`` while an event is open (one alarm per event).
+        sign: 0 for both directions, 1 for rises only, -1 for falls only.
     """
 
     warmup: int
@@ -106,6 +112,7 @@ class ModelConfig:
     calm_s: float | None
     adopt_s: float | None
     events: bool
+    sign: int = 0
     rare_weight: float = 0.2
     error_alpha: float = 0.02
     long_alpha: float = 0.001

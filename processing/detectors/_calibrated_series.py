@@ -16,6 +16,7 @@ import numpy as np
 
 from processing.detectors._calibrated_model import (
     DELAY,
+    FLOORS,
     HEAVY,
     MAX_FORGET,
     N_STATS,
@@ -144,8 +145,12 @@ class SeriesModel:
         run = sc["run_s"] + step if same and moved else 0.0
         vref, vsref = max(sc["v_ref"], 1e-6), max(sc["vs_ref"], 1e-6)
         still = vref / max(vd, 1e-4 * vref) if moved else 0.0
-        stats = (abs(r), abs(mf), abs(ms), v / vref, vs / vsref, still, run / sc["dt"])
-        raw = raw_score(min_tail_p(self.tails, stats, cfg.tail, HEAVY))
+        g = cfg.sign
+        if g:  # one direction only: rises (or falls) of the level; variance has no direction
+            stats = (max(g * r, 0.0), max(g * mf, 0.0), max(g * ms, 0.0), 0.0, 0.0, 0.0, 0.0)
+        else:
+            stats = (abs(r), abs(mf), abs(ms), v / vref, vs / vsref, still, run / sc["dt"])
+        raw = raw_score(min_tail_p(self.tails, stats, cfg.tail, HEAVY, FLOORS))
         score = raw
         if sc["open"]:
             if cfg.events:
@@ -196,7 +201,7 @@ class SeriesModel:
         sc["delay_n"] = min(sc["delay_n"] + 1.0, float(DELAY))
         # An event does not teach the calibration what is rare until its level is adopted.
         if full and (not sc["open"] or sc["adopted"]):
-            self.tails = learn_tails(self.tails, old, tc)
+            self.tails = learn_tails(self.tails, old, tc, FLOORS)
 
     def _learn_profile(self, b: int, target: float, limit: float, weight: float) -> None:
         old, seen = self.prof[b], self.prof_n[b]

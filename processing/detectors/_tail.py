@@ -72,6 +72,12 @@ SETTLED: Final = 10.0
 _RATE_Q: Final = 0.05
 _RATE_PRIOR: Final = 50.0
 """Pseudo-points behind the exceedance rate (``_RATE_Q`` of them above ``u``)."""
+_YOUNG: Final = 200.0
+"""A young calibration's probabilities are inflated by ``1 + _YOUNG / points``: its tail is a
+guess (x5 after 50 points, x1.4 after 500)."""
+_LEVEL_PRIOR: Final = 100.0
+"""Pseudo-points behind the starting threshold: a slow statistic needs a few hundred points
+before its own threshold can be trusted."""
 _MAX_LOG_EXCESS: Final = 4.6
 """One excess moves the moments by at most log(100) / n: bounded influence."""
 _CLIP_U: Final = 4.0
@@ -115,9 +121,9 @@ def tail_init(u0: float, spread: float = 2.5) -> TailState:
     return (0.5 * u0, 0.5 * u0 / spread, 0.0, 0.0, 0.25, 0.125, 0.0)
 
 
-def threshold(m: float, d: float, spread: float) -> float:
-    """The calibration threshold ``u``."""
-    return max(m + spread * d, _U_MIN)
+def threshold(m: float, d: float, spread: float, floor: float = _U_MIN) -> float:
+    """The calibration threshold ``u`` (never under ``floor``: values below it are ordinary)."""
+    return max(m + spread * d, floor, _U_MIN)
 
 
 def gpd_shape(h: float, h2: float, ne: float, heavy: bool = True) -> tuple[float, float]:
@@ -137,25 +143,25 @@ def gpd_shape(h: float, h2: float, ne: float, heavy: bool = True) -> tuple[float
     return prior + weight * (xi - prior), SCALE0 + weight * (scale - SCALE0)
 
 
-def tail_p(state: TailState, s: float, cfg: TailConfig, heavy: bool = True) -> float:
+def tail_p(
+    state: TailState, s: float, cfg: TailConfig, heavy: bool = True, floor: float = _U_MIN
+) -> float:
     """Tail probability of ``s`` (1 at or below the threshold); see :func:`gpd_shape`."""
     m, d, exc, tot, h, h2, ne = state
-    u = threshold(m, d, cfg.spread)
+    u = threshold(m, d, cfg.spread, floor)
     if not s > u:
         return 1.0
-    rate = (exc + _RATE_Q * _RATE_PRIOR) / (tot + _RATE_PRIOR)
+    rate = (exc + _RATE_Q * _RATE_PRIOR) / (tot + _RATE_PRIOR) * (1.0 + _YOUNG / (tot + 1.0))
     xi, scale = gpd_shape(h, h2, ne, heavy)
     z = (s - u) / (u * scale)
-    if xi < _XI_EXP:
-        return rate * math.exp(-z)
-    tail: float = (1.0 + xi * z) ** (-1.0 / xi)
-    return rate * tail
+    tail: float = math.exp(-z) if xi < _XI_EXP else (1.0 + xi * z) ** (-1.0 / xi)
+    return min(1.0, rate * tail)
 
 
-def tail_learn(state: TailState, s: float, cfg: TailConfig) -> TailState:
+def tail_learn(state: TailState, s: float, cfg: TailConfig, floor: float = _U_MIN) -> TailState:
     """The state after one more value ``s``."""
     m, d, exc, tot, h, h2, ne = state
-    u = threshold(m, d, cfg.spread)
+    u = threshold(m, d, cfg.spread, floor)
     above = s > u
     tot = tot * cfg.keep + 1.0
     exc = exc * cfg.keep + (1.0 if above else 0.0)
@@ -164,7 +170,7 @@ def tail_learn(state: TailState, s: float, cfg: TailConfig) -> TailState:
         excess = min(math.log(s / u), _MAX_LOG_EXCESS)
         h = h + (excess - h) / ne
         h2 = h2 + (excess * excess - h2) / ne
-    rate = max(1.0 / cfg.level_memory, 1.0 / tot)
+    rate = max(1.0 / cfg.level_memory, 1.0 / (tot + _LEVEL_PRIOR))
     clipped = min(s, _CLIP_U * u)
     d = d + rate * (abs(clipped - m) - d)
     m = m + rate * (clipped - m)
@@ -172,23 +178,29 @@ def tail_learn(state: TailState, s: float, cfg: TailConfig) -> TailState:
 
 
 def min_tail_p(
-    states: list[TailState], values: tuple[float, ...], cfg: TailConfig, heavy: tuple[bool, ...]
+    states: list[TailState],
+    values: tuple[float, ...],
+    cfg: TailConfig,
+    heavy: tuple[bool, ...],
+    floors: tuple[float, ...],
 ) -> float:
     """The smallest :func:`tail_p` of several statistics (the single-stream hot path)."""
     spread, best = cfg.spread, 1.0
-    for state, s, is_heavy in zip(states, values, heavy, strict=True):
+    for state, s, is_heavy, floor in zip(states, values, heavy, floors, strict=True):
         u = state[0] + spread * state[1]
-        if s > u and s > _U_MIN:  # most values stop here: they are ordinary
-            best = min(best, tail_p(state, s, cfg, is_heavy))
+        if s > u and s > floor and s > _U_MIN:  # most values stop here: they are ordinary
+            best = min(best, tail_p(state, s, cfg, is_heavy, floor))
     return best
 
 
-def learn_tails(states: list[TailState], values: list[float], cfg: TailConfig) -> list[TailState]:
+def learn_tails(
+    states: list[TailState], values: list[float], cfg: TailConfig, floors: tuple[float, ...]
+) -> list[TailState]:
     """:func:`tail_learn` of several statistics (the single-stream hot path)."""
-    spread, keep, floor = cfg.spread, cfg.keep, 1.0 / cfg.level_memory
+    spread, keep, slowest = cfg.spread, cfg.keep, 1.0 / cfg.level_memory
     out = []
-    for (m, d, exc, tot, h, h2, ne), s in zip(states, values, strict=True):
-        u = max(m + spread * d, _U_MIN)
+    for (m, d, exc, tot, h, h2, ne), s, floor in zip(states, values, floors, strict=True):
+        u = max(m + spread * d, floor, _U_MIN)
         tot = tot * keep + 1.0
         if s > u:
             exc = exc * keep + 1.0
@@ -198,7 +210,7 @@ def learn_tails(states: list[TailState], values: list[float], cfg: TailConfig) -
             h2 = h2 + (excess * excess - h2) / ne
         else:
             exc = exc * keep + 0.0
-        rate = max(floor, 1.0 / tot)
+        rate = max(slowest, 1.0 / (tot + _LEVEL_PRIOR))
         clipped = min(s, _CLIP_U * u)
         d = d + rate * (abs(clipped - m) - d)
         out.append((m + rate * (clipped - m), d, exc, tot, h, h2, ne))
@@ -206,21 +218,26 @@ def learn_tails(states: list[TailState], values: list[float], cfg: TailConfig) -
 
 
 def tail_p_many(
-    state: dict[str, FloatArray], s: FloatArray, cfg: TailConfig, heavy: BoolArray
+    state: dict[str, FloatArray],
+    s: FloatArray,
+    cfg: TailConfig,
+    heavy: BoolArray,
+    floors: FloatArray,
 ) -> FloatArray:
     """:func:`tail_p` for arrays.
 
-    ``state`` maps :data:`TAIL_FIELDS` to arrays; ``heavy`` broadcasts against them (e.g. one
-    flag per statistic, on the last axis). Only values above their threshold are worked on.
+    ``state`` maps :data:`TAIL_FIELDS` to arrays; ``heavy`` and ``floors`` broadcast against
+    them (e.g. one per statistic, on the last axis). Only values above their threshold are
+    worked on.
     """
-    u = np.maximum(state["m"] + cfg.spread * state["d"], _U_MIN)
+    u = np.maximum(np.maximum(state["m"] + cfg.spread * state["d"], floors), _U_MIN)
     out = np.ones(s.shape)
     above = np.nonzero(s > u)
     if not above[0].size:
         return out
     exc, tot, h, h2, ne = (state[key][above] for key in ("exc", "tot", "h", "h2", "ne"))
     u, x = u[above], s[above]
-    rate = (exc + _RATE_Q * _RATE_PRIOR) / (tot + _RATE_PRIOR)
+    rate = (exc + _RATE_Q * _RATE_PRIOR) / (tot + _RATE_PRIOR) * (1.0 + _YOUNG / (tot + 1.0))
     m1 = np.maximum(H_MIN, h)
     m2 = np.maximum(_RATIO_MIN * m1 * m1, h2)
     minus = 1.0 - 0.5 / (1.0 - m1 * m1 / m2)
@@ -232,16 +249,16 @@ def tail_p_many(
     light = xi < _XI_EXP
     safe_xi = np.where(light, 1.0, xi)
     tail = np.where(light, np.exp(-z), (1.0 + safe_xi * z) ** (-1.0 / safe_xi))
-    out[above] = rate * tail
+    out[above] = np.minimum(1.0, rate * tail)
     return out
 
 
 def tail_learn_many(
-    state: dict[str, FloatArray], s: FloatArray, cfg: TailConfig
+    state: dict[str, FloatArray], s: FloatArray, cfg: TailConfig, floors: FloatArray
 ) -> dict[str, FloatArray]:
     """:func:`tail_learn` for arrays; ``state`` maps :data:`TAIL_FIELDS` to arrays."""
     m, d, exc, tot, h, h2, ne = (state[key] for key in TAIL_FIELDS)
-    u = np.maximum(m + cfg.spread * d, _U_MIN)
+    u = np.maximum(np.maximum(m + cfg.spread * d, floors), _U_MIN)
     above = s > u
     tot = tot * cfg.keep + 1.0
     exc = exc * cfg.keep + np.where(above, 1.0, 0.0)
@@ -250,7 +267,7 @@ def tail_learn_many(
     safe_ne = np.where(above, ne, 1.0)
     h = np.where(above, h + (excess - h) / safe_ne, h)
     h2 = np.where(above, h2 + (excess * excess - h2) / safe_ne, h2)
-    rate = np.maximum(1.0 / cfg.level_memory, 1.0 / tot)
+    rate = np.maximum(1.0 / cfg.level_memory, 1.0 / (tot + _LEVEL_PRIOR))
     clipped = np.minimum(s, _CLIP_U * u)
     d = d + rate * (np.abs(clipped - m) - d)
     m = m + rate * (clipped - m)

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from processing.detectors._calibrated_model import (
     DELAY,
+    FLOORS,
     HEAVY,
     MAX_FORGET,
     N_STATS,
@@ -51,6 +52,7 @@ from processing.errors import DetectorConfigError
 __all__ = ["CalibratedDetector"]
 
 _BIG = 1e12
+_SIGNS = {"both": 0, "up": 1, "down": -1}
 _TINY = 1e-300
 Rows = dict[str, FloatArray]
 
@@ -80,8 +82,9 @@ class CalibratedDetector(VectorDetector):
     (:mod:`~processing.detectors._tail`: a tracked upper quantile, the exceedance rate and a
     Pareto tail beyond it, so new records get a finite rarity). With ``p`` the smallest of the
     seven times 7 (Bonferroni), the score is ``min(1, -log10(p) / 10)``: the default threshold
-    0.4 means one reading in 10 000 is as rare, whatever the stream's scale, resolution, noise
-    or season; 0.5 one in 100 000.
+    0.35 means one reading in about 3000 is as rare, whatever the stream's scale, resolution,
+    noise or season; 0.4 one in 10 000, 0.5 one in 100 000. A young calibration (its first
+    few hundred readings) inflates its probabilities: its tails are still a guess.
 
     **Events.** A raw score at or above ``alarm`` opens an event; while it is open (until the
     raw score stays under ``calm`` for ``calm_s``) scores are capped at ``calm``, so one event
@@ -109,6 +112,9 @@ class CalibratedDetector(VectorDetector):
         calm_s: calm time closing an event (None: 12 sampling intervals).
         adopt_s: event time after which a new level is adopted (None: 48 intervals).
         events: one alarm per event (scores capped at ``calm`` while an event is open).
+        direction: ``both``, or only ``up`` (readings and levels unusually high: e.g. a
+            pollution alert, which rain washing the air clean must not raise) or ``down``;
+            one-directional detectors ignore variance and stillness.
         relearn_after: unused (every reading trains); kept for the common contract.
         capacity: slots allocated up front.
 
@@ -116,12 +122,12 @@ class CalibratedDetector(VectorDetector):
     >>> d = CalibratedDetector()
     >>> for i in range(600):
     ...     d.learn_one(10.0 + math.sin(i) + 0.3 * math.cos(7 * i), 60.0 * i)
-    >>> d.score_one(10.2, 36_000.0) < 0.4 <= d.score_one(40.0, 36_000.0)
+    >>> d.score_one(10.2, 36_000.0) < 0.35 <= d.score_one(40.0, 36_000.0)
     True
     """
 
     name: ClassVar[str] = "calibrated"
-    default_threshold: ClassVar[float] = 0.4
+    default_threshold: ClassVar[float] = 0.35
     catches: ClassVar[str] = "readings rare for this stream (spikes, shifts, variance, pattern)"
 
     def __init__(
@@ -141,10 +147,11 @@ class CalibratedDetector(VectorDetector):
         tail_spread: float = 2.5,
         memory: float = 10_000.0,
         alarm: float | None = None,
-        calm: float = 0.25,
+        calm: float = 0.2,
         calm_s: float | None = None,
         adopt_s: float | None = None,
         events: bool = True,
+        direction: str = "both",
         relearn_after: int = 0,
         capacity: int = 0,
     ) -> None:
@@ -155,6 +162,9 @@ class CalibratedDetector(VectorDetector):
             check_fraction(key, rate)
         check_positive("clip", clip)
         check_positive("tail_spread", tail_spread)
+        if direction not in _SIGNS:
+            msg = f"direction must be 'both', 'up' or 'down', got {direction!r}"
+            raise DetectorConfigError(msg)
         check_count("warmup", warmup, 4)
         check_count("history", history)
         check_count("max_bins", max_bins)
@@ -172,7 +182,7 @@ class CalibratedDetector(VectorDetector):
         self.cfg = ModelConfig(
             warmup, period_s, history, max_bins, slow_alpha, fast_alpha, scale_alpha,
             profile_alpha, clip, fast_evidence, slow_evidence, TailConfig(tail_spread, memory),
-            threshold, calm, calm_s, adopt_s, events,
+            threshold, calm, calm_s, adopt_s, events, _SIGNS[direction],
         )  # fmt: skip
         params: dict[str, ParamValue] = {
             "period_s": period_s, "history": history, "max_bins": max_bins, "warmup": warmup,
@@ -180,6 +190,7 @@ class CalibratedDetector(VectorDetector):
             "profile_alpha": profile_alpha, "clip": clip, "fast_evidence": fast_evidence,
             "slow_evidence": slow_evidence, "tail_spread": tail_spread, "memory": memory,
             "alarm": alarm, "calm": calm, "calm_s": calm_s, "adopt_s": adopt_s, "events": events,
+            "direction": direction,
         }  # fmt: skip
         self._pending: tuple[IntArray, FloatArray, FloatArray, FloatArray, Rows] | None = None
         super().__init__(params, relearn_after=relearn_after, capacity=capacity)
@@ -318,13 +329,19 @@ class CalibratedDetector(VectorDetector):
         run = np.where(same & moved, sc["run_s"] + step, 0.0)
         vref, vsref = np.maximum(sc["v_ref"], 1e-6), np.maximum(sc["vs_ref"], 1e-6)
         still = np.where(moved, vref / np.maximum(vd, 1e-4 * vref), 0.0)
-        stats = np.stack(
-            [np.abs(r), np.abs(mf), np.abs(ms), v / vref, vs / vsref, still, run / sc["dt"]],
-            axis=1,
-        )
+        g = cfg.sign
+        if g:  # one direction only: rises (or falls) of the level; variance has no direction
+            nil = np.zeros(r.size)
+            signed = [np.maximum(g * r, 0.0), np.maximum(g * mf, 0.0), np.maximum(g * ms, 0.0)]
+            stats = np.stack([*signed, nil, nil, nil, nil], axis=1)
+        else:
+            stats = np.stack(
+                [np.abs(r), np.abs(mf), np.abs(ms), v / vref, vs / vsref, still, run / sc["dt"]],
+                axis=1,
+            )
         tail_block = st["tails"][slots]  # one gather, then a contiguous array per field
         tails = {key: np.ascontiguousarray(tail_block[:, j]) for j, key in enumerate(TAIL_FIELDS)}
-        p_min = tail_p_many(tails, stats, cfg.tail, np.array(HEAVY)).min(axis=1)
+        p_min = tail_p_many(tails, stats, cfg.tail, np.array(HEAVY), np.array(FLOORS)).min(axis=1)
         raw = _raw_scores(p_min)
         score, l1, mf, ms = self._events(sc, raw, step, times_s, l1, l2, mf, ms)
         w = cfg.rare_weight ** np.minimum(raw / cfg.calm, 1.0)
@@ -352,7 +369,7 @@ class CalibratedDetector(VectorDetector):
         full = sc["delay_n"] >= DELAY
         # An event does not teach the calibration what is rare until its level is adopted.
         learns = (full & ((sc["open"] == 0) | (sc["adopted"] > 0)))[:, None]
-        new = tail_learn_many(tails, old, self.cfg.tail)
+        new = tail_learn_many(tails, old, self.cfg.tail, np.array(FLOORS))
         rows = {f"tail_{key}": np.where(learns, new[key], tails[key]) for key in TAIL_FIELDS}
         rows["delay_pos"] = ((pos + 1) % DELAY).astype(np.float64)
         rows["delay_n"] = np.minimum(sc["delay_n"] + 1.0, float(DELAY))
