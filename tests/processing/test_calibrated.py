@@ -180,3 +180,12 @@ def test_tail_probabilities_are_probabilities_and_fall_with_the_value(values: li
     grid = [tail_p(state, s, cfg) for s in (0.0, 1.0, 10.0, 1e3, 1e9)]
     assert all(0.0 <= p <= 1.0 for p in grid)
     assert grid == sorted(grid, reverse=True)
+
+
+def test_backtest_counts_events_as_an_analyst_sees_them() -> None:
+    t, v = noise(3000, seed=9)
+    v[2000:] += 8.0
+    calibrated = backtest(t, v)
+    assert calibrated.n_events == calibrated.n_flagged == 1
+    z_score = backtest(t, v, "ewma")  # protected: flags every point until it relearns
+    assert z_score.n_flagged > z_score.n_events >= 1
