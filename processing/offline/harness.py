@@ -162,16 +162,24 @@ def tallies(
     return out
 
 
-def oracle_threshold(scored: Sequence[tuple[LabelledSeries, FloatArray]]) -> float:
-    """The single threshold that maximises the corpus-wide F1."""
+def oracle_threshold(
+    scored: Sequence[tuple[LabelledSeries, FloatArray]], own: float | None = None
+) -> float:
+    """The single threshold that maximises the corpus-wide F1 (``own`` is a candidate too)."""
     every = np.concatenate([scores for _, scores in scored])
     candidates = np.unique(np.quantile(every[every > 0], np.linspace(0.5, 1.0, 60)))
+    if own is not None:
+        candidates = np.append(candidates, own)
     best = max(candidates.tolist(), key=lambda t: tallies(scored, t)["all"].f1)
     return float(best)
 
 
+def _delay(t: Tally) -> str:
+    return "–" if np.isnan(t.median_delay) else f"{t.median_delay:.0f}"
+
+
 def _row(name: str, t: Tally) -> str:
-    delay = "–" if np.isnan(t.median_delay) else f"{t.median_delay:.0f}"
+    delay = _delay(t)
     return (f"| {name} | {t.clean_rate:.2f} | {t.false_rate:.2f} | {t.detected}/{t.windows} "
             f"({t.recall:.2f}) | {delay} | {t.precision:.2f} | {t.f1:.2f} |")  # fmt: skip
 
@@ -194,7 +202,7 @@ def report(
     for peer in peers:
         thresholds = [("own", peer.threshold)]
         if oracle:
-            thresholds.append(("oracle", oracle_threshold(scored[peer.name])))
+            thresholds.append(("oracle", oracle_threshold(scored[peer.name], peer.threshold)))
         for label, threshold in thresholds:
             per = tallies(scored[peer.name], threshold)
             out.write(f"\n#### {peer.name} at its {label} threshold {threshold:g}\n\n{_HEADER}\n")
@@ -205,6 +213,28 @@ def report(
     out.write(f"\n#### Summary (all families)\n\n{_HEADER.replace('family', 'detector')}\n")
     for name, _, tally in summary:
         out.write(_row(name, tally) + "\n")
+
+
+def compact(
+    scored: dict[str, list[tuple[LabelledSeries, FloatArray]]],
+    peers: Sequence[Peer],
+    out: TextIO,
+) -> None:
+    """One table, families x detectors at their own thresholds: FF/1k clean, recall, delay, F1."""
+    per = {peer.name: tallies(scored[peer.name], peer.threshold) for peer in peers}
+    families = [f for f in (*FAMILIES, *sorted(per[peers[0].name])) if f != "all"]
+    families = [*dict.fromkeys(f for f in families if f in per[peers[0].name]), "all"]
+    out.write(
+        "\n#### FF/1k clean · recall · median delay (points) · F1, each at its own threshold\n\n"
+    )
+    out.write("| family | " + " | ".join(p.name for p in peers) + " |\n")
+    out.write("|---" * (len(peers) + 1) + "|\n")
+    for family in families:
+        cells = [per[p.name][family] for p in peers]
+        row = " | ".join(
+            f"{t.clean_rate:.2f} · {t.recall:.2f} · {_delay(t)} · {t.f1:.2f}" for t in cells
+        )
+        out.write(f"| {family} | {row} |\n")
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
@@ -219,6 +249,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
     parser.add_argument("--real", action="store_true", help="add statsmodels' real series")
     parser.add_argument("--oracle", action="store_true", help="also each one's best threshold")
     parser.add_argument("--quick", action="store_true", help="1 seed of 2000 points")
+    parser.add_argument("--compact", action="store_true", help="also one families x peers table")
     args = parser.parse_args(argv)
     out = stdout or sys.stdout
     peers = [PEERS[name] for name in args.peers.split(",") if name]
@@ -230,7 +261,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
 
         series += list(real_corpus(seeds=seeds))
     out.write(f"corpus: {len(series)} series, {sum(s.values.size for s in series)} points\n")
-    report(run(peers, series), peers, out, oracle=args.oracle)
+    scored = run(peers, series)
+    report(scored, peers, out, oracle=args.oracle)
+    if args.compact:
+        compact(scored, peers, out)
     return 0
 
 
