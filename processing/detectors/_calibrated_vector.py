@@ -1,4 +1,4 @@
-"""The calibrated model's profile and period grid, updated for many slots at once.
+"""The calibrated model's vectorised helpers: profile, period grid, scores, time bookkeeping.
 
 The counterpart of :class:`~processing.detectors._calibrated_series.SeriesModel`'s
 ``_learn_profile``/``_push_cell``/``_look_for_period`` (same arithmetic, same state arrays).
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from processing.detectors._calibrated_model import ModelConfig, column, next_check
+from processing.detectors._calibrated_model import N_STATS, ModelConfig, column, next_check
 from processing.detectors._period import find_period, initial_profile, snap_period
 from processing.detectors._private import FloatArray, IntArray
 from processing.detectors._tail import SETTLED, TAIL_FIELDS
 
-__all__ = ["learn_grid", "learn_profile"]
+__all__ = ["learn_grid", "learn_profile", "raw_scores", "time_rows"]
 
 
 def learn_profile(
@@ -112,3 +112,28 @@ def _look_for_period(st: dict[str, FloatArray], cfg: ModelConfig, slot: int) -> 
         0.0,
         0.0,
     )
+
+
+def raw_scores(p_min: FloatArray) -> FloatArray:
+    """Scores of the smallest tail probabilities (see ``raw_score`` of the series path)."""
+    p = np.minimum(1.0, N_STATS * p_min)
+    with np.errstate(divide="ignore"):
+        logp = np.maximum(np.log10(np.where(p > 0, p, 1e-300)), -10.0)
+    return np.where(p >= 1.0, 0.0, np.minimum(1.0, -logp / 10.0))
+
+
+def time_rows(
+    sc: dict[str, FloatArray], step: FloatArray, times_s: FloatArray, y: FloatArray
+) -> dict[str, FloatArray]:
+    """New resolution, previous value, sampling interval, last time and count."""
+    gap = np.abs(y - sc["y_prev"])
+    resolves = gap > 1e-12 * (np.abs(y) + np.abs(sc["y_prev"]))
+    quantum = np.where(
+        resolves, np.where(sc["quantum"] <= 0, gap, np.minimum(sc["quantum"], gap)), sc["quantum"]
+    )
+    dt = sc["dt"]
+    moved = np.where(step > dt, dt * 1.02, np.where(step < dt, dt * (1.0 / 1.02), dt))
+    return {
+        "quantum": quantum, "y_prev": y, "dt": np.where(step > 0, moved, dt),
+        "t_last": np.where(step > 0, times_s, sc["t_last"]), "n": sc["n"] + 1.0,
+    }  # fmt: skip

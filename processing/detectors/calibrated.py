@@ -20,7 +20,6 @@ from processing.detectors._calibrated_model import (
     FLOORS,
     HEAVY,
     MAX_FORGET,
-    N_STATS,
     SCALARS,
     SIGMA,
     ModelConfig,
@@ -30,7 +29,7 @@ from processing.detectors._calibrated_model import (
     model_fields,
 )
 from processing.detectors._calibrated_series import SeriesModel
-from processing.detectors._calibrated_vector import learn_grid, learn_profile
+from processing.detectors._calibrated_vector import learn_grid, learn_profile, raw_scores, time_rows
 from processing.detectors._private import (
     BoolArray,
     FloatArray,
@@ -342,7 +341,7 @@ class CalibratedDetector(VectorDetector):
         tail_block = st["tails"][slots]  # one gather, then a contiguous array per field
         tails = {key: np.ascontiguousarray(tail_block[:, j]) for j, key in enumerate(TAIL_FIELDS)}
         p_min = tail_p_many(tails, stats, cfg.tail, np.array(HEAVY), np.array(FLOORS)).min(axis=1)
-        raw = _raw_scores(p_min)
+        raw = raw_scores(p_min)
         score, l1, mf, ms = self._events(sc, raw, step, times_s, l1, l2, mf, ms)
         w = cfg.rare_weight ** np.minimum(raw / cfg.calm, 1.0)
         rows = self._learnt(sc, d, pred, l1, l2, s, s1, e1, e2, se, s1e, a, w)
@@ -352,7 +351,7 @@ class CalibratedDetector(VectorDetector):
             "run_s": run,
             "vs_ref": sc["vs_ref"] + cfg.ref_alpha * (ac - sc["vs_ref"]),
         }
-        rows |= _time_rows(sc, step, times_s, y)
+        rows |= time_rows(sc, step, times_s, y)
         rows |= self._calibrated(slots, sc, tails, stats)
         rows |= {"_bin": b.astype(np.float64), "_y": y, "_limit": c * s1e, "_w": w}
         new_tails = np.empty_like(tail_block)
@@ -426,24 +425,3 @@ class CalibratedDetector(VectorDetector):
             "open": sc["open"], "calm_s": sc["calm_s"], "t_event": sc["t_event"],
             "adopted": sc["adopted"],
         }  # fmt: skip
-
-
-def _raw_scores(p_min: FloatArray) -> FloatArray:
-    p = np.minimum(1.0, N_STATS * p_min)
-    with np.errstate(divide="ignore"):
-        logp = np.maximum(np.log10(np.where(p > 0, p, 1e-300)), -10.0)
-    return np.where(p >= 1.0, 0.0, np.minimum(1.0, -logp / 10.0))
-
-
-def _time_rows(sc: Rows, step: FloatArray, times_s: FloatArray, y: FloatArray) -> Rows:
-    gap = np.abs(y - sc["y_prev"])
-    resolves = gap > 1e-12 * (np.abs(y) + np.abs(sc["y_prev"]))
-    quantum = np.where(
-        resolves, np.where(sc["quantum"] <= 0, gap, np.minimum(sc["quantum"], gap)), sc["quantum"]
-    )
-    dt = sc["dt"]
-    moved = np.where(step > dt, dt * 1.02, np.where(step < dt, dt * (1.0 / 1.02), dt))
-    return {
-        "quantum": quantum, "y_prev": y, "dt": np.where(step > 0, moved, dt),
-        "t_last": np.where(step > 0, times_s, sc["t_last"]), "n": sc["n"] + 1.0,
-    }  # fmt: skip
