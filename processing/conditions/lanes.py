@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final, Literal
 
 from contract import QUANTITIES, Quantity, Reading, Station, hanoi_time
@@ -18,9 +19,11 @@ from processing.alerts import Category, Severity
 from processing.alerts.wording import Place
 from processing.bank import BankResult, LaneSpec
 from processing.conditions.base import Condition, Phase, RuleSpec, Step
+from processing.detectors import ParamValue
 
 __all__ = [
     "DEFAULT_LANES",
+    "POLLUTION_UNUSUAL",
     "PROFILES",
     "SILENCE_LANE",
     "SPIKE_LANE",
@@ -41,14 +44,21 @@ SPIKE_LANE: Final = "spike"
 SILENCE_LANE: Final = "silence"
 """The dropout lane behind silent-sensor alerts (:mod:`processing.conditions.silence`)."""
 
+POLLUTION_UNUSUAL: Final[Mapping[str, ParamValue]] = MappingProxyType(
+    {"direction": "up", "period_s": 86_400.0, "history": 0, "max_bins": 24, "events": False}
+)
+"""The calibrated detector on hourly PM2.5 means: rises only, a daily profile of 24 hours (no
+period search), every rare hour reported (the alert lifecycle keeps one alert per event)."""
+
 DEFAULT_LANES: Final[tuple[LaneSpec, ...]] = (
     LaneSpec("water_rising", "rate_of_rise", {"min_rate_scale_per_h": 5.0},
              frozenset({Quantity.WATER_DEPTH})),
     LaneSpec("oxygen_risk", "oxygen_risk"),
     # Pollution builds up over hours: these lanes judge hourly means (one value per hour of
     # day per day, so "usual for this hour" means usual across days, not across minutes of
-    # autocorrelated noise), and only rises count.
-    LaneSpec("pollution_unusual", "seasonal_mad", {"weekly": False, "direction": "up"},
+    # autocorrelated noise), and only rises count. "Unusual" is a calibrated rarity: one hour
+    # in about 3000 as high for this sensor, whatever its level, noise or daily cycle.
+    LaneSpec("pollution_unusual", "calibrated", POLLUTION_UNUSUAL,
              frozenset({Quantity.PM25}), cadence="hourly"),
     LaneSpec("pollution_shift", "cusum", {"direction": "up"},
              frozenset({Quantity.PM25, Quantity.NO2}), cadence="hourly"),

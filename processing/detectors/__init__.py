@@ -12,6 +12,8 @@ state across a restart. None of the detectors is stochastic, so none needs a see
 
 Registered detectors (name: what it catches, default threshold):
 
+- ``calibrated``: readings rare for this stream, its scores calibrated tail probabilities
+  (the backtest default), 0.35 (one reading in about 3000 as rare)
 - ``seasonal_mad``: values unusual for the hour of day / day type, 0.5 (robust z >= 4)
 - ``ewma``: sudden departures from the recent level, 0.5 (z >= 4)
 - ``cusum``: small persistent shifts, 0.5 (CUSUM sum >= h = 8)
@@ -38,10 +40,12 @@ from processing.detectors.base import (
     Detector,
     DetectorSnapshot,
     ParamValue,
+    SeriesScorer,
     Thresholder,
     VectorDetector,
     occurrence_rounds,
 )
+from processing.detectors.calibrated import CalibratedDetector
 from processing.detectors.cusum import CusumDetector
 from processing.detectors.dropout import DropoutDetector
 from processing.detectors.ewma import EwmaDetector
@@ -56,6 +60,7 @@ from processing.errors import DetectorConfigError, SnapshotError
 __all__ = [
     "DETECTORS",
     "STATE_VERSION",
+    "CalibratedDetector",
     "CusumDetector",
     "Detector",
     "DetectorSnapshot",
@@ -66,6 +71,7 @@ __all__ = [
     "ParamValue",
     "RateOfRiseDetector",
     "SeasonalMadDetector",
+    "SeriesScorer",
     "SpatialDetector",
     "SpikeDetector",
     "Thresholder",
@@ -81,6 +87,7 @@ DETECTORS: Final[Mapping[str, type[VectorDetector]]] = MappingProxyType(
     {
         cls.name: cls
         for cls in (
+            CalibratedDetector,
             SeasonalMadDetector,
             EwmaDetector,
             CusumDetector,

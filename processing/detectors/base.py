@@ -38,6 +38,7 @@ __all__ = [
     "Detector",
     "DetectorSnapshot",
     "ParamValue",
+    "SeriesScorer",
     "StateField",
     "Thresholder",
     "VectorDetector",
@@ -59,6 +60,21 @@ class Detector(Protocol):
 
     def score_one(self, x: float | Reading, time_s: float | None = None) -> float:
         """Score one value in [0, 1] without learning it; higher is more anomalous."""
+
+
+@runtime_checkable
+class SeriesScorer(Protocol):
+    """A detector with a fast path for one stream (the backtest's case).
+
+    ``process_series`` must give what :meth:`VectorDetector.process_many` gives when every
+    point is its own round.
+    """
+
+    def process_series(
+        self, values: npt.ArrayLike, times_s: npt.ArrayLike, thresholder: Thresholder | None = None
+    ) -> tuple[FloatArray, BoolArray]:
+        """Score, decide and learn one stream's points in order."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

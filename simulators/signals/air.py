@@ -4,6 +4,9 @@ PM2.5 is the monthly climatology × the diurnal multiplier × a synoptic stagnat
 rain washout, plus a roadside share; NO2 and CO follow traffic and the mixing layer; O3
 follows the sun; temperature and humidity come from the city's weather.
 
+Measurement: the optical PM counter glitches (Student-t noise, heavy tails), its coarse channel
+reports whole µg/m³, and monthly service visits leave it a new gain (a new normal).
+
 Shapes follow domain.md §5: monthly PM2.5 means [U], the diurnal multiplier (high 02–08,
 lowest 14–15), PM2.5/PM10 ratio 0.6–0.8 [U], NO2 and CO following traffic with a shallow
 night-time mixing layer, O3 peaking 13–16 and highest April–October.
@@ -24,7 +27,7 @@ from simulators.signals.cycles import (
     pm_diurnal,
     solar_elevation_sin,
 )
-from simulators.signals.noise import AR1
+from simulators.signals.noise import AR1, Maintenance, quantise, student_t
 
 __all__ = ["AirDrivers", "AirStationModel"]
 
@@ -80,6 +83,7 @@ class AirStationModel:
     site_factor: float = 1.0
     heat_island_c: float = 0.5
     _pm: AR1 = field(init=False)
+    _service: Maintenance = field(init=False)
     _ratio: AR1 = field(init=False)
     _gas: AR1 = field(init=False)
     _o3: AR1 = field(init=False)
@@ -89,14 +93,18 @@ class AirStationModel:
         self._ratio = AR1(0.04, 6 * HOUR_S, self.interval_s)
         self._gas = AR1(0.12, HOUR_S, self.interval_s)
         self._o3 = AR1(6.0, 2 * HOUR_S, self.interval_s)
+        # The optical PM counter is cleaned and recalibrated about monthly; its gain moves.
+        self._service = Maintenance(30 * 24 * HOUR_S, 0.06)
 
     def sample(self, rng: np.random.Generator, t_s: Array, d: AirDrivers) -> dict[Quantity, Array]:
         """All eight readings at ``t_s`` in canonical units (µg/m³, °C, %RH)."""
         n = len(t_s)
-        pm25 = self._pm25(rng, t_s, d)
+        gain = self._service.gains(rng, t_s)
+        pm25 = self._pm25(rng, t_s, d) * gain
         ratio = np.clip(0.7 + self._ratio.sample(rng, n), 0.55, 0.85)
         dust = self.traffic_weight * 10.0 * d.activity * (1.0 - d.wet)
-        pm10 = pm25 / ratio + dust + rng.normal(0.0, 1.5, n)
+        # The coarse channel is noisier, glitches (heavy tails) and reports whole µg/m³.
+        pm10 = pm25 / ratio + dust * gain + student_t(rng, n, 2.0)
         hour = local_hour(t_s)
         mixing = (1.0 + 0.35 * np.cos(2 * np.pi * (hour - 3.0) / 24.0)) * monthly(
             t_s, _MIXING_SEASON
@@ -116,7 +124,7 @@ class AirStationModel:
         )
         out = {
             Q.PM25: np.round(np.maximum(pm25, 1.0), 1),
-            Q.PM10: np.round(np.maximum(pm10, pm25 + 0.5), 1),
+            Q.PM10: quantise(np.maximum(pm10, pm25 + 0.5), 1.0),
             Q.NO2: np.round(np.maximum(no2, 2.0), 1),
             Q.SO2: np.round(np.maximum(so2, 0.5), 1),
             Q.CO: np.round(np.maximum(co, 100.0), 0),
@@ -144,4 +152,4 @@ class AirStationModel:
         local = self.traffic_weight * 8.0 * d.activity
         pm25 = (background + local) * d.pm_factor
         floor = d.pm_floor * np.exp(rng.normal(0.0, 0.05, n))
-        return np.asarray(np.maximum(pm25, floor) + rng.normal(0.0, 1.0, n), dtype=np.float64)
+        return np.asarray(np.maximum(pm25, floor) + student_t(rng, n, 1.0), dtype=np.float64)

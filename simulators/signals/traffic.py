@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from contract import Quantity
 from simulators.signals.cycles import HOUR_S, local_hour, rush_profile
-from simulators.signals.noise import AR1
+from simulators.signals.noise import AR1, zero_inflate
 
 __all__ = ["CORRIDOR_PEAK_DEMAND", "TrafficDetectorModel", "corridor_activity"]
 
@@ -45,6 +45,7 @@ _MIX = {
 }
 _PCU = np.array([0.25, 1.0, 2.5, 2.0])
 _PCU_LENGTH_M = 4.5  # effective detector length per PCU for occupancy [U]
+_MISSED_INTERVALS = 0.005  # share of intervals a loop counts nothing [U]
 _JAM_DENSITY_PCU_KM = 160.0
 
 
@@ -130,6 +131,8 @@ class TrafficDetectorModel:
         vehicles_h = pcu_h / (shares @ _PCU)
         expected = shares * (vehicles_h * self.interval_s / HOUR_S)[:, None]
         counts = rng.poisson(np.maximum(expected, 0.0)).astype(np.float64)
+        # A loop now and then misses a whole interval: more zeros than Poisson [U].
+        counts = zero_inflate(rng, counts, _MISSED_INTERVALS)
         out = {Q.FLOW_CAR: counts[:, 1], Q.FLOW_BUS: counts[:, 2], Q.FLOW_TRUCK: counts[:, 3]}
         if self.mix != "elevated":
             out = {Q.FLOW_MOTORBIKE: counts[:, 0], **out}

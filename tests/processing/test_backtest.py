@@ -98,11 +98,11 @@ def test_prefix_scores_do_not_depend_on_later_points(cut: int, seed: int) -> Non
 def test_backtest_finds_an_injected_anomaly_in_a_series_from_no_known_station() -> None:
     t, v = series(2000)
     v[1500:1510] += 15.0
-    result = backtest(t, v)  # default detector: seasonal_mad, its own default threshold
-    assert result.detector == "seasonal_mad"
+    result = backtest(t, v)  # default detector: calibrated, its own default threshold
+    assert result.detector == "calibrated"
     assert result.flags[1500]
-    assert result.flags[:1500].mean() < 0.01
-    assert result.params["relearn_after"] == 60
+    assert result.flags[:1500].sum() <= 1
+    assert result.flags[1501:1510].sum() == 0  # one event, one alarm
 
 
 def test_backtest_missing_values_thresholds_and_parameters() -> None:
