@@ -8,6 +8,7 @@ after recovery the database holds exactly the published readings with balanced c
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,9 +117,14 @@ async def test_database_that_stops_answering_is_given_up_on(
 
 
 @pytest.fixture
-def private_pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    """A durable PostgreSQL of the test's own, which it may crash (committed means on disk)."""
-    with EmbeddedPostgres(tmp_path / "pg", durable=True) as server:
+def private_pg(services_dir: Path) -> Iterator[EmbeddedPostgres]:
+    """A durable PostgreSQL of the test's own, which it may crash (committed means on disk).
+
+    (Under the session's services directory, not pytest's tmp_path: another pytest session
+    starting meanwhile resets pytest's base directory to 0700, which the PostgreSQL service
+    user could then no longer traverse.)
+    """
+    with EmbeddedPostgres(services_dir / f"pg-{uuid.uuid4().hex[:8]}", durable=True) as server:
         yield server
 
 
