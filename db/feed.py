@@ -6,8 +6,10 @@ the same transaction as what they decided. Numbers are committed in order and wi
 (the ``feed_head`` row lock is held from :func:`append` to commit), so "everything after my
 position" is exactly what a consumer has not decided yet.
 
-Rows travel as three columns (epoch seconds, the sensors' storage keys, values): a batch is
-one row, read straight into numpy arrays.
+Rows travel as three packed columns (float64 epoch seconds, int32 storage keys, float64
+values, little-endian): a batch is one row, written from and read into numpy arrays without
+converting element by element (psycopg's array dumper costs ~2 µs a reading, more than the
+rest of ingest's write).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ _NEXT: Final = "UPDATE feed_head SET seq = seq + 1 RETURNING seq"
 _APPEND: Final = """
 INSERT INTO reading_feed (seq, received_at, readings, times, sensor_keys, values_)
 VALUES (%s, %s, %s, %b, %b, %b)"""
+_F8: Final = np.dtype("<f8")
+_I4: Final = np.dtype("<i4")
 _READ: Final = """
 SELECT seq, committed_at, received_at, times, sensor_keys, values_ FROM reading_feed
 WHERE seq > %s ORDER BY seq LIMIT %s"""
@@ -122,21 +126,25 @@ async def append(
         msg = "feed_head is empty"
         raise LookupError(msg)
     seq = int(row[0])
-    epoch = [t.timestamp() for t in times]
-    await conn.execute(
-        _APPEND, (seq, received_at, len(epoch), epoch, list(sensor_keys), list(values))
+    packed = (
+        np.array([t.timestamp() for t in times], dtype=_F8).tobytes(),
+        np.array(sensor_keys, dtype=_I4).tobytes(),
+        np.array(values, dtype=_F8).tobytes(),
     )
+    await conn.execute(_APPEND, (seq, received_at, len(times), *packed))
     await conn.execute("NOTIFY reading_feed")  # delivered at commit: consumers wake then
     return seq
 
 
 async def read_after(conn: Conn, after: int, limit: int) -> list[FeedBatch]:
     """The batches after number ``after``, in order, at most ``limit`` of them."""
-    cur = await conn.execute(_READ, (after, limit))
+    cur = await conn.execute(_READ, (after, limit), binary=True)  # bytea without hex
     return [
         FeedBatch(
-            int(seq), committed, received, np.asarray(times, dtype=np.float64),
-            np.asarray(keys, dtype=np.int32), np.asarray(values, dtype=np.float64),
+            int(seq), committed, received,
+            np.frombuffer(times, dtype=_F8).astype(np.float64, copy=False),
+            np.frombuffer(keys, dtype=_I4).astype(np.int32, copy=False),
+            np.frombuffer(values, dtype=_F8).astype(np.float64, copy=False),
         )
         for seq, committed, received, times, keys, values in await cur.fetchall()
     ]  # fmt: skip
