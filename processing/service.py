@@ -221,10 +221,14 @@ class ProcessingService:
             raise StorageError(msg) from exc
         if not batches:
             return False
-        for chunk in _chunks(batches, self.settings.batch_max_readings):
-            await self._decide(chunk)
-            if self._stopping.is_set():
-                break
+        # replayed batches (committed before a restart) never share a step with new ones
+        replayed = [b for b in batches if b.seq <= self._position]
+        new = [b for b in batches if b.seq > self._position]
+        for part in (replayed, new):
+            for chunk in _chunks(part, self.settings.batch_max_readings):
+                await self._decide(chunk)
+                if self._stopping.is_set():
+                    return True
         return True
 
     async def _decide(self, batches: Sequence[feed.FeedBatch]) -> None:
