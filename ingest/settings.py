@@ -25,6 +25,9 @@ class IngestSettings(StreamSettings):
     write_concurrency: int = Field(2, ge=1, le=8)
     retention_days: int = Field(400, ge=1)
     maintenance_interval_s: float = Field(30.0, gt=0)
+    quarantine_retention_days: float = Field(
+        30.0, gt=0, description="quarantine rows and counts older than this are dropped"
+    )
     stale_factor: float = Field(DEFAULT_STALE_FACTOR, gt=1, validation_alias="STALE_FACTOR")
     stale_min_s: float = Field(DEFAULT_STALE_MIN_S, ge=0, validation_alias="STALE_MIN_S")
 

@@ -1,11 +1,13 @@
 """Ingest's upkeep: partitions ahead, rollups, retention, and stations gone stale.
 
-Run at start and every ``maintenance_interval_s``. What a strategy does (partitions and
-rollups on plain PostgreSQL; nothing on TimescaleDB, whose policies run inside the database)
-is :mod:`db.strategies`' business; staleness is decided here with the one rule of
-:class:`contract.StaleRule` (the ops API shows stations by the same rule): a station whose
-newest reading arrived longer ago than the rule allows for its shortest reporting interval
-is recorded ``stale`` in ``sensor_status``, once, and ``online`` again when data resumes.
+Run at start and every ``maintenance_interval_s``; it also drops quarantine rows and counts
+past their retention (``quarantine_retention_days``), one of the quarantine's bounds. What a
+strategy does (partitions and rollups on plain PostgreSQL; nothing on TimescaleDB, whose
+policies run inside the database) is :mod:`db.strategies`' business; staleness is decided
+here with the one rule of :class:`contract.StaleRule` (the ops API shows stations by the
+same rule): a station whose newest reading arrived longer ago than the rule allows for its
+shortest reporting interval is recorded ``stale`` in ``sensor_status``, once, and
+``online`` again when data resumes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from typing import Final
 
 from contract import StaleRule
-from db import Conn, Strategy
+from db import Conn, Strategy, purge_quarantine
 from ingest.writer import Writer, stale_stations
 
 __all__ = ["Upkeep"]
@@ -40,12 +42,20 @@ class Upkeep:
         strategy: the storage strategy in force.
         retention_days: readings older than this are dropped.
         stale_rule: when a station counts as stale.
+        quarantine_retention_days: quarantine rows and counts older than this are dropped.
     """
 
-    def __init__(self, strategy: Strategy, retention_days: int, stale_rule: StaleRule) -> None:
+    def __init__(
+        self,
+        strategy: Strategy,
+        retention_days: int,
+        stale_rule: StaleRule,
+        quarantine_retention_days: float = 30.0,
+    ) -> None:
         self._strategy = strategy
         self._retention_days = retention_days
         self._stale = stale_rule
+        self._quarantine_days = quarantine_retention_days
 
     async def run(self, conn: Conn, writer: Writer) -> str:
         """One round; tells ``writer`` which stations are stale now. Returns a summary."""
@@ -55,5 +65,8 @@ class Upkeep:
         if cur.rowcount:
             logger.info("%d station(s) became stale", cur.rowcount)
         writer.stale = await stale_stations(conn)  # (including those another instance marked)
+        dropped = await purge_quarantine(conn, self._quarantine_days)
+        if dropped:
+            logger.info("%d quarantine row(s) past retention dropped", dropped)
         logger.debug("maintenance: %s", summary)
         return summary

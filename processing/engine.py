@@ -148,12 +148,18 @@ class Engine:
         detections = 0
         repeats = self.seen.repeats
         readings = self.seen.first_time(readings)
-        self.silence.arriving(readings)
-        clocks = self._ask([self.sources.clock], self._step_of(readings))
-        for chunk in time_slices(readings, self.slice_s):
-            detections += self._slice(chunk, result)
-        self.silence.arrived()
-        self._decide(clocks, result)
+        try:
+            self.silence.arriving(readings)
+            clocks = self._ask([self.sources.clock], self._step_of(readings))
+            for chunk in time_slices(readings, self.slice_s):
+                detections += self._slice(chunk, result)
+            self.silence.arrived()
+            self._decide(clocks, result)
+        except Exception:
+            # Not decided: a retry (of the batch, or of its halves as the service isolates
+            # the reading that raises) must not take these readings for repeats.
+            self.seen.forget(readings)
+            raise
         return dataclasses.replace(
             result, detections=detections, repeats=self.seen.repeats - repeats
         )

@@ -23,6 +23,7 @@ redelivery window (a few batches), not history.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Final
@@ -77,3 +78,22 @@ class SeenReadings:
                 del times[0]
             out.append(reading)
         return out
+
+    def forget(self, readings: Sequence[Reading]) -> None:
+        """Unsee readings whose decision did not happen (the engine raised on their batch).
+
+        >>> from datetime import UTC, datetime
+        >>> from contract import Quantity, Reading, StationId
+        >>> at = datetime(2025, 9, 30, tzinfo=UTC)
+        >>> r = Reading(StationId("rg-1"), Quantity.RAINFALL, 3.5, at, at)
+        >>> seen = SeenReadings()
+        >>> seen.forget(seen.first_time([r]))
+        >>> len(seen.first_time([r]))
+        1
+        """
+        for reading in readings:
+            times = self._times.get(reading.sensor_id)
+            if times is None:
+                continue
+            with contextlib.suppress(ValueError):
+                times.remove(reading.measured_at.timestamp())

@@ -19,7 +19,7 @@ from typing import Final
 import psycopg
 
 from contract import Registry, Topic
-from db import Conn, Stats, StorageError
+from db import Conn, RefusedError, Stats, StorageError, translate
 from processing.alerts.lifecycle import Lifecycle
 from processing.alerts.sink import apply_commands, escalate_unacknowledged, open_alerts
 from processing.bank import BANK_VERSION, DetectorBank
@@ -29,6 +29,7 @@ from processing.errors import ProcessingError
 from processing.settings import ProcessingSettings
 from processing.store import load_snapshot, save_snapshot, store_indices
 from stream.batcher import Batch
+from stream.consumer import Subscription
 from stream.service import Job, StreamService
 
 __all__ = ["ProcessingService"]
@@ -52,7 +53,8 @@ class ProcessingService(StreamService):
     def __init__(
         self, settings: ProcessingSettings, rules: tuple[ThresholdRule, ...] = DEFAULT_RULES
     ) -> None:
-        super().__init__(settings, subscriptions=[Topic.filter("telemetry", settings.topic_root)])
+        telemetry = Subscription(Topic.filter("telemetry", settings.topic_root), retained="never")
+        super().__init__(settings, subscriptions=[telemetry])
         self.settings: ProcessingSettings = settings
         self.lifecycle = Lifecycle(
             clear_after=settings.clear_after_samples, cooldown_s=settings.cooldown_s
@@ -105,20 +107,50 @@ class ProcessingService(StreamService):
                 return
             async with self._engine_lock:
                 # numpy work off the event loop; only this task touches the engine meanwhile
-                result = await asyncio.to_thread(self.engine.process, readings)
+                try:
+                    result = await asyncio.to_thread(self.engine.process, readings)
+                except Exception:
+                    # The shell splits the batch to find the message that makes the engine
+                    # raise. Transitions the lifecycle made before it raised were never
+                    # committed: the database's open alerts are the truth to go on from.
+                    await self._resync_alerts()
+                    raise
                 self._open_alerts = len(self.lifecycle.open_keys)
             self.counts["readings"] += len(readings)
             self.counts["detections"] += result.detections
             self.counts["repeats"] += result.repeats
             self._decided = (batch, result)
         if result.commands or result.index_rows:
-            stale = await self._commit(result)
+            try:
+                stale = await self._commit(result)
+            except RefusedError:
+                # The database refuses what the engine made of this batch (a bug, not a
+                # message): it cannot be committed as it is, and retrying would hold the
+                # acknowledgements for ever. Go on from the database's open alerts.
+                self._decided = None
+                await self._resync_alerts()
+                raise
             self.counts["index_rows"] += len(result.index_rows)
             for key in stale:
                 self.lifecycle.forget(key)
             for command in result.commands:
                 self.counts[f"alerts_{type(command).__name__.lower()}"] += 1
         self._decided = None
+
+    async def _resync_alerts(self) -> None:
+        """Align the lifecycle's open alerts with the database's (after an engine failure)."""
+        try:
+            async with asyncio.timeout(self.settings.write_timeout_s):
+                async with self.pool.connection() as conn:
+                    rows = await open_alerts(conn)
+        except (TimeoutError, psycopg.Error) as exc:
+            logger.warning("open alerts not re-read after an engine failure: %s", exc)
+            return
+        stored = {key for key, _, _ in rows}
+        for key in self.lifecycle.open_keys - stored:
+            self.lifecycle.forget(key)
+        self.lifecycle.restore(rows)
+        self.counts["engine_failures"] += 1
 
     async def _commit(self, result: EngineResult) -> list[str]:
         """Alert transitions and index rows in one transaction (a bounded wait)."""
@@ -135,7 +167,7 @@ class ProcessingService(StreamService):
             raise StorageError(msg) from None
         except psycopg.Error as exc:
             msg = f"{len(result.commands)} alert transition(s) not committed: {exc}"
-            raise StorageError(msg) from exc
+            raise translate(exc, msg) from exc
         return stale
 
     async def _restore_state(self, conn: Conn) -> None:
