@@ -370,8 +370,11 @@ class CredentialStore:
     def sync_registry(
         self, stations: Iterable[Station], *, keep_secrets: bool = False
     ) -> SyncResult:
-        """Devices and gateways for the registry: new ones issued, changed grants updated,
-        those of stations no longer registered revoked."""
+        """Bring devices and gateways in line with the registry.
+
+        New ones are issued, changed grants updated, and the users of stations (and
+        gateways) no longer registered revoked.
+        """
         stations = list(stations)
         wanted: dict[str, tuple[Role, tuple[Grant, ...]]] = {}
         by_gateway: dict[str, list[Station]] = defaultdict(list)
@@ -438,7 +441,8 @@ class CredentialStore:
         )
 
     def _save(self) -> None:
-        _write_private(self.path / "identities.json", msgspec.json.format(_encoder.encode(self._doc)))
+        document = msgspec.json.format(_encoder.encode(self._doc))
+        _write_private(self.path / "identities.json", document)
         _write_private(self.password_file, self.render_passwords().encode())
         _write_private(self.acl_file, self.render_acl().encode())
 

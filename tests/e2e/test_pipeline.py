@@ -33,10 +33,10 @@ async def test_reading_to_alert_over_websocket_and_rest(
         await register_stations(conn, TEST_STATIONS)
     ingest = IngestService(settings_for(db_url, mqtt_broker, topic_root, "e2e"))
     processing = ProcessingService(
-        ProcessingSettings(
+        mqtt_broker.as_service(ProcessingSettings(
             database_url=db_url, mqtt_url=mqtt_broker.url, topic_root=topic_root,
             instance=f"e2e-{topic_root.split('/')[0]}", batch_max_age_s=0.05,
-        )
+        ))
     )  # fmt: skip
     topic = f"{topic_root}/flood/{FLOOD.station_id}/telemetry"
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)

@@ -30,9 +30,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import Domain, Quantity, Sensor, Station, StationId, encode_telemetry
 from db import register_stations
-from hanoi_ioc.embedded import EmbeddedBroker
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from tests.fixtures.mqtt import Broker
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt, pytest.mark.slow, pytest.mark.anyio]
 
@@ -93,6 +93,7 @@ class Publisher:
     messages: Sequence[Message]
     rate_per_s: float | None = None
     window: int = 200
+    login: tuple[str, str] | None = None
     acked: int = 0
     sessions: int = 0
     _done: list[bool] = field(default_factory=list)
@@ -117,6 +118,8 @@ class Publisher:
         self.sessions += 1
         client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         client.max_inflight_messages_set(self.window)
+        if self.login is not None:
+            client.username_pw_set(*self.login)
         inflight: dict[int, int] = {}
         state = {"up": False, "lost": False}
 
@@ -181,12 +184,13 @@ async def publishing(publisher: Publisher, timeout_s: float = 120.0) -> AsyncIte
 # -- the ingestor and the database ----------------------------------------------------------
 
 
-def settings_for(db_url: str, mqtt_url: str, root: str, **overrides: object) -> IngestSettings:
-    """Settings of an in-process ingestor with short timers."""
+def settings_for(db_url: str, broker: Broker, root: str, **overrides: object) -> IngestSettings:
+    """Settings of an in-process ingestor with short timers, and its own broker user."""
+    instance = str(overrides.get("instance", "f-" + root.split("/")[0]))
     values: dict[str, object] = {
-        "database_url": db_url, "mqtt_url": mqtt_url, "topic_root": root,
-        "instance": "f-" + root.split("/")[0], "batch_max_age_s": 0.05,
-        "heartbeat_interval_s": 0.5, "maintenance_interval_s": 5.0,
+        "database_url": db_url, "topic_root": root, "instance": instance,
+        "batch_max_age_s": 0.05, "heartbeat_interval_s": 0.5, "maintenance_interval_s": 5.0,
+        **broker.service_settings("ingest", instance),
     }  # fmt: skip
     values.update(overrides)
     return IngestSettings.model_validate(values)
@@ -310,17 +314,19 @@ async def _past(publisher: Publisher, count: int) -> bool:
 
 
 async def test_broker_restart_mid_stream(
-    private_broker: EmbeddedBroker, db_url: str, topic_root: str
+    private_broker: Broker, db_url: str, topic_root: str
 ) -> None:
     await register(db_url)
     stream = station_stream(topic_root, 3000)
-    publisher = Publisher("127.0.0.1", private_broker.port, stream.messages, rate_per_s=1000)
-    settings = settings_for(db_url, private_broker.url, topic_root, receive_maximum=300)
+    publisher = Publisher("127.0.0.1", private_broker.port, stream.messages, rate_per_s=1000,
+                          login=private_broker.login("pub"))  # fmt: skip
+    settings = settings_for(db_url, private_broker, topic_root, receive_maximum=300)
+    assert private_broker.embedded is not None
     async with running(settings) as ingest:
         async with publishing(publisher):
             await wait_until(lambda: _past(publisher, 1000), 30, "1000 messages published")
-            await asyncio.to_thread(private_broker.stop)
-            await asyncio.to_thread(private_broker.start)
+            await asyncio.to_thread(private_broker.embedded.stop)
+            await asyncio.to_thread(private_broker.embedded.start)
         # Mosquitto 2.0 does not restore a persistent session's $share subscription from
         # its persistence file: whatever is published between its restart and the
         # ingestor's resubscription has no subscriber and is dropped (see the issue report).

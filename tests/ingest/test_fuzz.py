@@ -334,7 +334,7 @@ async def register_fuzz_stations(db_url: str) -> None:
 
 
 def fuzz_settings(db_url: str, broker: Broker, root: str) -> IngestSettings:
-    return settings_for(db_url, broker.url, root, instance="fz-" + root[2:14])
+    return settings_for(db_url, broker, root, instance="fz-" + root[2:14])
 
 
 @pytest.mark.db
@@ -350,7 +350,9 @@ async def test_ten_thousand_generated_payloads(
     assert len(corpus) >= MESSAGES
     assert {c.expect for c in corpus} == {"stored", "refused", "status", "any"}
     messages = [(c.topic, c.payload) for c in corpus]
-    publisher = Publisher(mqtt_broker.host, mqtt_broker.port, messages, window=500)
+    publisher = Publisher(
+        mqtt_broker.host, mqtt_broker.port, messages, window=500, login=mqtt_broker.login("pub")
+    )
     async with running(fuzz_settings(db_url, mqtt_broker, topic_root)) as ingest:
         await asyncio.to_thread(publisher.run, 120)
         await _drain(ingest, len(corpus), timeout_s=120)

@@ -24,10 +24,10 @@ async def test_flood_alert_is_committed_then_announced(
 ) -> None:
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         await register_stations(conn, TEST_STATIONS)
-    settings = ProcessingSettings(
+    settings = mqtt_broker.as_service(ProcessingSettings(
         database_url=db_url, mqtt_url=mqtt_broker.url, topic_root=topic_root,
         instance=topic_root.split("/")[0], batch_max_age_s=0.05, clear_after_samples=2,
-    )  # fmt: skip
+    ))  # fmt: skip
     topic = f"{topic_root}/flood/{FLOOD.station_id}/telemetry"
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     depths = [1, 4, 12, 21, 34, 26, 5, 2, 1]
@@ -74,10 +74,10 @@ async def test_a_silent_sensor_raises_and_clears_through_the_lifecycle(
 ) -> None:
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         await register_stations(conn, TEST_STATIONS)
-    settings = ProcessingSettings(
+    settings = mqtt_broker.as_service(ProcessingSettings(
         database_url=db_url, mqtt_url=mqtt_broker.url, topic_root=topic_root,
         instance=f"silence-{topic_root.split('/')[0]}", batch_max_age_s=0.05,
-    )  # fmt: skip
+    ))  # fmt: skip
     flood_topic = f"{topic_root}/flood/{FLOOD.station_id}/telemetry"
     air_topic = f"{topic_root}/air/{AIR.station_id}/telemetry"
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=45)
@@ -127,10 +127,10 @@ async def commit_failing(
     run task and the number of messages published."""
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         await register_stations(conn, TEST_STATIONS)
-    config = ProcessingSettings(
+    config = broker.as_service(ProcessingSettings(
         database_url=pg_proxy.url(db_url), mqtt_url=broker.url, topic_root=root,
         instance=root.split("/")[0], batch_max_age_s=0.05, shutdown_grace_s=shutdown_grace_s,
-    )  # fmt: skip
+    ))  # fmt: skip
     topic = f"{root}/flood/{FLOOD.station_id}/telemetry"
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     service = ProcessingService(config)
