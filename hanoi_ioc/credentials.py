@@ -36,16 +36,17 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import os
 import secrets
 import signal
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import IO, Final, Literal
 
 import msgspec
 
@@ -152,10 +153,9 @@ def service_user(service: str, instance: str) -> str:
 
 
 def _station_topics(station: Station, root: str) -> list[Grant]:
-    return [
-        Grant("write", str(Topic(station.domain, station.station_id, kind, root)))
-        for kind in ("telemetry", "status")
-    ]
+    # (root may be a filter such as "+/v1" on a test broker: no Topic, whose root is literal)
+    prefix = f"{root}/{station.domain.value}/{station.station_id}"
+    return [Grant("write", f"{prefix}/{kind}") for kind in ("telemetry", "status")]
 
 
 def device_grants(station: Station, root: str = DEFAULT_ROOT) -> tuple[Grant, ...]:
@@ -234,19 +234,52 @@ class CredentialStore:
         os.chmod(self.path, _DIR_MODE)
         (self.secrets_dir).mkdir(exist_ok=True)
         os.chmod(self.secrets_dir, _DIR_MODE)
+        self._depth = 0
+        self._lock: IO[bytes] | None = None
+        self._doc = _Document(root)
+        with self._changing():  # creates the files, or reads them
+            pass
+
+    def _read(self) -> _Document:
         document = self.path / "identities.json"
         if document.exists():
-            self._doc = _decoder.decode(document.read_bytes())
-        else:
-            self._doc = _Document(root)
-            self._save()
+            return _decoder.decode(document.read_bytes())
+        return self._doc
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[_Document]:
+        """Change the store under an exclusive lock, writing every file at the end.
+
+        Several processes may hold one store (the CLI, ``up``, tests): each change reads it
+        afresh under the lock.
+        """
+        if self._depth == 0:
+            self._lock = (self.path / ".lock").open("ab")
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            self._doc = self._read()
+        self._depth += 1
+        try:
+            yield self._doc
+            if self._depth == 1:
+                self._save()
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._lock is not None:
+                fcntl.flock(self._lock, fcntl.LOCK_UN)
+                self._lock.close()
+                self._lock = None
+
+    def _fresh(self) -> _Document:
+        if self._depth == 0:
+            self._doc = self._read()
+        return self._doc
 
     # -- where things are -------------------------------------------------------------------
 
     @property
     def root(self) -> str:
         """The topic root (or filter) the grants are written for."""
-        return self._doc.root
+        return self._fresh().root
 
     @property
     def secrets_dir(self) -> Path:
@@ -266,7 +299,7 @@ class CredentialStore:
     @property
     def identities(self) -> dict[str, Identity]:
         """Every user, by name."""
-        return dict(self._doc.identities)
+        return dict(self._fresh().identities)
 
     def secret_file(self, name: str) -> Path:
         """The file a kept password of ``name`` is in (it may not exist)."""
@@ -308,27 +341,26 @@ class CredentialStore:
             CredentialsError: when the name belongs to another role or is not a valid name.
         """
         self._check_name(name, role)
-        held = self._doc.identities.get(name)
-        if held is not None and held.role != role:
-            msg = f"{name!r} is already a {held.role} user, not a {role}"
-            raise CredentialsError(msg)
-        grants = tuple(grants) if grants is not None else _role_grants(role, self.root)
-        if held is not None and not rotate:
-            if held.grants != grants:
-                self._doc.identities[name] = msgspec.structs.replace(held, grants=grants)
-                self._save()
-            return None
-        password = secrets.token_urlsafe(32)
-        self._doc.identities[name] = Identity(
-            name, role, grants, hash_password(password), datetime.now(UTC)
-        )
-        if keep_secret or role == "service":
-            _write_private(self.secret_file(name), password.encode() + b"\n")
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                self.secret_file(name).unlink()
-        self._save()
-        return password
+        with self._changing() as doc:
+            held = doc.identities.get(name)
+            if held is not None and held.role != role:
+                msg = f"{name!r} is already a {held.role} user, not a {role}"
+                raise CredentialsError(msg)
+            grants = tuple(grants) if grants is not None else _role_grants(role, doc.root)
+            if held is not None and not rotate:
+                if held.grants != grants:
+                    doc.identities[name] = msgspec.structs.replace(held, grants=grants)
+                return None
+            password = secrets.token_urlsafe(32)
+            doc.identities[name] = Identity(
+                name, role, grants, hash_password(password), datetime.now(UTC)
+            )
+            if keep_secret or role == "service":
+                _write_private(self.secret_file(name), password.encode() + b"\n")
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    self.secret_file(name).unlink()
+            return password
 
     def issue_service(self, service: str, instance: str = "0", *, rotate: bool = False) -> str:
         """The user of a service instance (created when missing); returns its user name."""
@@ -349,72 +381,79 @@ class CredentialStore:
         Raises:
             CredentialsError: for an unknown user.
         """
-        held = self._doc.identities.get(name)
-        if held is None:
-            msg = f"no user {name!r}"
-            raise CredentialsError(msg)
-        kept = self.secret_file(name).exists()
-        password = self.issue(name, held.role, held.grants, keep_secret=kept, rotate=True)
+        with self._changing() as doc:
+            held = doc.identities.get(name)
+            if held is None:
+                msg = f"no user {name!r}"
+                raise CredentialsError(msg)
+            kept = self.secret_file(name).exists()
+            password = self.issue(name, held.role, held.grants, keep_secret=kept, rotate=True)
         assert password is not None  # noqa: S101 - rotate always issues
         return password
 
     def revoke(self, name: str) -> bool:
         """Remove a user (its open connection can publish nothing more after the reload)."""
-        if self._doc.identities.pop(name, None) is None:
-            return False
-        with contextlib.suppress(FileNotFoundError):
-            self.secret_file(name).unlink()
-        self._save()
-        return True
+        with self._changing() as doc:
+            if doc.identities.pop(name, None) is None:
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                self.secret_file(name).unlink()
+            return True
 
     def sync_registry(
-        self, stations: Iterable[Station], *, keep_secrets: bool = False
+        self, stations: Iterable[Station], *, keep_secrets: bool = False, revoke: bool = True
     ) -> SyncResult:
         """Bring devices and gateways in line with the registry.
 
-        New ones are issued, changed grants updated, and the users of stations (and
-        gateways) no longer registered revoked.
+        New ones are issued, changed grants updated, and (with ``revoke``) the users of
+        stations and gateways no longer registered revoked.
         """
-        stations = list(stations)
+        with self._changing() as doc:
+            wanted = self._wanted(list(stations), doc.root)
+            issued, updated, passwords = [], [], {}
+            for name, (role, grants) in sorted(wanted.items()):
+                before = doc.identities.get(name)
+                password = self.issue(name, role, grants, keep_secret=keep_secrets)
+                if password is not None:
+                    issued.append(name)
+                    passwords[name] = password
+                elif before is not None and before.grants != grants:
+                    updated.append(name)
+            revoked = [
+                name
+                for name, identity in sorted(doc.identities.items())
+                if revoke and identity.role in ("device", "gateway") and name not in wanted
+            ]
+            for name in revoked:
+                self.revoke(name)
+        return SyncResult(tuple(issued), tuple(updated), tuple(revoked), passwords)
+
+    @staticmethod
+    def _wanted(stations: list[Station], root: str) -> dict[str, tuple[Role, tuple[Grant, ...]]]:
         wanted: dict[str, tuple[Role, tuple[Grant, ...]]] = {}
         by_gateway: dict[str, list[Station]] = defaultdict(list)
         for station in stations:
-            wanted[station.station_id] = ("device", device_grants(station, self.root))
+            wanted[station.station_id] = ("device", device_grants(station, root))
             if station.gateway is not None:
                 by_gateway[station.gateway].append(station)
         for gateway, members in by_gateway.items():
             if gateway in wanted:
                 msg = f"{gateway!r} is both a station and the gateway of {members[0].station_id}"
                 raise CredentialsError(msg)
-            wanted[gateway] = ("gateway", gateway_grants(gateway, members, self.root))
-        issued, updated, passwords = [], [], {}
-        for name, (role, grants) in sorted(wanted.items()):
-            before = self._doc.identities.get(name)
-            password = self.issue(name, role, grants, keep_secret=keep_secrets)
-            if password is not None:
-                issued.append(name)
-                passwords[name] = password
-            elif before is not None and before.grants != grants:
-                updated.append(name)
-        revoked = [
-            name
-            for name, identity in sorted(self._doc.identities.items())
-            if identity.role in ("device", "gateway") and name not in wanted
-        ]
-        for name in revoked:
-            self.revoke(name)
-        return SyncResult(tuple(issued), tuple(updated), tuple(revoked), passwords)
+            wanted[gateway] = ("gateway", gateway_grants(gateway, members, root))
+        return wanted
 
     # -- the broker -------------------------------------------------------------------------
 
     def use_broker_pid_file(self, pid_file: Path | None) -> None:
         """Remember which broker to ask to reload after a change."""
-        self._doc.broker_pid_file = str(pid_file) if pid_file else None
-        self._save()
+        with self._changing() as doc:
+            doc.broker_pid_file = str(pid_file) if pid_file else None
 
     def reload_broker(self, pid_file: Path | None = None) -> bool:
         """Ask the broker to re-read the files (SIGHUP); False when no broker is known."""
-        where = pid_file or (Path(self._doc.broker_pid_file) if self._doc.broker_pid_file else None)
+        known = self._fresh().broker_pid_file
+        where = pid_file or (Path(known) if known else None)
         if where is None or not where.exists():
             return False
         try:
@@ -426,7 +465,7 @@ class CredentialStore:
     def render_acl(self) -> str:
         """The ACL file's text (no anonymous access: no topic line before the first user)."""
         lines = ["# Written by hanoi-ioc credentials; edits are overwritten.", ""]
-        for name, identity in sorted(self._doc.identities.items()):
+        for name, identity in sorted(self._fresh().identities.items()):
             lines.append(f"# {identity.role}")
             lines.append(f"user {name}")
             lines.extend(f"topic {g.access} {g.topic}" for g in identity.grants)
@@ -437,7 +476,7 @@ class CredentialStore:
         """The password file's text."""
         return "".join(
             f"{name}:{identity.password_hash}\n"
-            for name, identity in sorted(self._doc.identities.items())
+            for name, identity in sorted(self._fresh().identities.items())
         )
 
     def _save(self) -> None:

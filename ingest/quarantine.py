@@ -7,7 +7,7 @@ from datetime import datetime
 
 from psycopg_pool import AsyncConnectionPool
 
-from db import Conn, load_registry, strategy_for, upgrade
+from db import Conn, StrategyName, load_registry, strategy_for, upgrade
 from ingest.writer import Writer, configure_connection
 from stream.batcher import Batch
 from stream.consumer import RawMessage
@@ -57,7 +57,12 @@ async def list_quarantine(
 
 
 async def replay_quarantine(
-    database_url: str, *, root: str, reason: str | None = None, max_age_days: float = 400.0
+    database_url: str,
+    *,
+    root: str,
+    reason: str | None = None,
+    max_age_days: float = 400.0,
+    forced: StrategyName | None = None,
 ) -> ReplayResult:
     """Re-validate unreplayed quarantined messages with today's registry and write them.
 
@@ -66,7 +71,7 @@ async def replay_quarantine(
     rows whose payload was kept whole can be replayed; a row holding a prefix only is marked
     as such and left.
     """
-    strategy_name, _ = await upgrade(database_url)
+    strategy_name, _ = await upgrade(database_url, forced)
     pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
         database_url, min_size=1, max_size=2, configure=configure_connection, open=False
     )

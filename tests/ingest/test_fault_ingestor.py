@@ -103,8 +103,10 @@ async def test_sigkill_mid_batch_then_restart(
 ) -> None:
     await register(db_url)
     instance = "k-" + topic_root.split("/")[0]
+    login = mqtt_broker.service_settings("ingest", instance)
     env = os.environ | {
-        "DATABASE_URL": db_url, "MQTT_URL": mqtt_broker.url, "TOPIC_ROOT": topic_root,
+        "DATABASE_URL": db_url, "MQTT_URL": str(login["mqtt_url"]), "TOPIC_ROOT": topic_root,
+        "INGEST_MQTT_PASSWORD_FILE": str(login.get("mqtt_password_file", "")),
         "INGEST_INSTANCE": instance, "INGEST_BATCH_MAX_AGE_S": "0.05",
         "INGEST_HEARTBEAT_INTERVAL_S": "0.2", "INGEST_RECEIVE_MAXIMUM": "1000",
     }  # fmt: skip

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from contract import Domain, Quantity, Sensor, Station, StationId, encode_telemetry
 from db import register_stations
@@ -94,7 +94,10 @@ class Publisher:
     rate_per_s: float | None = None
     window: int = 200
     login: tuple[str, str] | None = None
+    protocol: MQTTProtocolVersion = mqtt.MQTTv5
     acked: int = 0
+    refused: int = 0
+    """Messages the broker refused for good (a PUBACK with an error code)."""
     sessions: int = 0
     _done: list[bool] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -116,7 +119,7 @@ class Publisher:
 
     def _session(self, started: float, deadline: float) -> None:
         self.sessions += 1
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=self.protocol)
         client.max_inflight_messages_set(self.window)
         if self.login is not None:
             client.username_pw_set(*self.login)
@@ -132,9 +135,10 @@ class Publisher:
 
         def on_publish(c: mqtt.Client, u: object, mid: int, rc: object, p: object) -> None:
             index = inflight.pop(mid, None)
-            if index is not None and not getattr(rc, "is_failure", False):
+            if index is not None:  # acknowledged: taken, or refused for good
                 self._done[index] = True
                 self.acked += 1
+                self.refused += bool(getattr(rc, "is_failure", False))
 
         client.on_connect, client.on_disconnect = on_connect, on_disconnect
         client.on_publish = on_publish
