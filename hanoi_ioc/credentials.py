@@ -7,10 +7,15 @@ two files Mosquitto reads — a password file (PBKDF2-SHA512 hashes, the ``$7$``
 ``mosquitto_passwd``) and an ACL file — then asks the broker to reload them (SIGHUP), so
 credentials are issued, rotated and revoked without restarting it::
 
-    <dir>/identities.json    every user: role, grants, password hash      (0600)
-    <dir>/mosquitto.passwd   what the broker authenticates against         (0600)
-    <dir>/mosquitto.acl      what the broker authorises                    (0600)
-    <dir>/secrets/<user>     a password in clear, where one is kept        (0600, dir 0700)
+    <dir>/identities.json              every user: role, grants, password hash   (0600)
+    <dir>/broker/mosquitto.passwd      what the broker authenticates against      (0600)
+    <dir>/broker/mosquitto.acl         what the broker authorises                 (0600)
+    <dir>/secrets/<user>/password      a password in clear, where one is kept     (0600)
+
+Every directory is 0700. The broker's files and each user's password sit in directories of
+their own so that a container can be given exactly one of them, mounted as a directory: a
+rotation replaces the file (atomically, by a rename), which a single-file bind mount would
+not see.
 
 Roles and what the ACL lets them do (``<root>`` is the topic root):
 
@@ -215,6 +220,13 @@ def _write_private(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
+def _forget_secret(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    with contextlib.suppress(FileNotFoundError, OSError):
+        path.parent.rmdir()
+
+
 _decoder: Final = msgspec.json.Decoder(_Document)
 _encoder: Final = msgspec.json.Encoder()
 
@@ -232,8 +244,9 @@ class CredentialStore:
         self.path = path.resolve()
         self.path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path, _DIR_MODE)
-        (self.secrets_dir).mkdir(exist_ok=True)
-        os.chmod(self.secrets_dir, _DIR_MODE)
+        for sub in (self.secrets_dir, self.broker_dir):
+            sub.mkdir(exist_ok=True)
+            os.chmod(sub, _DIR_MODE)
         self._depth = 0
         self._lock: IO[bytes] | None = None
         self._doc = _Document(root)
@@ -283,18 +296,23 @@ class CredentialStore:
 
     @property
     def secrets_dir(self) -> Path:
-        """Where kept passwords are, one file per user."""
+        """Where kept passwords are: ``<user>/password`` (a simulator's ``credentials_dir``)."""
         return self.path / "secrets"
+
+    @property
+    def broker_dir(self) -> Path:
+        """What the broker reads (mount this directory, read-only, into its container)."""
+        return self.path / "broker"
 
     @property
     def password_file(self) -> Path:
         """The broker's password file."""
-        return self.path / "mosquitto.passwd"
+        return self.broker_dir / "mosquitto.passwd"
 
     @property
     def acl_file(self) -> Path:
         """The broker's ACL file."""
-        return self.path / "mosquitto.acl"
+        return self.broker_dir / "mosquitto.acl"
 
     @property
     def identities(self) -> dict[str, Identity]:
@@ -306,7 +324,7 @@ class CredentialStore:
         if not STATION_ID_RE.fullmatch(name) and not name.startswith("hanoi-"):
             msg = f"{name!r} is not a user name of ours"
             raise CredentialsError(msg)
-        return self.secrets_dir / name
+        return self.secrets_dir / name / "password"
 
     def secret(self, name: str) -> str:
         """The kept password of ``name``.
@@ -356,10 +374,11 @@ class CredentialStore:
                 name, role, grants, hash_password(password), datetime.now(UTC)
             )
             if keep_secret or role == "service":
-                _write_private(self.secret_file(name), password.encode() + b"\n")
+                secret = self.secret_file(name)
+                secret.parent.mkdir(mode=_DIR_MODE, exist_ok=True)
+                _write_private(secret, password.encode() + b"\n")
             else:
-                with contextlib.suppress(FileNotFoundError):
-                    self.secret_file(name).unlink()
+                _forget_secret(self.secret_file(name))
             return password
 
     def issue_service(self, service: str, instance: str = "0", *, rotate: bool = False) -> str:
@@ -396,8 +415,7 @@ class CredentialStore:
         with self._changing() as doc:
             if doc.identities.pop(name, None) is None:
                 return False
-            with contextlib.suppress(FileNotFoundError):
-                self.secret_file(name).unlink()
+            _forget_secret(self.secret_file(name))
             return True
 
     def sync_registry(

@@ -96,8 +96,8 @@ class LoadPlan:
         protocol: MQTT protocol version (3.1.1 by default: paho decodes its acks faster).
         client_prefix: client id prefix.
         gateways: load gateways the stations are registered to (as :func:`load_fleet`).
-        credentials_dir: the gateways' password files (one per gateway, named after it);
-            None: the URL's credentials.
+        credentials_dir: the gateways' passwords (``<gateway>/password``, a credential
+            store's ``secrets/``); None: the URL's credentials.
     """
 
     broker: BrokerAddress
@@ -223,7 +223,8 @@ class _Sender:
         self.client.max_inflight_messages_set(plan.window)
         self.client.max_queued_messages_set(0)
         if plan.credentials_dir is not None:
-            password = (plan.credentials_dir / gateway).read_text(encoding="utf-8").strip()
+            secret = plan.credentials_dir / gateway / "password"
+            password = secret.read_text(encoding="utf-8").strip()
             self.client.username_pw_set(gateway, password)
         elif plan.broker.username:
             self.client.username_pw_set(plan.broker.username, plan.broker.password)

@@ -68,7 +68,7 @@ class SimulatorSettings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("SIM_CREDENTIALS_DIR", "credentials_dir"),
         description=(
-            "a directory of broker passwords, one file per user (a credential store's "
+            "a directory of broker passwords, <user>/password for each (a credential store's "
             "secrets/): each device logs in as its station id, the truth channel as truth_user"
         ),
     )
@@ -128,9 +128,9 @@ class SimulatorSettings(BaseSettings):
     def login(self, user: str) -> Login | None:
         """How ``user`` logs in (None: with the URL's credentials, if any).
 
-        Its password is the file named after it in :attr:`credentials_dir`, read at every
+        Its password is ``<user>/password`` in :attr:`credentials_dir`, read at every
         connection, so a rotated password is used at the next one.
         """
         if self.credentials_dir is None:
             return None
-        return Login(user, self.credentials_dir / user)
+        return Login(user, self.credentials_dir / user / "password")
