@@ -53,6 +53,17 @@ WHERE q.quarantine_id = r.quarantine_id AND r.keep <> r.quarantine_id;
 CREATE UNIQUE INDEX quarantine_once ON quarantine (payload_sha256, md5(topic), reason, service)
     WHERE replayed_at IS NULL;
 
+-- A row written without them (by hand, by an older writer) describes a whole payload.
+CREATE FUNCTION quarantine_sizes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.payload_size := coalesce(NEW.payload_size, length(NEW.payload));
+    NEW.payload_sha256 := coalesce(NEW.payload_sha256, sha256(NEW.payload));
+    NEW.topic_size := coalesce(NEW.topic_size, octet_length(NEW.topic));
+    RETURN NEW;
+END $$;
+CREATE TRIGGER quarantine_sizes BEFORE INSERT ON quarantine
+    FOR EACH ROW EXECUTE FUNCTION quarantine_sizes();
+
 -- 3. The exact tally of every refusal, kept or not, per publisher (the topic's station level,
 --    which the broker's ACL ties to one device or its gateway), reason and minute.
 CREATE TABLE quarantine_counts (
