@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         sys.stderr.write(f"configuration error / lỗi cấu hình: {describe_invalid(exc)}\n")
         return 2
-    except (ValueError, CredentialsError, OSError) as exc:
+    except (ValueError, CredentialsError, OSError, RuntimeError) as exc:
         sys.stderr.write(f"error / lỗi: {exc}\n")
         return 2
     except (DatabaseError, psycopg.Error) as exc:
