@@ -24,7 +24,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from db import StorageError
+import psycopg
+
+from db import DatabaseError, StorageError
 from stream.backoff import backoff_delay
 from stream.batcher import Batch, Batcher
 from stream.consumer import Consumer
@@ -320,9 +322,13 @@ async def run_every(interval_s: float, job: Callable[[], Awaitable[object]]) -> 
 
     Upkeep (maintenance, heartbeats, registry refresh) must never take the data path down.
     """
+    name = getattr(job, "__name__", job)
     while True:
         await asyncio.sleep(interval_s)
         try:
             await job()
+        except (psycopg.Error, DatabaseError, TimeoutError) as exc:
+            # the database is away (its outage is reported by the data path): one line
+            logger.warning("periodic job %s not done: %s", name, str(exc).strip()[:300])
         except Exception:
-            logger.exception("periodic job %s failed", getattr(job, "__name__", job))
+            logger.exception("periodic job %s failed", name)

@@ -106,7 +106,8 @@ async def test_sigkill_mid_batch_then_restart(
     login = mqtt_broker.service_settings("ingest", instance)
     env = os.environ | {
         "DATABASE_URL": db_url, "MQTT_URL": str(login["mqtt_url"]), "TOPIC_ROOT": topic_root,
-        "INGEST_MQTT_PASSWORD_FILE": str(login.get("mqtt_password_file", "")),
+        **({"INGEST_MQTT_PASSWORD_FILE": str(login["mqtt_password_file"])}
+           if "mqtt_password_file" in login else {}),
         "INGEST_INSTANCE": instance, "INGEST_BATCH_MAX_AGE_S": "0.05",
         "INGEST_HEARTBEAT_INTERVAL_S": "0.2", "INGEST_RECEIVE_MAXIMUM": "1000",
     }  # fmt: skip
