@@ -94,3 +94,26 @@ def test_cli_upgrade_and_registry(
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT unit FROM sensors").fetchone() == ("mm",)
     assert main(["quarantine", "list", "--database-url", db_url]) == 0
+
+
+@pytest.mark.db
+def test_the_cli_honours_storage_strategy_and_says_why_in_one_line(db_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "hanoi_ioc", "db", "upgrade", "--database-url", db_url],
+        capture_output=True, text=True, check=False,
+        env=os.environ | {"STORAGE_STRATEGY": "timescale"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if "lỗi" in x]
+    assert "'plain'" in line  # the database was built plain: that wins, and it says so
+    ok = subprocess.run(
+        [sys.executable, "-m", "hanoi_ioc", "db", "upgrade", "--database-url", db_url],
+        capture_output=True, text=True, check=False,
+        env=os.environ | {"STORAGE_STRATEGY": "plain"},
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
