@@ -138,11 +138,14 @@ class IngestService(StreamService):
             StorageError: when the quarantine row cannot be written now (retried).
         """
         await super().quarantine_poison(outcome, exc)
-        self.counts["quarantined"] += outcome.records
+        # Its quarantine row counts at least one record (an accepted status counted none).
+        refused = max(1, outcome.records)
+        self.counts["received_records"] += refused - outcome.records
+        self.counts["quarantined"] += refused
         self.counts["pending_records"] -= outcome.records
         self.quarantine_reasons[
             "storage_refused" if isinstance(exc, RefusedError) else "internal_error"
-        ] += outcome.records
+        ] += refused
 
     async def _maintain(self) -> None:
         assert self._upkeep is not None  # noqa: S101 - set in prepare

@@ -150,6 +150,11 @@ async def test_a_poison_corpus_stops_neither_service(
         rows = await cur.fetchall()
         cur = await conn.execute("SELECT count(*) FROM station_state WHERE since > now()")
         pinned = await cur.fetchone()
+        cur = await conn.execute(
+            "SELECT sum(readings * copies) FROM quarantine WHERE service = 'ingest'"
+        )
+        kept = await cur.fetchone()
+    assert kept == (c["quarantined"],)  # every refused record has its row (within the rate)
     reasons = {(str(s), str(r)) for s, r, _ in rows}
     for expected in (
         "time_out_of_range",
