@@ -51,6 +51,7 @@ from db import (
     add_quarantine,
     heartbeat,
     load_registry,
+    translate,
     upgrade,
 )
 from stream.backoff import Backoff
@@ -231,9 +232,11 @@ class StreamService:
             async with asyncio.timeout(self.settings.write_timeout_s):
                 async with self.pool.connection() as conn, conn.transaction():
                     await add_quarantine(conn, records, counts)
-        except (TimeoutError, psycopg.OperationalError) as exc2:
-            msg = f"quarantine row not written: {exc2}"
+        except TimeoutError as exc2:
+            msg = f"quarantine row not written within {self.settings.write_timeout_s:g} s"
             raise StorageError(msg) from exc2
+        except psycopg.Error as exc2:  # an outage is retried; refused content is given up
+            raise translate(exc2, f"quarantine row not written: {exc2}") from exc2
         self.counts[f"poison_{reason}"] += 1
 
     def stats(self) -> Stats:
