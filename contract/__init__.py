@@ -32,6 +32,7 @@ from contract.stations import Registry, Sensor, Station, decode_registry, encode
 from contract.status import (
     DEFAULT_STALE_FACTOR,
     DEFAULT_STALE_MIN_S,
+    MAX_REASON_CHARS,
     StaleRule,
     StationStateName,
     StatusMessage,
@@ -57,6 +58,7 @@ __all__ = [
     "HANOI_UTC_OFFSET_S",
     "MAX_PAYLOAD_BYTES",
     "MAX_READINGS_PER_MESSAGE",
+    "MAX_REASON_CHARS",
     "QUANTITIES",
     "SENML_PREFIX",
     "STATION_ID_RE",

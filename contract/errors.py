@@ -24,12 +24,17 @@ RejectReason = Literal[
     "physically_impossible",
     "duplicate_key",
     "naive_time",
+    "time_out_of_range",
+    "relative_time",
     "future_time",
     "stale_time",
     "unknown_station",
     "unknown_sensor",
     "domain_mismatch",
     "senml",
+    "retained",
+    "internal_error",
+    "storage_refused",
 ]
 """Stable machine-readable reasons a message or a reading is refused (metric labels)."""
 

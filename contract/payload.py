@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -134,13 +134,28 @@ def _canonical(quantity: Quantity, value: float, unit: str) -> float:
 def to_utc(moment: datetime) -> datetime:
     """The same instant in UTC.
 
+    A time near the ends of the representable range can be written with an offset that
+    puts its instant outside it (``9999-12-31T23:59:59-01:00`` is year 10000 in UTC,
+    ``0001-01-01T00:00:00+01:00`` is year 0): such a time is refused, not raised.
+
+    >>> try:
+    ...     to_utc(datetime.fromisoformat("9999-12-31T23:59:59-01:00"))
+    ... except PayloadError as exc:
+    ...     exc.reason
+    'time_out_of_range'
+
     Raises:
-        PayloadError: ``naive_time`` when the time has no UTC offset.
+        PayloadError: ``naive_time`` when the time has no UTC offset, ``time_out_of_range``
+            when its instant cannot be represented in UTC.
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         msg = f"time {moment.isoformat()} has no UTC offset"
         raise PayloadError("naive_time", msg)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        msg = f"time {moment.isoformat()} is outside the representable range in UTC"
+        raise PayloadError("time_out_of_range", msg) from None
 
 
 def check_size(payload: bytes) -> None:
@@ -166,14 +181,21 @@ class _Clock:
         if not math.isfinite(seconds):
             msg = f"record {index}: time is not finite"
             raise PayloadError("senml", msg)
-        if abs(seconds) < _SENML_ABSOLUTE_TIME:  # RFC 8428: relative to now
-            self.moment = self.received_at + timedelta(seconds=seconds)
-        else:
-            try:
-                self.moment = datetime.fromtimestamp(seconds, UTC)
-            except (OverflowError, OSError, ValueError):
-                msg = f"record {index}: time {seconds!r} out of range"
-                raise PayloadError("senml", msg) from None
+        if abs(seconds) < _SENML_ABSOLUTE_TIME:
+            # RFC 8428 reads such a time as relative to "now". Every delivery of the message
+            # has another "now", so a redelivered or retained pack would be stored again at
+            # another time, and processing would decide on a time ingest did not store: a
+            # pack must carry an absolute time (a base time ``bt``).
+            msg = (
+                f"record {index}: time {seconds!r} is relative to the time of delivery; "
+                "give an absolute base time (bt, seconds since 1970)"
+            )
+            raise PayloadError("relative_time", msg)
+        try:
+            self.moment = datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            msg = f"record {index}: time {seconds!r} out of range"
+            raise PayloadError("time_out_of_range", msg) from None
         self.last = seconds
         return self.moment
 
@@ -396,7 +418,8 @@ def decode_telemetry(topic: Topic, payload: bytes, received_at: datetime) -> Dec
     Args:
         topic: the parsed topic it arrived on.
         payload: the raw MQTT payload.
-        received_at: tz-aware UTC arrival time (also "now" for relative SenML times).
+        received_at: tz-aware UTC arrival time (each reading's ``received_at``; never a
+            measurement time: a SenML time relative to "now" is refused).
 
     Raises:
         PayloadError: when the message as a whole is unusable.

@@ -64,10 +64,13 @@ class Station:
         lon: WGS84 longitude.
         kind: station type (e.g. ``traffic``, ``buoy``, ``rain_gauge``, ``flood_depth``).
         sensors: its sensors.
-        attributes: free metadata (e.g. upstream rain gauge of a flood sensor).
+        attributes: free metadata (e.g. upstream rain gauge of a flood sensor). One has a
+            meaning for the trust boundary: ``gateway`` names the gateway (an id of the
+            station-id form, with broker credentials of its own) that may publish for this
+            station — on the station's topics, or in SenML packs on its own topic.
 
     Raises:
-        ValueError: for a malformed id or a sensor of another domain.
+        ValueError: for a malformed id or gateway, or a sensor of another domain.
     """
 
     station_id: StationId
@@ -84,10 +87,25 @@ class Station:
         if not STATION_ID_RE.fullmatch(self.station_id):
             msg = f"station id {self.station_id!r} must match {STATION_ID_RE.pattern}"
             raise ValueError(msg)
+        gateway = self.attributes.get("gateway")
+        if gateway is not None and not (
+            isinstance(gateway, str) and STATION_ID_RE.fullmatch(gateway)
+        ):
+            msg = f"{self.station_id}: gateway {gateway!r} must match {STATION_ID_RE.pattern}"
+            raise ValueError(msg)
+        if gateway == self.station_id:
+            msg = f"{self.station_id}: a station is not its own gateway"
+            raise ValueError(msg)
         for sensor in self.sensors:
             if QUANTITIES[sensor.quantity].domain is not self.domain:
                 msg = f"{self.station_id}: {sensor.quantity} is not a {self.domain} quantity"
                 raise ValueError(msg)
+
+    @property
+    def gateway(self) -> str | None:
+        """The gateway registered to publish for this station, if any."""
+        gateway = self.attributes.get("gateway")
+        return gateway if isinstance(gateway, str) else None
 
     def sensor(self, quantity: Quantity) -> Sensor | None:
         """Its sensor of ``quantity``, if it has one."""

@@ -34,6 +34,7 @@ from contract.topic import StationId, Topic
 __all__ = [
     "DEFAULT_STALE_FACTOR",
     "DEFAULT_STALE_MIN_S",
+    "MAX_REASON_CHARS",
     "StaleRule",
     "StationStateName",
     "StatusMessage",
@@ -58,10 +59,15 @@ class StatusMessage(msgspec.Struct, frozen=True, gc=False):
     reason: str | None = None
 
 
-class _StatusIn(msgspec.Struct):
+class _StatusIn(msgspec.Struct, forbid_unknown_fields=True):
     state: Literal["online", "offline"]
     time: datetime | None = None
     reason: str | None = None
+    station: str | None = None  # when given, it must be the topic's station
+
+
+MAX_REASON_CHARS: Final = 200
+"""A device's free-text reason is kept to this many characters."""
 
 
 _status_decoder: Final = msgspec.json.Decoder(_StatusIn)
@@ -80,8 +86,13 @@ def encode_status(online: bool, at: datetime | None = None, reason: str | None =
 def decode_status(topic: Topic, payload: bytes, received_at: datetime) -> StatusMessage:
     """Decode a status payload: ``online``/``offline`` or the JSON form of :func:`encode_status`.
 
+    A status speaks for the topic's station only (a ``station`` field naming another is
+    refused); a status without a time (the last will) is dated by its arrival. Whether the
+    station is registered, in the topic's domain, and the time within the accepted window is
+    the validator's business, as for telemetry.
+
     Raises:
-        PayloadError: when it is neither.
+        PayloadError: when it is neither, names another station, or its time is unusable.
     """
     check_size(payload)
     text = payload.strip()
@@ -91,8 +102,14 @@ def decode_status(topic: Topic, payload: bytes, received_at: datetime) -> Status
         status = _status_decoder.decode(text)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise PayloadError("schema", f"status: {exc}") from None
+    if status.station is not None and status.station != topic.station_id:
+        msg = f"status names station {status.station!r} on the topic of {topic.station_id!r}"
+        raise PayloadError("station_mismatch", msg)
     at = to_utc(status.time) if status.time is not None else received_at
-    return StatusMessage(topic.station_id, status.state == "online", at, status.reason)
+    reason = status.reason
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        reason = reason[: MAX_REASON_CHARS - 1] + "…"
+    return StatusMessage(topic.station_id, status.state == "online", at, reason)
 
 
 StationStateName = Literal["online", "offline", "stale", "unknown"]

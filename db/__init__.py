@@ -5,12 +5,13 @@ migrations, whoever owns the tables: readings, registry, alerts, processing stat
 :func:`db.migrate.upgrade` applies them under an advisory lock, so every service can call
 it at start. :mod:`db.strategies` holds what differs between TimescaleDB and plain
 PostgreSQL; :mod:`db.registry` reads and writes the station registry; :mod:`db.heartbeats`
-records each service's counters.
+records each service's counters; :mod:`db.quarantine` stores refused messages, bounded.
 """
 
-from db.errors import DatabaseError, StorageError
+from db.errors import DatabaseError, RefusedError, StorageError, translate
 from db.heartbeats import Stats, heartbeat
 from db.migrate import Capabilities, Migration, choose_strategy, migrations, probe, upgrade
+from db.quarantine import QuarantineCount, QuarantineRecord, add_quarantine, purge_quarantine
 from db.registry import load_registry, register_stations, retire_sensors, retire_station
 from db.strategies import PlainStrategy, Strategy, TimescaleStrategy, strategy_for
 from db.types import Conn, Pool, StrategyName
@@ -22,19 +23,25 @@ __all__ = [
     "Migration",
     "PlainStrategy",
     "Pool",
+    "QuarantineCount",
+    "QuarantineRecord",
+    "RefusedError",
     "Stats",
     "StorageError",
     "Strategy",
     "StrategyName",
     "TimescaleStrategy",
+    "add_quarantine",
     "choose_strategy",
     "heartbeat",
     "load_registry",
     "migrations",
     "probe",
+    "purge_quarantine",
     "register_stations",
     "retire_sensors",
     "retire_station",
     "strategy_for",
+    "translate",
     "upgrade",
 ]

@@ -13,6 +13,7 @@ idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -178,7 +179,11 @@ async def upgrade(
         try:
             return await _upgrade_locked(conn, forced)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            # A server that closed the connection (e.g. refusing an extension) has released
+            # the lock already: unlocking must not hide *why* it closed it.
+            if not conn.closed:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
 
 
 async def _upgrade_locked(

@@ -182,13 +182,15 @@ FROM readings r
 WHERE $__timeFilter(r.time)
 GROUP BY 1
 ORDER BY 1"""
+    # Exact counts (quarantine_counts): beyond a publisher's rate, refused messages are
+    # counted there without a row of their own in quarantine (docs/security.md).
     reasons_sql = """
 SELECT
-  $__timeGroupAlias(q.received_at, $__interval),
-  q.reason AS reason,
-  count(*)::float8 AS "messages"
-FROM quarantine q
-WHERE $__timeFilter(q.received_at)
+  $__timeGroupAlias(c.window_start, $__interval),
+  c.reason AS reason,
+  sum(c.messages)::float8 AS "messages"
+FROM quarantine_counts c
+WHERE $__timeFilter(c.window_start)
 GROUP BY 1, 2
 ORDER BY 1, 2"""
     by_reason_sql = """

@@ -1,8 +1,12 @@
 """The ``hanoi-ioc`` command.
 
 Subcommands: ``up`` (everything, for a demo), ``simulate``, ``ingest``, ``process``, ``api``,
-``db upgrade``, ``registry export|load``, ``quarantine list|replay``,
-``tokens create|list|rotate|revoke``, ``backtest``, ``evaluate``.
+``db upgrade``, ``registry export|load``, ``quarantine list|replay``, ``credentials``
+(broker users: ``init|service|sync|issue|rotate|revoke|list``),
+``tokens create|list|rotate|revoke``, ``backtest``, ``evaluate``, ``bench``.
+
+A configuration or database error ends the command with one line on stderr, not a
+traceback.
 """
 
 from __future__ import annotations
@@ -13,8 +17,18 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
+from pydantic import ValidationError
+
+from db import DatabaseError, StrategyName
+from hanoi_ioc.credentials import CredentialsError
+from stream.service import describe_invalid
+
+if TYPE_CHECKING:
+    from contract import Station
+    from hanoi_ioc.credentials import CredentialStore, SyncResult
 
 __all__ = ["main"]
 
@@ -39,7 +53,7 @@ def _up(args: argparse.Namespace) -> int:
 def _db(args: argparse.Namespace) -> int:
     from db import upgrade
 
-    forced = None if args.strategy == "auto" else args.strategy
+    forced = _forced(args.strategy)
     strategy, applied = asyncio.run(upgrade(args.database_url or _database_url(), forced))
     sys.stdout.write(f"storage strategy {strategy}; applied {applied or 'nothing (up to date)'}\n")
     return 0
@@ -64,6 +78,100 @@ def _registry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forced(strategy: str) -> StrategyName | None:
+    if strategy not in ("auto", "timescale", "plain"):
+        msg = f"storage strategy {strategy!r}: expected auto, timescale or plain"
+        raise ValueError(msg)
+    return None if strategy == "auto" else ("timescale" if strategy == "timescale" else "plain")
+
+
+def _store(args: argparse.Namespace) -> CredentialStore:
+    from hanoi_ioc.credentials import CredentialStore
+
+    return CredentialStore(Path(args.dir), root=args.root)
+
+
+def _reload(args: argparse.Namespace, store: CredentialStore) -> None:
+    if args.no_reload:
+        return
+    pid_file = Path(args.broker_pid_file) if args.broker_pid_file else None
+    if store.reload_broker(pid_file):
+        sys.stdout.write("broker signalled to reload its users (SIGHUP)\n")
+    else:
+        sys.stdout.write(
+            "no running broker known: reload it yourself (SIGHUP; docker-compose kill -s HUP "
+            "mosquitto)\n"
+        )
+
+
+def _show_password(name: str, password: str | None, store: CredentialStore) -> None:
+    if password is None:
+        sys.stdout.write(f"{name}: unchanged\n")
+    elif store.secret_file(name).exists():
+        sys.stdout.write(f"{name}: password in {store.secret_file(name)}\n")
+    else:  # not kept: this is the only time it is shown
+        sys.stdout.write(f"{name}: {password}  (shown once: provision it on the device now)\n")
+
+
+def _credentials(args: argparse.Namespace) -> int:
+    store = _store(args)
+    action = args.action
+    if action == "list":
+        for name, identity in sorted(store.identities.items()):
+            kept = "kept" if store.secret_file(name).exists() else "hash only"
+            sys.stdout.write(
+                f"{name:<40} {identity.role:<10} {identity.issued_at:%Y-%m-%d} {kept}\n"
+            )
+        return 0
+    if action == "init":
+        for service in ("ingest", "processing"):
+            name = store.issue_service(service, args.instance)
+            sys.stdout.write(f"{name}: password in {store.secret_file(name)}\n")
+        health = store.issue_operational("health")
+        sys.stdout.write(f"{health}: password in {store.secret_file(health)}\n")
+    elif action == "service":
+        name = store.issue_service(args.name, args.instance, rotate=args.rotate)
+        sys.stdout.write(f"{name}: password in {store.secret_file(name)}\n")
+    elif action == "issue":
+        name = store.issue_operational(args.role, args.name)
+        sys.stdout.write(f"{name}: password in {store.secret_file(name)}\n")
+    elif action == "sync":
+        result = _sync(args, store)
+        for name in result.issued:
+            _show_password(name, result.passwords.get(name), store)
+        sys.stdout.write(
+            f"issued {len(result.issued)}, updated {len(result.updated)}, revoked "
+            f"{len(result.revoked)}{': ' + ', '.join(result.revoked) if result.revoked else ''}\n"
+        )
+    elif action == "rotate":
+        _show_password(args.name, store.rotate(args.name), store)
+    elif action == "revoke":
+        if not store.revoke(args.name):
+            sys.stderr.write(f"no user {args.name!r}\n")
+            return 1
+        sys.stdout.write(f"{args.name}: revoked\n")
+    _reload(args, store)
+    return 0
+
+
+def _sync(args: argparse.Namespace, store: CredentialStore) -> SyncResult:
+    from contract import decode_registry
+    from db import load_registry
+
+    if args.registry_file:
+        stations = decode_registry(Path(args.registry_file).read_bytes())
+    else:
+
+        async def load() -> list[Station]:
+            async with await psycopg.AsyncConnection.connect(
+                args.database_url or _database_url()
+            ) as conn:
+                return list((await load_registry(conn)).stations.values())
+
+        stations = asyncio.run(load())
+    return store.sync_registry(stations, keep_secrets=args.keep_secrets)
+
+
 def _quarantine(args: argparse.Namespace) -> int:
     from ingest.quarantine import list_quarantine, replay_quarantine
     from ingest.settings import IngestSettings
@@ -73,7 +181,8 @@ def _quarantine(args: argparse.Namespace) -> int:
         s = IngestSettings()  # the services' topic root and accepted time window
         result = asyncio.run(
             replay_quarantine(url, root=s.topic_root, reason=args.reason,
-                              max_age_days=s.max_age_days, max_future_s=s.max_future_s)
+                              max_age_days=s.max_age_days, max_future_s=s.max_future_s,
+                              forced=s.forced_storage)
         )  # fmt: skip
         sys.stdout.write(
             f"replayed {result.messages} message(s): stored {result.stored}, duplicates "
@@ -190,7 +299,7 @@ def _parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the whole system with embedded defaults")
     up.add_argument("--home", default=os.environ.get("HANOI_HOME", ".hanoi"))
-    up.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", "8000")))
+    up.add_argument("--api-port", type=int, default=os.environ.get("API_PORT", "8000"))
     up.add_argument("--scenario", default="demo")
     up.add_argument("--speed", default="60")
     up.add_argument("--seed", type=int, default=7)
@@ -203,8 +312,37 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     db.add_argument("--database-url")
-    db.add_argument("--strategy", choices=["auto", "timescale", "plain"], default="auto")
+    db.add_argument(
+        "--strategy", choices=["auto", "timescale", "plain"],
+        default=os.environ.get("STORAGE_STRATEGY", "auto"),
+        help="default: STORAGE_STRATEGY, else auto (the database's own, else the probe's)",
+    )  # fmt: skip
     db.set_defaults(func=_db)
+
+    cred = sub.add_parser(
+        "credentials", help="broker users: issue, sync with the registry, rotate, revoke"
+    )
+    cred.add_argument(
+        "action", choices=["init", "service", "sync", "issue", "rotate", "revoke", "list"]
+    )
+    cred.add_argument("name", nargs="?", help="service (service), user (rotate, revoke, issue)")
+    cred.add_argument(
+        "--dir", default=os.environ.get("HANOI_CREDENTIALS_DIR", ".hanoi/credentials"),
+        help="the credential store (default: HANOI_CREDENTIALS_DIR, else .hanoi/credentials)",
+    )  # fmt: skip
+    cred.add_argument("--root", default=os.environ.get("TOPIC_ROOT", "hanoi/v1"))
+    cred.add_argument("--instance", default="0")
+    cred.add_argument("--role", choices=["health", "observer", "simulator"], default="observer")
+    cred.add_argument("--rotate", action="store_true", help="service: a new password")
+    cred.add_argument(
+        "--keep-secrets", action="store_true",
+        help="sync: keep device passwords in the store (else shown once)",
+    )  # fmt: skip
+    cred.add_argument("--registry-file", help="sync: a registry document instead of the database")
+    cred.add_argument("--database-url")
+    cred.add_argument("--broker-pid-file", help="the broker to signal (default: the store's)")
+    cred.add_argument("--no-reload", action="store_true", help="do not signal the broker")
+    cred.set_defaults(func=_credentials)
 
     reg = sub.add_parser("registry", help="export the simulated fleet or load a registry file")
     reg.add_argument("action", choices=["export", "load"])
@@ -259,12 +397,23 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     parser = _parser()
-    args, rest = parser.parse_known_args(argv)
-    if args.func is None:
-        return _delegate(args.module, rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    result: int = args.func(args)
+    try:
+        args, rest = parser.parse_known_args(argv)
+        if args.func is None:
+            return _delegate(args.module, rest)
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        result: int = args.func(args)
+    except ValidationError as exc:
+        sys.stderr.write(f"configuration error / lỗi cấu hình: {describe_invalid(exc)}\n")
+        return 2
+    except (ValueError, CredentialsError, OSError, RuntimeError) as exc:
+        sys.stderr.write(f"error / lỗi: {exc}\n")
+        return 2
+    except (DatabaseError, psycopg.Error) as exc:
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.stderr.write(f"database error / lỗi cơ sở dữ liệu: {line}\n")
+        return 1
     return result
 
 

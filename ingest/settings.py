@@ -32,6 +32,9 @@ class IngestSettings(StreamSettings):
             "(processing down); older batches are pruned and counted as missed by it"
         ),
     )  # fmt: skip
+    quarantine_retention_days: float = Field(
+        30.0, gt=0, description="quarantine rows and counts older than this are dropped"
+    )
     stale_factor: float = Field(
         DEFAULT_STALE_FACTOR, gt=1, validation_alias=AliasChoices("STALE_FACTOR", "stale_factor")
     )

@@ -1,13 +1,14 @@
 """Ingest's upkeep: partitions ahead, rollups, retention, and stations gone stale.
 
-Run at start and every ``maintenance_interval_s``. What a strategy does (partitions and
-rollups on plain PostgreSQL; nothing on TimescaleDB, whose policies run inside the database)
-is :mod:`db.strategies`' business; staleness is decided here with the one rule of
-:class:`contract.StaleRule` (the ops API shows stations by the same rule): a station whose
-newest reading arrived longer ago than the rule allows for its shortest reporting interval
-is recorded ``stale`` in ``sensor_status``, once, and ``online`` again when data resumes.
-The reading feed is pruned of what every consumer has decided, and of batches older than
-its retention.
+Run at start and every ``maintenance_interval_s``; it also drops quarantine rows and counts
+past their retention (``quarantine_retention_days``), one of the quarantine's bounds. What a
+strategy does (partitions and rollups on plain PostgreSQL; TimescaleDB's late ranges and
+policy jobs) is :mod:`db.strategies`' business; staleness is decided here with the one rule
+of :class:`contract.StaleRule` (the ops API shows stations by the same rule): a station
+whose newest reading arrived longer ago than the rule allows for its shortest reporting
+interval is recorded ``stale`` in ``sensor_status``, once, and ``online`` again when data
+resumes. The reading feed is pruned of what every consumer has decided, and of batches
+older than its retention.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 from typing import Final
 
 from contract import StaleRule
-from db import Conn, Strategy, feed
+from db import Conn, Strategy, feed, purge_quarantine
 from ingest.writer import Writer, stale_stations
 
 __all__ = ["Upkeep"]
@@ -42,6 +43,7 @@ class Upkeep:
         strategy: the storage strategy in force.
         retention_days: readings older than this are dropped.
         stale_rule: when a station counts as stale.
+        quarantine_retention_days: quarantine rows and counts older than this are dropped.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class Upkeep:
         strategy: Strategy,
         retention_days: int,
         stale_rule: StaleRule,
+        quarantine_retention_days: float = 30.0,
         *,
         feed_retention_s: float = 86400.0,
     ) -> None:
@@ -57,6 +60,7 @@ class Upkeep:
         self._stale = stale_rule
         self._feed_retention_s = feed_retention_s
         self.feed_pruned = 0
+        self._quarantine_days = quarantine_retention_days
 
     async def run(self, conn: Conn, writer: Writer) -> str:
         """One round; tells ``writer`` which stations are stale now. Returns a summary."""
@@ -66,6 +70,9 @@ class Upkeep:
         if cur.rowcount:
             logger.info("%d station(s) became stale", cur.rowcount)
         writer.stale = await stale_stations(conn)  # (including those another instance marked)
+        dropped = await purge_quarantine(conn, self._quarantine_days)
+        if dropped:
+            logger.info("%d quarantine row(s) past retention dropped", dropped)
         self.feed_pruned += await feed.prune(conn, self._feed_retention_s)
         await conn.commit()
         logger.debug("maintenance: %s", summary)

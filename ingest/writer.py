@@ -10,6 +10,16 @@ the redelivery is likely to follow. The ``latest`` table is upserted by measurem
 each sensor's newest row of the batch, the written time range is logged for rollups, and
 quarantine and device-status rows are added, all in the same transaction, so an
 acknowledgement covers every effect of its message.
+
+Errors are told apart (:func:`db.translate`): a database that is down, slow or locked
+raises :class:`~db.StorageError` (the batch is retried as it is); a database that refuses
+the rows themselves raises :class:`~db.RefusedError`, and the stream shell splits the batch
+until the refused messages stand alone and quarantines them. A row outside every partition
+is first taken for a partition that went missing: the partitions are checked again and the
+batch tried once more before it counts as refused.
+
+A device status is recorded in arrival order: the current state of a station is its
+last accepted status by arrival (``station_state``), whatever time the device claims.
 """
 
 from __future__ import annotations
@@ -23,9 +33,10 @@ from typing import Final
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from db import Conn, StorageError, Strategy, feed
+from db import Conn, DatabaseError, Strategy, add_quarantine, feed, translate
 from stream.batcher import Batch
-from stream.validate import SENSOR_KEY, TIME, VALUE, Row, storable
+from stream.quarantine import QuarantinePolicy, quarantine_records
+from stream.validate import SENSOR_KEY, TIME, VALUE, Row
 
 __all__ = ["WriteResult", "Writer", "configure_connection", "stale_stations"]
 
@@ -54,13 +65,9 @@ ON CONFLICT (sensor_id) DO UPDATE SET
     time = excluded.time, value = excluded.value, quality = excluded.quality,
     received_at = excluded.received_at
 WHERE latest.time < excluded.time"""
-_QUARANTINE: Final = """
-INSERT INTO quarantine (received_at, topic, client_id, payload, reason, detail, station_id,
-                        quantity, readings)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 _STATUS: Final = """
-INSERT INTO sensor_status (station_id, at, state, reason)
-SELECT %(station)s, %(at)s, %(state)s, %(reason)s
+INSERT INTO sensor_status (station_id, at, state, reason, received_at)
+SELECT %(station)s, %(at)s, %(state)s, %(reason)s, %(received)s
 WHERE NOT EXISTS (SELECT 1 FROM station_state
                   WHERE station_id = %(station)s AND state = %(state)s)
 ON CONFLICT DO NOTHING"""
@@ -98,11 +105,18 @@ class Writer:
     Args:
         pool: the pool (its connections configured with :func:`configure_connection`).
         strategy: the storage strategy in force.
+        policy: how much of a refused message its quarantine row keeps.
     """
 
-    def __init__(self, pool: AsyncConnectionPool[Conn], strategy: Strategy) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Conn],
+        strategy: Strategy,
+        policy: QuarantinePolicy | None = None,
+    ) -> None:
         self._pool = pool
         self._strategy = strategy
+        self._policy = policy or QuarantinePolicy()
         self._staged_until = 0.0
         self.conflicts = 0
         """Batches whose direct COPY met readings already stored (then written via staging)."""
@@ -115,31 +129,42 @@ class Writer:
 
         Raises:
             StorageError: when the database fails; nothing of the batch is committed.
+            RefusedError: when it refuses the batch's content; nothing is committed.
         """
+        try:
+            return await self._write(batch)
+        except psycopg.errors.CheckViolation:
+            # "no partition of relation readings found for row": one went missing (a
+            # retention drop, a manual detach); check them all again and try once more
+            self._strategy.forget_partitions()
+        except (psycopg.Error, ValueError, TypeError, OverflowError) as exc:
+            raise self._refusal(batch, exc) from exc
+        try:
+            return await self._write(batch)
+        except (psycopg.Error, ValueError, TypeError, OverflowError) as exc:
+            raise self._refusal(batch, exc) from exc
+
+    @staticmethod
+    def _refusal(batch: Batch, exc: BaseException) -> DatabaseError:
+        return translate(exc, f"batch of {len(batch)} messages not written: {exc}")
+
+    async def _write(self, batch: Batch) -> WriteResult:
         started = time.perf_counter()
         rows = [row for outcome in batch.outcomes for row in outcome.rows]
-        try:
-            async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn:
+            if rows:
+                first = min(r[TIME] for r in rows)
+                last = max(r[TIME] for r in rows)
+                await self._strategy.ensure_partitions(conn, first.date(), last.date())
+            async with conn.transaction():
+                new = await self._write_rows(conn, rows)
                 if rows:
-                    first = min(r[TIME] for r in rows)
-                    last = max(r[TIME] for r in rows)
-                    await self._strategy.ensure_partitions(conn, first.date(), last.date())
-                async with conn.transaction():
-                    new = await self._write_rows(conn, rows)
-                    if rows:
-                        await self._strategy.invalidate(conn, first, last)
-                    quarantined = await self._write_quarantine(conn, batch)
-                    changes = await self._write_status(conn, batch)
-                    if new:  # last: the feed's number is held until the commit
-                        received = batch.outcomes[0].message.received_at
-                        await feed.append(conn, received, *new)
-        except psycopg.Error as exc:
-            if isinstance(exc, psycopg.errors.CheckViolation):
-                # "no partition of relation readings found for row": one went missing (a
-                # retention drop, a manual detach); the next attempt checks them all again
-                self._strategy.forget_partitions()
-            msg = f"batch of {len(batch)} messages not written: {exc}"
-            raise StorageError(msg) from exc
+                    await self._strategy.invalidate(conn, first, last)
+                quarantined = await self._write_quarantine(conn, batch)
+                changes = await self._write_status(conn, batch)
+                if new:  # last: the feed's number is held until the commit
+                    received = batch.outcomes[0].message.received_at
+                    await feed.append(conn, received, *new)
         stored = len(new[0]) if new else 0
         return WriteResult(
             stored, len(rows) - stored, quarantined, changes, time.perf_counter() - started
@@ -179,25 +204,13 @@ class Writer:
             await cur.execute(_LATEST)
 
     async def _write_quarantine(self, conn: Conn, batch: Batch) -> int:
-        params = [
-            (
-                o.message.received_at,
-                storable(o.message.topic),
-                storable(o.message.publisher),
-                o.message.payload,
-                q.reason,
-                storable(q.detail),
-                storable(q.station_id),
-                storable(q.quantity),
-                q.readings,
-            )
-            for o in batch.outcomes
-            for q in o.quarantined
-        ]
-        if params:
-            async with conn.cursor() as cur:
-                await cur.executemany(_QUARANTINE, params)
-        return sum(p[-1] for p in params)
+        """Sampled rows and exact counts of the batch's refusals; returns readings refused."""
+        refused = [o for o in batch.outcomes if o.quarantined]
+        if not refused:
+            return 0
+        records, counts = quarantine_records(refused, self._policy)
+        await add_quarantine(conn, records, counts)
+        return sum(q.readings for o in refused for q in o.quarantined)
 
     async def _write_status(self, conn: Conn, batch: Batch) -> int:
         changes = 0
@@ -209,7 +222,7 @@ class Writer:
                 state = "online" if status.online else "offline"
                 reason = status.reason or ("last will / mất kết nối" if not status.online else None)
                 params = {"station": status.station_id, "at": status.at, "state": state,
-                          "reason": reason}  # fmt: skip
+                          "reason": reason, "received": outcome.message.received_at}  # fmt: skip
                 await cur.execute(_STATUS, params)
                 changes += cur.rowcount
             stale = self.stale

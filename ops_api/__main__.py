@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from ops_api.app import serve
 from ops_api.settings import ApiSettings
+from stream.service import describe_invalid
 
 __all__ = ["main"]
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = ApiSettings(**overrides)
     except ValidationError as exc:
-        logger.error("configuration refused:\n%s", exc)
+        logger.error("configuration error / lỗi cấu hình: %s", describe_invalid(exc))
         return _EXIT_CONFIG
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings, log_level=args.log_level))

@@ -229,7 +229,7 @@ async def list_status_history(conn: Conn, station: str, limit: int) -> list[Stat
     async with conn.cursor(row_factory=class_row(StatusRow)) as cur:
         await cur.execute(
             "SELECT state, at, reason FROM sensor_status WHERE station_id = %s "
-            "ORDER BY at DESC, recorded_at DESC LIMIT %s",
+            "ORDER BY received_at DESC, seq DESC LIMIT %s",  # arrival order (migration 0008)
             (station, limit),
         )
         return await cur.fetchall()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import time
@@ -30,11 +31,23 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self
 
+import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from contract import Quantity, Reading, Registry, StationId
-from db import Conn, Pool, Stats, StorageError, StrategyName, feed, heartbeat, load_registry
+from contract import Quantity, Reading, Registry, StationId, utc_iso
+from db import (
+    Conn,
+    Pool,
+    QuarantineRecord,
+    Stats,
+    StorageError,
+    StrategyName,
+    add_quarantine,
+    feed,
+    heartbeat,
+    load_registry,
+)
 from db import upgrade as migrate
 from db.timescale import job_health
 from processing.alerts.lifecycle import Command, Lifecycle
@@ -49,7 +62,8 @@ from processing.settings import ProcessingSettings
 from processing.store import load_snapshot, save_snapshot, store_indices
 from stream.backoff import Backoff
 from stream.pipeline import run_every
-from stream.service import Job
+from stream.service import Job, when_reachable
+from stream.validate import storable
 
 __all__ = ["ProcessingService"]
 
@@ -76,7 +90,8 @@ class ProcessingService:
         self.settings = settings
         self.pool: Pool = AsyncConnectionPool(
             settings.database_url, min_size=1, max_size=4, open=False,
-            name=f"processing-{settings.instance}",
+            name=f"processing-{settings.instance}", timeout=settings.pool_timeout_s,
+            reconnect_timeout=settings.reconnect_timeout_s,
         )  # fmt: skip
         self.lifecycle = Lifecycle(
             clear_after=settings.clear_after_samples, cooldown_s=settings.cooldown_s
@@ -103,16 +118,20 @@ class ProcessingService:
         self._pending_seq = 0
         """A step decided and not yet committed (retried until it is)."""
         self._operations: list[Command] = []
-        self._retry = Backoff(0.2, 5.0)
+        self._retry = Backoff(0.2, settings.retry_max_s)
         self._lag = feed.FeedLag(0, 0, 0, 0.0, 0)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        name, applied = await migrate(self.settings.database_url, self.settings.forced_storage)
+        s = self.settings
+        # started while the database is down: wait with backoff, and say so
+        name, applied = await when_reachable(
+            "database", lambda: migrate(s.database_url, s.forced_storage)
+        )
         self.strategy = name
         logger.info("storage strategy: %s (migrations applied now: %s)", name, applied or "none")
-        await self.pool.open(wait=True, timeout=30)
+        await when_reachable("database", lambda: self.pool.open(wait=True, timeout=30))
         async with self.pool.connection() as conn:
             await self.use_registry(await load_registry(conn))
             await self._resume(conn)
@@ -240,7 +259,7 @@ class ProcessingService:
         readings = self._readings(batches)
         replay = last <= self._position  # committed before a restart: rebuild state only
         async with self._engine_lock:
-            result = await asyncio.to_thread(self.engine.process, readings)
+            result = await self._engine_step(readings, batches[0])
             self._decided_through = last
             if replay:
                 self.counts["replayed_readings"] += len(readings)
@@ -248,6 +267,50 @@ class ProcessingService:
             self.counts["readings"] += len(readings)
             self.counts["detections"] += result.detections
             await self._commit(result, last)
+
+    async def _engine_step(self, readings: list[Reading], batch: feed.FeedBatch) -> EngineResult:
+        """The engine's decision on ``readings``; a reading it raises on is isolated.
+
+        Whatever the engine raises (a bug some input triggers), processing goes on: the
+        readings are decided in halves until the one that raises stands alone; it is
+        quarantined (``internal_error`` with the exception's class, service ``processing``)
+        and left undecided, and the lifecycle goes on from the alerts open in the database
+        (transitions made before the error were never committed).
+        """
+        try:
+            return await asyncio.to_thread(self.engine.process, readings)
+        except Exception as exc:
+            async with self.pool.connection() as conn:
+                self.lifecycle.reset(await open_alerts(conn))
+            if len(readings) <= 1:
+                await self._quarantine(readings, batch, exc)
+                return EngineResult()
+        middle = len(readings) // 2
+        first = await self._engine_step(readings[:middle], batch)
+        second = await self._engine_step(readings[middle:], batch)
+        return EngineResult(
+            first.commands + second.commands, first.index_rows + second.index_rows,
+            first.detections + second.detections,
+        )  # fmt: skip
+
+    async def _quarantine(
+        self, readings: list[Reading], batch: feed.FeedBatch, exc: Exception
+    ) -> None:
+        self.counts["quarantined_internal_error"] += len(readings)
+        detail = f"{type(exc).__name__}: {exc}"[:500]
+        logger.error("processing could not decide %s: %s", readings, detail)
+        for r in readings:
+            payload = msgspec.json.encode(
+                {"station": r.station_id, "quantity": r.quantity, "value": r.value,
+                 "time": utc_iso(r.measured_at), "feed_seq": batch.seq}
+            )  # fmt: skip
+            record = QuarantineRecord(
+                batch.received_at, f"feed/{batch.seq}", len(f"feed/{batch.seq}"), None,
+                payload, len(payload), hashlib.sha256(payload).digest(), "internal_error",
+                storable(detail) or "", r.station_id, r.quantity.value, 1, "processing",
+            )  # fmt: skip
+            async with self.pool.connection() as conn, conn.transaction():
+                await add_quarantine(conn, [record], [])
 
     async def _commit(self, result: EngineResult, seq: int) -> None:
         """Transitions, index rows and the new position in one transaction (bounded wait)."""

@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--end", help="ISO time with offset")
     group.add_argument("--duration", help="e.g. 90m, 6h, 2d (default: scenario's)")
     p.add_argument("--mqtt-url", help="mqtt://[user:pass@]host:port (env SIM_MQTT_URL/MQTT_URL)")
+    p.add_argument(
+        "--credentials-dir",
+        type=Path,
+        help="broker passwords, one file per device/gateway (env SIM_CREDENTIALS_DIR)",
+    )
     p.add_argument("--topic-root")
     p.add_argument("--truth-file", type=Path, help="append ground truth here (JSON lines)")
     p.add_argument("--stations", help="comma-separated ids or patterns, e.g. 'aq-*,fd-thai-ha'")
@@ -100,7 +105,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> SimulatorSettings:
     given: dict[str, object] = {}
-    for name in ("scenario", "speed", "seed", "topic_root", "truth_file", "mqtt_url"):
+    for name in (
+        "scenario", "speed", "seed", "topic_root", "truth_file", "mqtt_url", "credentials_dir",
+    ):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
             given[name] = value
@@ -211,6 +218,7 @@ def _load(args: argparse.Namespace, settings: SimulatorSettings) -> int:
         args.load_shape,
         args.load_processes,
         settings.topic_root,
+        credentials_dir=settings.credentials_dir,
     )
     report = run_load(plan)
     if args.load_report:
@@ -240,7 +248,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.load:
             return _load(args, settings)
         return asyncio.run(_simulate(args, settings))
-    except (SimulatorError, ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        logger.error("configuration error / lỗi cấu hình: %s", problems)
+        return 2
+    except (SimulatorError, ValueError, OSError) as exc:
         logger.error("%s", exc)
         return 2
     except KeyboardInterrupt:

@@ -25,9 +25,10 @@ from typing import Literal
 
 import aiomqtt
 
-from contract import BrokerAddress, encode_status
+from contract import MAX_PAYLOAD_BYTES, BrokerAddress, encode_status
 from simulators.errors import DeviceGaveUpError
 from simulators.outbox import Outbox
+from simulators.settings import Login
 from simulators.stream import Outgoing, OutgoingKind
 from stream.backoff import Backoff, GaveUpError
 
@@ -45,6 +46,8 @@ class DeviceStats:
     retries: int = 0
     crashes: int = 0
     requeued: int = 0
+    refused: int = 0
+    """Messages over the broker's size limit, given up on (the oversized fault)."""
 
 
 class Device:
@@ -61,6 +64,9 @@ class Device:
         ack_timeout_s: how long to wait for a PUBACK before treating the link as broken.
         backoff: reconnect policy.
         now: the simulated time, for status payloads.
+        login: the broker user it logs in as (default: the URL's credentials).
+        ca_file: CA bundle the broker's TLS certificate must chain to (default: the
+            system's); the broker's host name is always verified.
     """
 
     def __init__(
@@ -76,8 +82,12 @@ class Device:
         ack_timeout_s: float = 10.0,
         backoff: Backoff | None = None,
         now: Callable[[], datetime],
+        login: Login | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.identifier = identifier
+        self.login = login
+        self.ca_file = ca_file
         self.broker = broker
         self.status_topic = status_topic
         self.will_payload = will_payload
@@ -131,18 +141,24 @@ class Device:
         version = (
             aiomqtt.ProtocolVersion.V5 if self.protocol == "5" else aiomqtt.ProtocolVersion.V311
         )
+        username, password = self.broker.username, self.broker.password
+        if self.login is not None:  # read at every connection: a rotated password is used
+            username, password = self.login.user, self.login.password()
+        tls = None
+        if self.broker.tls:
+            tls = ssl.create_default_context(cafile=self.ca_file)  # verifies chain and host
         client = aiomqtt.Client(
             self.broker.host,
             self.broker.port,
             identifier=self.identifier,
-            username=self.broker.username,
-            password=self.broker.password,
+            username=username,
+            password=password,
             protocol=version,
             will=will,
             keepalive=30,
             timeout=self.ack_timeout_s,
             max_inflight_messages=max(self.window, 20),
-            tls_context=ssl.create_default_context() if self.broker.tls else None,
+            tls_context=tls,
         )
         client.pending_calls_threshold = self.window + 10
         return client
@@ -201,9 +217,12 @@ class Device:
                 return_exceptions=True,
             )
         except asyncio.CancelledError:
-            # The connection watcher cancelled us: nothing here is known to be acknowledged.
-            self.outbox.requeue(items)
-            self.stats.requeued += len(items)
+            # The connection watcher cancelled us: nothing here is known to be acknowledged
+            # (but one over the broker's size limit is what dropped the connection).
+            again = [i for i in items if len(i.payload) <= MAX_PAYLOAD_BYTES]
+            self.stats.refused += len(items) - len(again)
+            self.outbox.requeue(again)
+            self.stats.requeued += len(again)
             raise
         finally:
             self._inflight = 0
@@ -211,6 +230,12 @@ class Device:
             item for item, r in zip(items, results, strict=True) if isinstance(r, BaseException)
         ]
         self.stats.acked += len(items) - len(failed)
+        # The broker refuses a payload over the contract's limit, for good (and Mosquitto
+        # 2.0.11 drops an MQTT 5 client's connection on it): sending it again would loop.
+        refused = [item for item in failed if len(item.payload) > MAX_PAYLOAD_BYTES]
+        if refused:
+            self.stats.refused += len(refused)
+            failed = [item for item in failed if len(item.payload) <= MAX_PAYLOAD_BYTES]
         if failed:
             self.outbox.requeue(failed)
             self.stats.requeued += len(failed)

@@ -5,11 +5,16 @@ Two message shapes:
 - ``station``: one JSON telemetry message per station sample, 8 readings (an air station);
 - ``senml``: gateway SenML packs (RFC 8428) of ~100 readings from ~13 stations each.
 
-Each worker process runs one paho client (QoS 1, in-flight window ``window``, at most
-``max_pending`` unacknowledged messages) and paces itself to its share of the rate; when
-one process cannot reach the rate the work is spread over several (``processes``, or
-``0`` = as many as the rate needs, up to the CPU count). The report says what was actually
-sent and acknowledged, never just what was asked for.
+The virtual stations are registered to ``gateways`` load gateways (``ld-gw-001`` …, the
+stations' ``gateway`` attribute), and the load is published the way a gateway publishes:
+logged in as the gateway, on its stations' own topics (``station``) or in packs on its own
+topic (``senml``), so the broker's ACL and ingest's station checks apply to it as to the
+real fleet. Each worker process runs one paho client per gateway it serves (QoS 1, in-flight
+window ``window``, at most ``max_pending`` unacknowledged messages) and paces itself to its
+share of the rate; when one process cannot reach the rate the gateways are spread over
+several (``processes``, or ``0`` = as many as the rate needs, up to the CPU count and the
+number of gateways). The report says what was actually sent and acknowledged, never just
+what was asked for.
 """
 
 import logging
@@ -22,6 +27,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -40,11 +46,22 @@ from contract import (
 )
 from simulators.fleet import AIR_QUANTITIES
 
-__all__ = ["LoadPlan", "LoadReport", "Shape", "WorkerReport", "load_fleet", "run_load"]
+__all__ = [
+    "LOAD_GATEWAYS",
+    "LoadPlan",
+    "LoadReport",
+    "Shape",
+    "WorkerReport",
+    "load_fleet",
+    "load_gateway",
+    "run_load",
+]
 
 logger = logging.getLogger(__name__)
 
 Shape = Literal["station", "senml"]
+LOAD_GATEWAYS = 8
+"""Gateways the load stations are registered to (and the most worker processes)."""
 _READINGS_PER_STATION = len(AIR_QUANTITIES)
 # One paho process publishes ~8k single-reading QoS 1 msgs/s on 2 cores
 # (shared/reference/performance.md); SenML packs cost more to encode.
@@ -78,6 +95,9 @@ class LoadPlan:
         max_pending: most unacknowledged messages per client before waiting.
         protocol: MQTT protocol version (3.1.1 by default: paho decodes its acks faster).
         client_prefix: client id prefix.
+        gateways: load gateways the stations are registered to (as :func:`load_fleet`).
+        credentials_dir: the gateways' passwords (``<gateway>/password``, a credential
+            store's ``secrets/``); None: the URL's credentials.
     """
 
     broker: BrokerAddress
@@ -92,13 +112,15 @@ class LoadPlan:
     max_pending: int = 2000
     protocol: Literal["5", "3.1.1"] = "3.1.1"
     client_prefix: str = "load"
+    gateways: int = LOAD_GATEWAYS
+    credentials_dir: Path | None = None
 
     def worker_count(self) -> int:
-        """Processes to use."""
+        """Processes to use (a gateway is served by one process)."""
         if self.processes > 0:
-            return self.processes
+            return min(self.processes, self.gateways)
         needed = math.ceil(self.rate_msgs_s / _PER_PROCESS_MSGS_S[self.shape])
-        return max(1, min(needed, os.cpu_count() or 1))
+        return max(1, min(needed, os.cpu_count() or 1, self.gateways))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +168,16 @@ class LoadReport:
         return out
 
 
-def load_fleet(n: int) -> list[Station]:
-    """The virtual stations of load mode (air stations spread over Hanoi's centre)."""
+def load_gateway(index: int) -> str:
+    """The id of load gateway ``index`` (0-based)."""
+    return f"ld-gw-{index + 1:03d}"
+
+
+def load_fleet(n: int, gateways: int = LOAD_GATEWAYS) -> list[Station]:
+    """The virtual stations of load mode (air stations spread over Hanoi's centre).
+
+    Station ``i`` is registered to gateway ``i mod gateways``.
+    """
     from simulators.fleet import _sensors
 
     rng = np.random.default_rng(0)
@@ -163,7 +193,7 @@ def load_fleet(n: int) -> list[Station]:
             round(float(lons[i]), 5),
             "air_quality",
             _sensors(AIR_QUANTITIES, 60.0),
-            {"virtual": True},
+            {"virtual": True, "gateway": load_gateway(i % gateways)},
         )
         for i in range(n)
     ]
@@ -177,22 +207,26 @@ def _values(rng: np.random.Generator) -> list[tuple[Quantity, float]]:
 
 
 class _Sender:
-    """One paho client publishing its share of the load."""
+    """One paho client publishing for one gateway."""
 
-    def __init__(self, plan: LoadPlan, worker: int) -> None:
+    def __init__(self, plan: LoadPlan, gateway: str) -> None:
         self.plan = plan
-        self.worker = worker
+        self.gateway = gateway
         self._unacked: deque[mqtt.MQTTMessageInfo] = deque()
         self._acked = 0
         version = mqtt.MQTTv5 if plan.protocol == "5" else mqtt.MQTTv311
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"{plan.client_prefix}-{os.getpid()}-{worker}",
+            client_id=f"{plan.client_prefix}-{os.getpid()}-{gateway}",
             protocol=version,
         )
         self.client.max_inflight_messages_set(plan.window)
         self.client.max_queued_messages_set(0)
-        if plan.broker.username:
+        if plan.credentials_dir is not None:
+            secret = plan.credentials_dir / gateway / "password"
+            password = secret.read_text(encoding="utf-8").strip()
+            self.client.username_pw_set(gateway, password)
+        elif plan.broker.username:
             self.client.username_pw_set(plan.broker.username, plan.broker.password)
         if plan.broker.tls:
             self.client.tls_set()
@@ -205,6 +239,11 @@ class _Sender:
             self._acked += 1
         return self._acked
 
+    @property
+    def pending(self) -> int:
+        """Messages sent and not acknowledged yet."""
+        return len(self._unacked)
+
     def publish(self, topic: str, payload: bytes) -> None:
         self._unacked.append(self.client.publish(topic, payload, qos=1))
 
@@ -212,24 +251,28 @@ class _Sender:
         self.client.connect(self.plan.broker.host, self.plan.broker.port, keepalive=30)
         deadline = time.monotonic() + 10.0
         while not self.client.is_connected():
-            self.client.loop(timeout=0.05)
+            if self.client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                msg = f"load gateway {self.gateway}: the broker refused the connection"
+                raise ConnectionError(msg)
             if time.monotonic() > deadline:
-                msg = f"load worker {self.worker}: no CONNACK from the broker"
+                msg = f"load gateway {self.gateway}: no CONNACK from the broker"
                 raise ConnectionError(msg)
 
-    def wait_acks(self, sent: int, timeout_s: float) -> None:
+    def wait_acks(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        while self.acked < sent and time.monotonic() < deadline:
+        while self.pending and time.monotonic() < deadline:
             self.client.loop(timeout=0.05)
+            _ = self.acked
 
     def disconnect(self) -> None:
         self.client.disconnect()
         self.client.loop(timeout=0.1)
 
 
-def _messages(plan: LoadPlan, worker: int, workers: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
-    """Endless (topic, payload, readings) for this worker's share of the stations."""
-    mine = [f"ld-{i + 1:05d}" for i in range(worker, plan.stations, workers)] or ["ld-00001"]
+def _messages(plan: LoadPlan, gateway: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """Endless (topic, payload, readings) for one gateway's stations."""
+    step = plan.gateways
+    mine = [f"ld-{i + 1:05d}" for i in range(gateway, plan.stations, step)] or ["ld-00001"]
     seq = 0
     if plan.shape == "station":
         topics = [str(Topic(Domain.AIR, StationId(s), "telemetry", plan.root)) for s in mine]
@@ -239,12 +282,11 @@ def _messages(plan: LoadPlan, worker: int, workers: int, rng: np.random.Generato
                 payload = encode_telemetry(station, datetime.now(UTC), _values(rng), seq=seq)
                 yield topic, payload, _READINGS_PER_STATION
     per_pack = math.ceil(plan.readings_per_pack / _READINGS_PER_STATION)
-    gateway = StationId(f"ld-gw-{worker + 1:03d}")
-    topic = str(Topic(Domain.AIR, gateway, "telemetry", plan.root))
+    topic = str(Topic(Domain.AIR, StationId(load_gateway(gateway)), "telemetry", plan.root))
     position = 0
     while True:
         now = datetime.now(UTC)
-        group = [mine[(position + k) % len(mine)] for k in range(per_pack)]
+        group = [mine[(position + k) % len(mine)] for k in range(min(per_pack, len(mine)))]
         position += per_pack
         readings = [(s, q, v, now) for s in group for q, v in _values(rng)]
         yield topic, encode_senml(readings), len(readings)
@@ -252,29 +294,38 @@ def _messages(plan: LoadPlan, worker: int, workers: int, rng: np.random.Generato
 
 def _worker(plan: LoadPlan, worker: int, workers: int) -> WorkerReport:
     rng = np.random.default_rng(worker)
-    sender = _Sender(plan, worker)
-    sender.connect()
+    served = [g for g in range(plan.gateways) if g % workers == worker]
+    senders = [_Sender(plan, load_gateway(g)) for g in served]
+    for sender in senders:
+        sender.connect()
+    streams = [_messages(plan, g, rng) for g in served]
     interval = workers / plan.rate_msgs_s
     sent = readings = size = 0
-    messages = _messages(plan, worker, workers, rng)
     started = time.monotonic()
     end = started + plan.duration_s
     while (now := time.monotonic()) < end:
         due = started + sent * interval
         if now < due:
-            sender.client.loop(timeout=min(due - now, 0.05))
+            for sender in senders:
+                sender.client.loop(timeout=min(due - now, 0.05) / len(senders))
             continue
-        topic, payload, count = next(messages)
+        turn = sent % len(senders)
+        sender = senders[turn]
+        topic, payload, count = next(streams[turn])
         sender.publish(topic, payload)
         sent, readings, size = sent + 1, readings + count, size + len(payload)
         if sent % 32 == 0:
-            sender.client.loop(timeout=0)
-        while sent - sender.acked > plan.max_pending and time.monotonic() < end:
+            for other in senders:
+                other.client.loop(timeout=0)
+        while sender.pending > plan.max_pending and time.monotonic() < end:
             sender.client.loop(timeout=0.01)
+            _ = sender.acked
     elapsed = time.monotonic() - started
-    sender.wait_acks(sent, 10.0)
-    sender.disconnect()
-    return WorkerReport(worker, sent, sender.acked, readings, elapsed, size)
+    for sender in senders:
+        sender.wait_acks(10.0)
+        sender.disconnect()
+    acked = sum(sender.acked for sender in senders)
+    return WorkerReport(worker, sent, acked, readings, elapsed, size)
 
 
 def run_load(plan: LoadPlan) -> LoadReport:

@@ -1,5 +1,9 @@
 """The publisher: plays a message stream through one device per station, in simulated time.
 
+Each device logs in as its station (its broker user is the station id, its password in the
+settings' ``credentials_dir``), so the broker lets it publish its own station's topics only;
+the ground-truth channel logs in as ``truth_user``.
+
 It pulls the time-ordered stream from the pure generator (in a worker thread, in batches),
 sleeps until each item is due on the :class:`~simulators.clock.Clock`, and hands it to the
 station's :class:`~simulators.device.Device`. Ground-truth items go to the truth file and
@@ -31,7 +35,7 @@ from simulators.clock import Clock
 from simulators.device import Device
 from simulators.errors import SimulatorError
 from simulators.generator import WILL_PAYLOAD, status_topic
-from simulators.settings import SimulatorSettings
+from simulators.settings import Login, SimulatorSettings
 from simulators.stream import Outgoing, OutgoingKind
 from simulators.truth import TruthFile
 from stream.backoff import Backoff
@@ -106,10 +110,15 @@ class Publisher:
             s.station_id: self._device(
                 client_identifier(settings.client_id_prefix, s.station_id, root),
                 status_topic(s, root),
+                settings.login(s.station_id),
             )
             for s in fleet
         }
-        self.truth = self._device(client_identifier(settings.client_id_prefix, "truth", root), None)
+        self.truth = self._device(
+            client_identifier(settings.client_id_prefix, "truth", root),
+            None,
+            settings.login(settings.truth_user),
+        )
         self._handed = 0
         self._truth_count = 0
         self._stopping = asyncio.Event()
@@ -118,7 +127,7 @@ class Publisher:
         """Stop playing the stream (e.g. on SIGTERM); devices then go offline cleanly."""
         self._stopping.set()
 
-    def _device(self, identifier: str, status: str | None) -> Device:
+    def _device(self, identifier: str, status: str | None, login: Login | None) -> Device:
         s = self.settings
         return Device(
             identifier,
@@ -131,6 +140,8 @@ class Publisher:
             ack_timeout_s=s.ack_timeout_s,
             backoff=Backoff(s.reconnect_initial_s, s.reconnect_max_s, s.reconnect_give_up_s),
             now=self.sim_now,
+            login=login,
+            ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
         )
 
     def sim_now(self) -> datetime:

@@ -1,6 +1,7 @@
 """SimulatorSettings: one typed settings object for the simulators (env prefix ``SIM_``)."""
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -10,7 +11,23 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract import DEFAULT_ROOT, BrokerAddress, parse_mqtt_url, truth_topic
 
-__all__ = ["SimulatorSettings"]
+__all__ = ["Login", "SimulatorSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A broker user and the file its password is in."""
+
+    user: str
+    password_file: Path
+
+    def password(self) -> str:
+        """The password now.
+
+        Raises:
+            OSError: when the file cannot be read.
+        """
+        return self.password_file.read_text(encoding="utf-8").strip()
 
 
 class SimulatorSettings(BaseSettings):
@@ -51,6 +68,18 @@ class SimulatorSettings(BaseSettings):
     fault_out_of_order_rate: float | None = Field(default=None, ge=0, le=1)
     fault_clock_skew_per_day: float | None = Field(default=None, ge=0)
     fault_malformed_rate: float | None = Field(default=None, ge=0, le=1)
+    credentials_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SIM_CREDENTIALS_DIR", "credentials_dir"),
+        description=(
+            "a directory of broker passwords, <user>/password for each (a credential store's "
+            "secrets/): each device logs in as its station id, the truth channel as truth_user"
+        ),
+    )
+    truth_user: str = "hanoi-simulator"
+    mqtt_ca_file: Path | None = Field(
+        default=None, description="CA bundle the broker's TLS certificate must chain to"
+    )
     outbox_size: int = Field(default=1000, ge=1)
     ack_timeout_s: float = Field(default=10.0, gt=0)
     reconnect_initial_s: float = Field(default=0.5, gt=0)
@@ -99,3 +128,13 @@ class SimulatorSettings(BaseSettings):
     def broker(self) -> BrokerAddress:
         """The parsed :attr:`mqtt_url`."""
         return parse_mqtt_url(self.mqtt_url)
+
+    def login(self, user: str) -> Login | None:
+        """How ``user`` logs in (None: with the URL's credentials, if any).
+
+        Its password is ``<user>/password`` in :attr:`credentials_dir`, read at every
+        connection, so a rotated password is used at the next one.
+        """
+        if self.credentials_dir is None:
+            return None
+        return Login(user, self.credentials_dir / user / "password")

@@ -12,7 +12,12 @@ asyncio loop through paho's documented socket callbacks, with ``manual_ack=True`
 - :meth:`Consumer.ack` is called by the writer after the commit, in arrival order. A message
   received on an earlier connection is not acked (its packet id means nothing to the new
   connection): the broker redelivers it and the idempotent writer counts it as a duplicate;
-- the connection is re-established with jittered exponential backoff, every attempt counted.
+- the connection is re-established with jittered exponential backoff, every attempt counted;
+- retained messages: a :class:`Subscription` says whether the broker may send the retained
+  messages of its topics when it is made (MQTT 5 "retain handling"). Telemetry subscriptions
+  take none (a retained measurement is an old message, not a new one), status subscriptions
+  take them only when the subscription is new (a first start learns every station's state; a
+  reconnect of a persistent session does not hear them all again).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import collections
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -41,11 +46,12 @@ if TYPE_CHECKING:
 from contract import parse_mqtt_url
 from stream.backoff import backoff_delay
 
-__all__ = ["Consumer", "ConsumerStats", "RawMessage"]
+__all__ = ["Consumer", "ConsumerStats", "RawMessage", "Subscription"]
 
 logger = logging.getLogger(__name__)
 
 _MISC_INTERVAL_S: Final = 1.0
+_CLAIM_CHARS: Final = 64
 _READ_BURST: Final = 256
 """Packets read per wake-up of the event loop at most (paho reads one per ``loop_read``)."""
 
@@ -63,7 +69,8 @@ class RawMessage(msgspec.Struct, frozen=True, gc=False):
         qos: delivery QoS.
         received_at: tz-aware UTC arrival time.
         generation: which connection it arrived on.
-        publisher: the publisher's ``client`` MQTT 5 user property, when it set one.
+        publisher: the publisher's ``client`` MQTT 5 user property, when it set one (a
+            claim: any publisher may set it; the topic is what the broker vouches for).
         retain: whether it was a retained message.
     """
 
@@ -75,6 +82,26 @@ class RawMessage(msgspec.Struct, frozen=True, gc=False):
     generation: int
     publisher: str | None = None
     retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A topic filter and whether the broker may send its retained messages.
+
+    Args:
+        topic: the filter (``$share/<group>/...`` for a shared subscription).
+        retained: ``never`` (MQTT 5 retain handling 2), ``new`` (only when the subscription
+            did not exist yet: 1) or ``always`` (0). MQTT 3.1.1 has no such option: there
+            the broker always sends them, flagged as retained.
+    """
+
+    topic: str
+    retained: Literal["never", "new", "always"] = "never"
+
+    @property
+    def retain_handling(self) -> int:
+        """The MQTT 5 subscription option."""
+        return {"always": 0, "new": 1, "never": 2}[self.retained]
 
 
 @dataclass(slots=True)
@@ -96,7 +123,8 @@ class Consumer:
     Args:
         url: ``mqtt://host:port`` (``mqtts://`` for TLS, credentials in the URL).
         client_id: stable client id; the broker keeps the session under it.
-        subscriptions: topic filters (``$share/<group>/...`` for shared subscriptions).
+        subscriptions: topic filters (``$share/<group>/...`` for shared subscriptions); a
+            plain string takes no retained messages.
         protocol: ``"5"`` (default) or ``"3.1.1"`` for brokers without MQTT 5.
         session_expiry_s: how long the broker keeps the session while we are away.
         receive_maximum: MQTT 5 in-flight window; also the local buffer bound.
@@ -105,6 +133,11 @@ class Consumer:
         manual_ack: ack only through :meth:`ack` (False: ack on receipt).
         keepalive_s: MQTT keepalive.
         backoff_max_s: upper bound of the reconnect delay.
+        username: broker user (default: the URL's).
+        password: the password, asked for at every connection attempt, so a rotated
+            credential is picked up without a restart (default: the URL's).
+        ca_file: CA bundle the broker's TLS certificate must chain to (``mqtts://``; default:
+            the system's). The broker's host name is always verified.
     """
 
     def __init__(
@@ -112,7 +145,7 @@ class Consumer:
         url: str,
         *,
         client_id: str,
-        subscriptions: list[str],
+        subscriptions: Sequence[str | Subscription],
         protocol: Literal["5", "3.1.1"] = "5",
         session_expiry_s: int = 7 * 86400,
         receive_maximum: int = 4000,
@@ -120,10 +153,19 @@ class Consumer:
         manual_ack: bool = True,
         keepalive_s: int = 30,
         backoff_max_s: float = 5.0,
+        username: str | None = None,
+        password: Callable[[], str | None] | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self._address = parse_mqtt_url(url)
+        self._username = username if username is not None else self._address.username
+        url_password = self._address.password
+        self._password = password if password is not None else (lambda: url_password)
+        self._ca_file = ca_file
         self._client_id = client_id
-        self._subscriptions = subscriptions
+        self._subscriptions = [
+            s if isinstance(s, Subscription) else Subscription(s) for s in subscriptions
+        ]
         self._v5 = protocol == "5"
         self._session_expiry_s = session_expiry_s
         self._capacity = receive_maximum
@@ -157,10 +199,8 @@ class Consumer:
             reconnect_on_failure=False,
         )
         client.max_inflight_messages_set(self._capacity)
-        if self._address.username is not None:
-            client.username_pw_set(self._address.username, self._address.password)
         if self._address.tls:
-            client.tls_set()
+            client.tls_set(ca_certs=self._ca_file)  # verifies the chain and the host name
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -236,10 +276,14 @@ class Consumer:
         if not self._subscriptions:
             self._subscribed.set()
         elif self._v5:
-            options = SubscribeOptions(qos=1)
-            client.subscribe([(topic, options) for topic in self._subscriptions])
+            client.subscribe(
+                [
+                    (s.topic, SubscribeOptions(qos=1, retainHandling=s.retain_handling))
+                    for s in self._subscriptions
+                ]
+            )
         else:
-            client.subscribe([(topic, 1) for topic in self._subscriptions])
+            client.subscribe([(s.topic, 1) for s in self._subscriptions])
         self._generation += 1
         self.stats.connects += 1
         self._connected.set()
@@ -247,7 +291,7 @@ class Consumer:
             "%s connected (session present: %s), subscribed to %s",
             self._client_id,
             flags.session_present,
-            ", ".join(self._subscriptions),
+            ", ".join(s.topic for s in self._subscriptions),
         )
 
     def _on_subscribe(
@@ -273,11 +317,17 @@ class Consumer:
         publisher = None
         if self._v5 and msg.properties is not None:
             for key, value in getattr(msg.properties, "UserProperty", []):
-                if key == "client":
-                    publisher = value
+                if key == "client" and isinstance(value, str):
+                    publisher = value[:_CLAIM_CHARS]  # a claim only: anyone can set it
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            # Brokers check topics are UTF-8; should one not, the message must still reach
+            # the validator (to be quarantined and acknowledged) rather than raise in paho.
+            topic = bytes(getattr(msg, "_topic", b"")).decode("utf-8", "backslashreplace")
         self._buffer.append(
             RawMessage(
-                msg.topic,
+                topic,
                 bytes(msg.payload),
                 msg.mid,
                 msg.qos,
@@ -318,6 +368,8 @@ class Consumer:
             properties.SessionExpiryInterval = self._session_expiry_s
             properties.ReceiveMaximum = self._capacity
         self._lost.clear()
+        if self._username is not None:
+            self._client.username_pw_set(self._username, self._password())
         await asyncio.to_thread(
             self._client.connect,
             self._address.host,

@@ -6,6 +6,12 @@ The handler is retried with jittered backoff until it succeeds (nothing is dropp
 then are the batch's messages acknowledged, in arrival order. When the handler is stuck
 (database down), the queue fills, the consumer's buffer fills, reading pauses, and the broker
 holds the backlog.
+
+No message can stop the loop or hold the acknowledgements for ever: a handler that raises
+anything but :class:`~db.StorageError` (a database refusing the rows' content, a bug some
+input triggers) has its batch split in halves, each handled on its own, until the messages
+that make it raise stand alone; each of those is handed to ``on_poison`` (which quarantines
+it) and acknowledged with the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from db import StorageError
+import psycopg
+
+from db import DatabaseError, StorageError
 from stream.backoff import backoff_delay
 from stream.batcher import Batch, Batcher
 from stream.consumer import Consumer
@@ -29,6 +37,7 @@ __all__ = ["Pipeline", "run_every"]
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Batch], Awaitable[None]]
+PoisonHandler = Callable[[Outcome, Exception], Awaitable[None]]
 
 
 class Pipeline:
@@ -38,7 +47,8 @@ class Pipeline:
         consumer: the MQTT consumer (entered by the caller).
         validator: turns raw messages into outcomes.
         batcher: the size/age policy.
-        handler: writes a batch; raise :class:`~db.errors.StorageError` to retry it.
+        handler: writes a batch; raise :class:`~db.errors.StorageError` to retry it, anything
+            else to have the batch split (see the module docstring).
         queue_batches: full batches waiting for the handler (bounded).
         on_outcome: called for every outcome as it is validated (for counters).
         shutdown_grace_s: after :meth:`stop`, how long a failing handler is still retried;
@@ -48,6 +58,11 @@ class Pipeline:
             database can use more than one core). Acks still go out in arrival order: a
             batch is acknowledged only when it and every batch before it have committed.
             Keep 1 where the handler's effects must follow arrival order (processing).
+        on_poison: records a message the handler raised on when handling it alone (raise
+            :class:`~db.errors.StorageError` to have that retried). Without it, such a
+            message is only logged and counted.
+        retry_max_s: longest wait between two attempts of a failing batch (the first commit
+            after the database comes back is at most this late).
     """
 
     def __init__(
@@ -61,6 +76,8 @@ class Pipeline:
         on_outcome: Callable[[Outcome], None] | None = None,
         shutdown_grace_s: float = 30.0,
         concurrency: int = 1,
+        on_poison: PoisonHandler | None = None,
+        retry_max_s: float = 30.0,
     ) -> None:
         self.consumer = consumer
         self.validator = validator
@@ -74,6 +91,8 @@ class Pipeline:
         self._attempts: set[asyncio.Timeout] = set()
         self._concurrency = max(1, concurrency)
         self._abandoning = False
+        self._on_poison = on_poison
+        self._retry_max_s = retry_max_s
         self.counts: Counter[str] = Counter()
 
     def stop(self) -> None:
@@ -99,10 +118,7 @@ class Pipeline:
     async def run(self) -> None:
         """Run until :meth:`stop`; the handler drains what was queued before returning.
 
-        Raises:
-            Exception: whatever the handler raised other than a retryable
-                :class:`~db.errors.StorageError` (its batch stays unacknowledged, so the
-                broker redelivers it to whoever runs next).
+        (A handler's exception is not raised from here: see the module docstring.)
         """
         handling = asyncio.create_task(self._handle_loop(), name="pipeline-handler")
         consuming = asyncio.create_task(self._consume_loop(), name="pipeline-consumer")
@@ -198,7 +214,7 @@ class Pipeline:
         """Acknowledge the committed batches at the head of ``inflight``, in arrival order."""
         while inflight and inflight[0][1].done():
             batch, task = inflight.popleft()
-            committed = task.result()  # re-raises a handler's bug
+            committed = task.result()
             if not committed or self._abandoning:
                 # Shutting down and the handler still fails: nothing of this batch (or any
                 # later one) is acknowledged, so the broker keeps them for the next run.
@@ -215,31 +231,84 @@ class Pipeline:
 
     async def _handle_with_retry(self, batch: Batch) -> bool:
         """Handle a batch, retrying; False when shutdown's grace ran out first."""
+        try:
+            return await self._retrying(lambda: self._handler(batch), "batch")
+        except Exception as exc:  # its content broke the handler: isolate what did
+            return await self._isolate(batch, exc)
+
+    async def _isolate(self, batch: Batch, exc: Exception) -> bool:
+        """Handle the halves of a batch the handler raised on; quarantine lone culprits."""
+        if len(batch) <= 1:
+            return all([await self._poison(o, exc) for o in batch.outcomes])
+        self.counts["batch_splits"] += 1
+        if self.counts["batch_splits"] == 1 or len(batch) >= self._batcher.max_messages:
+            logger.warning(
+                "a batch of %d messages made the handler raise %s: %s; handling its halves "
+                "apart to find the messages that do",
+                len(batch), type(exc).__name__, str(exc)[:300],
+            )  # fmt: skip
+        half = len(batch) // 2
+        for part in (batch.outcomes[:half], batch.outcomes[half:]):
+            sub = Batch(list(part), sum(len(o.rows) for o in part), batch.opened_at)
+            if not await self._handle_with_retry(sub):
+                return False
+        return True
+
+    async def _poison(self, outcome: Outcome, exc: Exception) -> bool:
+        """Record a message the handler raises on by itself; then it may be acknowledged."""
+        self.counts["poison_messages"] += 1
+        topic = outcome.message.topic[:200]
+        logger.error(
+            "the message on %r makes the handler raise %s: %s; quarantined",
+            topic, type(exc).__name__, str(exc)[:300],
+        )  # fmt: skip
+        if self._on_poison is None:
+            return True
+        record = self._on_poison
+        try:
+            return await self._retrying(lambda: record(outcome, exc), "poison message")
+        except Exception:
+            # Not even its quarantine row can be written: acknowledging it unrecorded is the
+            # only way the stream goes on. Loud, and counted.
+            self.counts["poison_unrecorded"] += 1
+            logger.exception("the poison message on %r could not be quarantined", topic)
+            return True
+
+    async def _retrying(self, call: Callable[[], Awaitable[None]], what: str) -> bool:
+        """Await ``call`` until it does not raise StorageError; False when grace runs out.
+
+        Raises:
+            Exception: anything ``call`` raises but StorageError (and our own timeout).
+        """
         attempt = 0
         loop = asyncio.get_running_loop()
         while True:
+            deadline = asyncio.timeout(None)
             try:
-                async with asyncio.timeout(None) as deadline:
+                async with deadline:
                     if self._stop_at is not None:
                         deadline.reschedule(loop.time() + max(0.0, self._grace_left()))
                     self._attempts.add(deadline)
                     try:
-                        await self._handler(batch)
+                        await call()
                     finally:
                         self._attempts.discard(deadline)
                 return True
-            except TimeoutError:  # only ours: the handler turns its own into StorageError
-                logger.error("batch not committed within the shutdown grace")
-                return False
-            except StorageError as exc:
+            except (StorageError, TimeoutError) as exc:
+                if isinstance(exc, TimeoutError) and deadline.expired():
+                    logger.error("%s not committed within the shutdown grace", what)
+                    return False
                 attempt += 1
                 self.counts["handler_retries"] += 1
-                delay = backoff_delay(attempt)
+                delay = backoff_delay(attempt, cap_s=self._retry_max_s)
                 if self._grace_left() <= delay:
-                    logger.error("batch not committed (attempt %d) at shutdown: %s", attempt, exc)
+                    logger.error(
+                        "%s not committed (attempt %d) at shutdown: %s", what, attempt, exc
+                    )
                     return False
                 log = logger.warning if attempt < 5 else logger.error
-                log("batch not committed (attempt %d), retrying in %.1f s: %s", attempt, delay, exc)
+                log("%s not committed (attempt %d), retrying in %.1f s: %s", what, attempt, delay,
+                    exc)  # fmt: skip
                 if self._stop_at is None:  # a stop cuts the wait short (then: one more try)
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(delay):
@@ -253,9 +322,13 @@ async def run_every(interval_s: float, job: Callable[[], Awaitable[object]]) -> 
 
     Upkeep (maintenance, heartbeats, registry refresh) must never take the data path down.
     """
+    name = getattr(job, "__name__", job)
     while True:
         await asyncio.sleep(interval_s)
         try:
             await job()
+        except (psycopg.Error, DatabaseError, TimeoutError) as exc:
+            # the database is away (its outage is reported by the data path): one line
+            logger.warning("periodic job %s not done: %s", name, str(exc).strip()[:300])
         except Exception:
-            logger.exception("periodic job %s failed", getattr(job, "__name__", job))
+            logger.exception("periodic job %s failed", name)

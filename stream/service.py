@@ -8,7 +8,11 @@ one ``TaskGroup``. A subclass says what a batch means (ingest: write it; process
 on it) and which jobs it adds; the shell does the rest the same way for both:
 
 - entering it migrates the database (the strategy it was built with wins), opens the pool,
-  loads the registry and connects to the broker;
+  loads the registry and connects to the broker — waiting, with backoff and a log line per
+  attempt, for a database or broker that is not there yet;
+- a message that makes validation or the handler raise is quarantined (``internal_error``,
+  or ``storage_refused`` when the database refuses its content) and acknowledged: see
+  :mod:`stream.pipeline`;
 - :meth:`~StreamService.stop` finishes the pending batch, commits, acknowledges and returns
   from :meth:`~StreamService.run`, whose last act is a bounded final heartbeat;
 - :func:`run_service` runs one until SIGINT/SIGTERM.
@@ -18,35 +22,66 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final, Protocol, Self
+from typing import Final, Protocol, Self, TypeVar
 
+import msgspec
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import ValidationError
 
-from contract import Registry
-from db import Conn, Pool, Stats, StrategyName, heartbeat, load_registry, upgrade
+from contract import Registry, RejectReason
+from db import (
+    Conn,
+    DatabaseError,
+    Pool,
+    RefusedError,
+    Stats,
+    StorageError,
+    StrategyName,
+    add_quarantine,
+    heartbeat,
+    load_registry,
+    translate,
+    upgrade,
+)
+from stream.backoff import Backoff
 from stream.batcher import Batch, Batcher
-from stream.consumer import Consumer
+from stream.consumer import Consumer, Subscription
 from stream.pipeline import Pipeline, run_every
+from stream.quarantine import QuarantinePolicy, quarantine_records
+from stream.sampler import QuarantineSampler, publisher_of
 from stream.settings import StreamSettings
-from stream.validate import Outcome, Validator
+from stream.validate import Outcome, Quarantined, Validator, storable
 
-__all__ = ["Job", "Service", "StreamService", "main", "run_service"]
+__all__ = [
+    "Job",
+    "Service",
+    "StreamService",
+    "describe_invalid",
+    "main",
+    "run_service",
+    "when_reachable",
+]
 
 logger = logging.getLogger(__name__)
 
 _FINAL_WRITE_S: Final = 5.0
 """How long a stop waits for each final write (the last heartbeat, a last snapshot)."""
+_STARTUP_BACKOFF_MAX_S: Final = 10.0
+"""Longest wait between two attempts to reach the database at start."""
+_POISON_DETAIL: Final = 500
+_T = TypeVar("_T")
 
 
 class Service(Protocol):
@@ -90,8 +125,8 @@ class StreamService:
     Args:
         settings: the instance's settings.
         subscriptions: MQTT topic filters (without the share prefix: added when the settings
-            name a share group and the protocol is MQTT 5).
-        shared: which of ``subscriptions`` go through the share group.
+            name a share group and the protocol is MQTT 5), with their retained-message rule.
+        shared: which of ``subscriptions`` (by topic) go through the share group.
         pool_max: connections in the pool at most.
         keep_readings: the validator also gives :class:`~contract.Reading` values.
         max_messages: messages per batch at most.
@@ -106,7 +141,7 @@ class StreamService:
         self,
         settings: StreamSettings,
         *,
-        subscriptions: Sequence[str],
+        subscriptions: Sequence[Subscription],
         shared: Sequence[str] | None = None,
         pool_max: int = 3,
         keep_readings: bool = True,
@@ -117,22 +152,37 @@ class StreamService:
     ) -> None:
         self.settings = settings
         self.service = settings.service
+        # A database that went away is asked again by every retried write (each asks the
+        # pool for a connection, which then tries to connect at once): the pool's own
+        # reconnection backoff grows without a cap, and after a long outage it would wait
+        # a minute or more after the database was back.
         self.pool: Pool = AsyncConnectionPool(
             settings.database_url, min_size=1, max_size=pool_max, open=False,
             configure=configure, name=f"{settings.service}-{settings.instance}",
+            timeout=settings.pool_timeout_s, reconnect_timeout=settings.reconnect_timeout_s,
         )  # fmt: skip
         share = ""
         if settings.share_group and settings.mqtt_protocol == "5":
             share = f"$share/{settings.share_group}/"
-        through_share = set(subscriptions if shared is None else shared)
+        through_share = {s.topic for s in subscriptions} if shared is None else set(shared)
+        has_password = settings.mqtt_password_file is not None or settings.mqtt_password
         self.consumer = Consumer(
             settings.mqtt_url,
             client_id=settings.client_id,
-            subscriptions=[(share if s in through_share else "") + s for s in subscriptions],
+            subscriptions=[
+                dataclasses.replace(s, topic=share + s.topic) if s.topic in through_share else s
+                for s in subscriptions
+            ],
             protocol=settings.mqtt_protocol,
             session_expiry_s=settings.session_expiry_s,
             receive_maximum=settings.receive_maximum,
             buffer_max_bytes=int(settings.buffer_max_mb * 1024 * 1024),
+            username=settings.broker_username if has_password or settings.mqtt_username else None,
+            password=settings.broker_password if has_password else None,
+            ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+        )
+        self.quarantine_policy = QuarantinePolicy(
+            settings.quarantine_payload_prefix_bytes, settings.quarantine_topic_prefix_chars
         )
         self.validator = Validator(
             Registry({}),  # replaced by the database's on entry
@@ -140,6 +190,9 @@ class StreamService:
             max_future_s=settings.max_future_s,
             max_age_s=settings.max_age_days * 86400.0,
             keep_readings=keep_readings,
+            sampler=QuarantineSampler(
+                rate_per_min=settings.quarantine_rate_per_min, burst=settings.quarantine_burst
+            ),
         )
         self.pipeline = Pipeline(
             self.consumer,
@@ -154,6 +207,8 @@ class StreamService:
             on_outcome=self.on_outcome,
             shutdown_grace_s=settings.shutdown_grace_s,
             concurrency=concurrency,
+            on_poison=self.quarantine_poison,
+            retry_max_s=settings.retry_max_s,
         )
         self.strategy: StrategyName | None = None
         self.started_at = datetime.now(UTC)
@@ -179,6 +234,38 @@ class StreamService:
         """The service's own periodic jobs (beyond heartbeat and registry refresh)."""
         return []
 
+    async def quarantine_poison(self, outcome: Outcome, exc: Exception) -> None:
+        """Quarantine a message :meth:`handle` raises on by itself (then it is acknowledged).
+
+        Raises:
+            StorageError: when the quarantine row cannot be written now (retried).
+        """
+        reason: RejectReason = (
+            "storage_refused" if isinstance(exc, RefusedError) else "internal_error"
+        )
+        detail = storable(f"{self.service}: {type(exc).__name__}: {exc}"[:_POISON_DETAIL]) or ""
+        station = publisher_of(outcome.message.topic)
+        refused = msgspec.structs.replace(
+            outcome,
+            rows=(),
+            readings=(),
+            stations=(),
+            status=None,
+            quarantined=(Quarantined(reason, detail, station, None, max(1, outcome.records)),),
+            sampled=True,
+        )
+        records, counts = quarantine_records([refused], self.quarantine_policy, self.service)
+        try:
+            async with asyncio.timeout(self.settings.write_timeout_s):
+                async with self.pool.connection() as conn, conn.transaction():
+                    await add_quarantine(conn, records, counts)
+        except TimeoutError as exc2:
+            msg = f"quarantine row not written within {self.settings.write_timeout_s:g} s"
+            raise StorageError(msg) from exc2
+        except psycopg.Error as exc2:  # an outage is retried; refused content is given up
+            raise translate(exc2, f"quarantine row not written: {exc2}") from exc2
+        self.counts[f"poison_{reason}"] += 1
+
     def stats(self) -> Stats:
         """A snapshot of every counter (reported through /health and /metrics)."""
         out: Stats = dict(self.counts)
@@ -190,15 +277,21 @@ class StreamService:
     # -- the shell ------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        name, applied = await upgrade(self.settings.database_url, self.settings.forced_storage)
+        name, applied = await when_reachable("database", self._migrate)
         self.strategy = name
         logger.info("storage strategy: %s (migrations applied now: %s)", name, applied or "none")
+        await when_reachable("database", self._open_pool)
+        await self.consumer.__aenter__()  # connects in the background, retrying with backoff
+        return self
+
+    async def _migrate(self) -> tuple[StrategyName, list[int]]:
+        return await upgrade(self.settings.database_url, self.settings.forced_storage)
+
+    async def _open_pool(self) -> None:
         await self.pool.open(wait=True, timeout=30)
         async with self.pool.connection() as conn:
             await self.use_registry(await load_registry(conn))
             await self.prepare(conn)
-        await self.consumer.__aenter__()
-        return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
@@ -245,6 +338,36 @@ class StreamService:
                         self.stats())  # fmt: skip
 
 
+async def when_reachable(what: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
+    """Run ``attempt`` until the server it needs answers, waiting with backoff and saying so.
+
+    Raises:
+        StorageError: for a database that answers but refuses (a failed migration, a
+            strategy that does not match the database): waiting would not help.
+    """
+    backoff = Backoff(initial_s=0.5, max_s=_STARTUP_BACKOFF_MAX_S)
+    while True:
+        try:
+            result = await attempt()
+        except (psycopg.OperationalError, PoolTimeout, OSError) as exc:
+            cause = exc
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, psycopg.OperationalError):
+                raise
+            cause = exc.__cause__
+        else:
+            if backoff.attempts:
+                logger.info("the %s is reachable now", what)
+            return result
+        delay = backoff.next_delay(time.monotonic())
+        lines = str(cause).strip().splitlines() or [type(cause).__name__]
+        logger.warning(
+            "waiting for the %s (attempt %d, next in %.1f s): %s",
+            what, backoff.attempts, delay, lines[0][:300],
+        )  # fmt: skip
+        await asyncio.sleep(delay)
+
+
 async def run_service(service: Service) -> None:
     """Run one service until SIGINT/SIGTERM, then shut down cleanly."""
     async with service:
@@ -271,9 +394,14 @@ def main(build: Callable[[], Service]) -> int:
     try:
         asyncio.run(run())
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        sys.stderr.write(f"configuration error / lỗi cấu hình: {problems}\n")
+        sys.stderr.write(f"configuration error / lỗi cấu hình: {describe_invalid(exc)}\n")
         return 2
+    except DatabaseError as exc:
+        sys.stderr.write(f"database error / lỗi cơ sở dữ liệu: {exc}\n")
+        return 1
     return 0
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """A settings validation error on one line (``field: problem; …``)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())

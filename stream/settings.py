@@ -1,20 +1,28 @@
 """The settings bases of our services: every service's, and the MQTT stream's (ingest).
 
 Each service reads its own prefix (``INGEST_``, ``PROC_``); what the services must agree on
-is read from one unprefixed name for all of them: ``DATABASE_URL``, ``MQTT_URL``,
-``MQTT_PROTOCOL``, ``TOPIC_ROOT`` and ``STORAGE_STRATEGY`` are the defaults of every
-service, which its prefixed variable (``INGEST_DATABASE_URL`` …) may override for that
-service alone. The accepted measurement-time window, ``MAX_FUTURE_S`` and
-``MAX_AGE_DAYS``, has no per-service form; processing decides on exactly what ingest stored
-(the reading feed), so it has no window of its own to disagree with.
+is read from one unprefixed name for all of them:
+
+- ``DATABASE_URL``, ``MQTT_URL``, ``MQTT_PROTOCOL``, ``TOPIC_ROOT`` and
+  ``STORAGE_STRATEGY`` are the defaults of every service, which its prefixed variable
+  (``INGEST_DATABASE_URL`` …) may override for that service alone;
+- the accepted measurement-time window, ``MAX_FUTURE_S`` and ``MAX_AGE_DAYS``, has no
+  per-service form: ingest stores what lies within it, and processing decides on exactly
+  what ingest stored (the reading feed), so it has no window of its own to disagree with.
+
+Broker credentials are ingest's own (``INGEST_MQTT_PASSWORD_FILE`` …, see
+docs/security.md): the user is the instance's client id unless ``…_MQTT_USERNAME`` says
+otherwise, and the password file is read again at every connection attempt, so a rotated
+password is taken up without a restart.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -73,6 +81,19 @@ class ServiceSettings(BaseSettings):
     )
     heartbeat_interval_s: float = Field(5.0, gt=0)
     registry_refresh_s: float = Field(30.0, gt=0)
+    pool_timeout_s: float = Field(
+        5.0, gt=0, description="a write waits this long for a database connection, then retries"
+    )
+    reconnect_timeout_s: float = Field(
+        3.0, gt=0,
+        description=(
+            "the pool's own reconnection gives up after this; every retried write asks again, "
+            "so a database that comes back is used within seconds"
+        ),
+    )  # fmt: skip
+    retry_max_s: float = Field(
+        3.0, gt=0, description="longest wait between two attempts of a failed write"
+    )
 
     @property
     def forced_storage(self) -> StrategyName | None:
@@ -131,8 +152,45 @@ class StreamSettings(ServiceSettings):
         400.0, gt=0, validation_alias=AliasChoices("MAX_AGE_DAYS", "max_age_days"),
         description="older measurement times are refused (stale_time); the backfill window",
     )  # fmt: skip
+    mqtt_username: str | None = Field(
+        None, description="broker user; default: the client id (hanoi-<service>-<instance>)"
+    )
+    mqtt_password: SecretStr | None = Field(None, description="prefer mqtt_password_file")
+    mqtt_password_file: Path | None = Field(
+        None, description="file holding the broker password (read at every connection)"
+    )
+    mqtt_ca_file: Path | None = Field(
+        None, description="CA bundle the broker's TLS certificate must chain to (mqtts://)"
+    )
+    quarantine_payload_prefix_bytes: int = Field(
+        8192, ge=0, le=1024 * 1024, description="payload bytes kept in a quarantine row"
+    )
+    quarantine_topic_prefix_chars: int = Field(
+        256, ge=16, le=4096, description="topic characters kept in a quarantine row"
+    )
+    quarantine_rate_per_min: float = Field(
+        60.0, ge=0, description="quarantine rows a minute per publisher; beyond: counted only"
+    )
+    quarantine_burst: int = Field(
+        120, ge=1, description="quarantine rows a publisher may use at once"
+    )
 
     @property
     def client_id(self) -> str:
         """Stable MQTT client id: the broker keeps this instance's session under it."""
         return f"hanoi-{self.service}-{self.instance}"
+
+    @property
+    def broker_username(self) -> str:
+        """The broker user this instance authenticates as."""
+        return self.mqtt_username or self.client_id
+
+    def broker_password(self) -> str | None:
+        """The broker password now (the file is read on every call: rotation).
+
+        Raises:
+            OSError: when the password file cannot be read.
+        """
+        if self.mqtt_password_file is not None:
+            return self.mqtt_password_file.read_text(encoding="utf-8").strip()
+        return self.mqtt_password.get_secret_value() if self.mqtt_password else None

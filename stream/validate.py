@@ -1,13 +1,22 @@
 """Validation of decoded messages against the registry and the clock (pure, no I/O).
 
-Decoding (:mod:`contract`) checks the contract; this module checks what needs context:
-the station and sensor must be registered and belong to the topic's domain, the measurement
-time must lie within the configured window around the arrival time, and a value outside the
-sensor's plausible range is stored with :data:`QUALITY_SUSPECT` rather than refused.
+Decoding (:mod:`contract`) checks the contract; this module checks what needs context, for
+telemetry and status alike: the station (and sensor) must be registered and belong to the
+topic's domain, the message must speak for the topic's station (or, for a gateway's SenML
+pack, for a station registered to that gateway: ``station_mismatch`` otherwise), and the
+measurement time must lie within the configured window around the arrival time. A value
+outside the sensor's plausible range is stored with :data:`QUALITY_SUSPECT` rather than
+refused. Telemetry delivered as a *retained* message is refused (``retained``): it is an old
+message heard again, not a new measurement.
+
+:meth:`Validator.check` is the loop boundary of both services: whatever a message makes the
+decoder or the checks raise, it becomes a quarantine entry (``internal_error`` with the
+exception's class), never an exception.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Final, NamedTuple
@@ -30,6 +39,7 @@ from contract import (
     decode_status,
 )
 from stream.consumer import RawMessage
+from stream.sampler import QuarantineSampler, publisher_of
 
 __all__ = [
     "QUALITY",
@@ -45,6 +55,8 @@ __all__ = [
     "Validator",
     "storable",
 ]
+
+logger = logging.getLogger(__name__)
 
 QUALITY_GOOD: Final = 0
 QUALITY_SUSPECT: Final = 1
@@ -85,6 +97,8 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
         stations: stations with at least one accepted reading.
         quarantined: refusals, one per reason.
         status: the device status a status message carried.
+        sampled: whether the refusals keep a quarantine row (they are counted either way;
+            see :mod:`stream.sampler`).
     """
 
     message: RawMessage
@@ -93,6 +107,7 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
     stations: tuple[str, ...] = ()
     quarantined: tuple[Quarantined, ...] = ()
     status: StatusMessage | None = None
+    sampled: bool = True
 
     @property
     def records(self) -> int:
@@ -113,6 +128,7 @@ class Validator:
         max_age_s: how far behind arrival a measurement time may be (backfill window).
         keep_readings: also give each accepted reading as a :class:`~contract.Reading`
             (processing needs them; ingest writes rows only).
+        sampler: which refused messages keep a quarantine row (None: all of them).
     """
 
     def __init__(
@@ -123,6 +139,7 @@ class Validator:
         max_future_s: float = 300.0,
         max_age_s: float = 400 * 86400.0,
         keep_readings: bool = True,
+        sampler: QuarantineSampler | None = None,
     ) -> None:
         self._registry = registry
         self._index = _index(registry)
@@ -131,6 +148,7 @@ class Validator:
         self._max_future = timedelta(seconds=max_future_s)
         self._max_age = timedelta(seconds=max_age_s)
         self._keep_readings = keep_readings
+        self._sampler = sampler
         self._topics: dict[str, Topic] = {}
 
     def use(self, registry: Registry) -> None:
@@ -148,18 +166,27 @@ class Validator:
         return topic
 
     def check(self, message: RawMessage) -> Outcome:
-        """Validate one message; never raises for bad input."""
+        """Validate one message; never raises, whatever the message holds."""
+        try:
+            outcome = self._check(message)
+        except Exception as exc:
+            outcome = _internal_error(message, exc)
+        if outcome.quarantined and self._sampler is not None:
+            reasons = [q.reason for q in outcome.quarantined]
+            publisher = publisher_of(message.topic)
+            if not self._sampler.admit(publisher, reasons, message.received_at):
+                outcome = msgspec.structs.replace(outcome, sampled=False)
+        return outcome
+
+    def _check(self, message: RawMessage) -> Outcome:
         received_at = message.received_at
         try:
             topic = self._topic(message.topic)
             if topic.kind == "status":
-                status = decode_status(topic, message.payload, received_at)
-                if status.station_id not in self._registry.stations:
-                    msg = f"station {status.station_id!r} is not registered"
-                    raise PayloadError("unknown_station", msg)
-                if status.reason is not None:
-                    status = msgspec.structs.replace(status, reason=storable(status.reason))
-                return Outcome(message, status=status)
+                return Outcome(message, status=self._status(topic, message))
+            if message.retain:
+                msg = "a retained telemetry message is an old message heard again"
+                raise PayloadError("retained", msg)
             decoded = self._decoder.values(topic, message.payload, received_at)
         except PayloadError as exc:
             station = _station_from_topic(message.topic)
@@ -168,7 +195,7 @@ class Validator:
             )
         rows: list[Row] = []
         refused = decoded.rejections
-        index, domain = self._index, topic.domain
+        index, domain, own = self._index, topic.domain, topic.station_id
         window: tuple[datetime, Rejection | None] | None = None  # one check per distinct time
         accepted: list[Value] = []
         for value in decoded.values:
@@ -176,6 +203,9 @@ class Validator:
             known = index.get((station_id, quantity))
             if known is None or known.domain is not domain:
                 refused.append(self._unregistered(topic, station_id, quantity))
+                continue
+            if station_id != own and known.gateway != own:
+                refused.append(_not_its_gateway(topic, station_id, quantity))
                 continue
             if window is None or window[0] != measured_at:
                 verdict = self._check_time(station_id, quantity, measured_at, received_at)
@@ -194,11 +224,39 @@ class Validator:
         if self._keep_readings:
             readings = tuple(Reading(StationId(s), q, v, t, received_at) for s, q, v, t in accepted)
         at: tuple[str, ...]
-        if topic.station_id == accepted[0][0] and topic.station_id == accepted[-1][0]:
-            at = (topic.station_id,)  # the common case: one station per message
+        if own == accepted[0][0] and own == accepted[-1][0]:
+            at = (own,)  # the common case: one station per message
         else:
             at = tuple(dict.fromkeys(v[0] for v in accepted))
         return Outcome(message, tuple(rows), readings, at, _group(refused))
+
+    def _status(self, topic: Topic, message: RawMessage) -> StatusMessage:
+        """A status held to the rules telemetry is held to.
+
+        Raises:
+            PayloadError: when it breaks one.
+        """
+        status = decode_status(topic, message.payload, message.received_at)
+        station = self._registry.stations.get(status.station_id)
+        if station is None:
+            msg = f"station {status.station_id!r} is not registered"
+            raise PayloadError("unknown_station", msg)
+        if station.domain is not topic.domain:
+            msg = (
+                f"station {station.station_id!r} is a {station.domain} station, "
+                f"topic says {topic.domain}"
+            )
+            raise PayloadError("domain_mismatch", msg)
+        lag = message.received_at - status.at
+        if -lag > self._max_future:
+            msg = f"status dated {-lag.total_seconds():.0f} s in the future"
+            raise PayloadError("future_time", msg)
+        if lag > self._max_age:
+            msg = f"status dated {lag.total_seconds() / 86400:.1f} days ago"
+            raise PayloadError("stale_time", msg)
+        if status.reason is not None:
+            status = msgspec.structs.replace(status, reason=storable(status.reason))
+        return status
 
     def _unregistered(self, topic: Topic, station_id: str, quantity: Quantity) -> Rejection:
         sid, q = station_id, quantity.value
@@ -232,16 +290,38 @@ class _Known(NamedTuple):
     domain: Domain
     valid_min: float | None
     valid_max: float | None
+    gateway: str | None
 
 
 def _index(registry: Registry) -> dict[tuple[str, Quantity], _Known]:
     """The registry's sensors with their storage keys and stations' domains (hot-path view)."""
     out: dict[tuple[str, Quantity], _Known] = {}
     for (station_id, quantity), sensor in registry.sensors.items():
-        domain = registry.stations[station_id].domain
+        station = registry.stations[station_id]
         key = registry.keys.get((station_id, quantity), 0)
-        out[(station_id, quantity)] = _Known(key, domain, sensor.valid_min, sensor.valid_max)
+        out[(station_id, quantity)] = _Known(
+            key, station.domain, sensor.valid_min, sensor.valid_max, station.gateway
+        )
     return out
+
+
+def _not_its_gateway(topic: Topic, station_id: str, quantity: Quantity) -> Rejection:
+    detail = (
+        f"a message on the topic of {topic.station_id!r} speaks for station {station_id!r}, "
+        "which is not registered to it as its gateway"
+    )
+    return Rejection("station_mismatch", detail, station_id, quantity.value)
+
+
+_DETAIL_CHARS: Final = 500
+
+
+def _internal_error(message: RawMessage, exc: Exception) -> Outcome:
+    """A message that made the decoder or the checks raise: one ``internal_error`` entry."""
+    detail = storable(f"{type(exc).__name__}: {exc}"[:_DETAIL_CHARS]) or ""
+    logger.error("message on %r made validation raise %s", message.topic[:200], detail)
+    station = _station_from_topic(message.topic)
+    return Outcome(message, quarantined=(Quarantined("internal_error", detail, station, None, 1),))
 
 
 def _group(rejections: list[Rejection]) -> tuple[Quarantined, ...]:
@@ -265,13 +345,21 @@ def _group(rejections: list[Rejection]) -> tuple[Quarantined, ...]:
 
 
 def storable(value: str | None) -> str | None:
-    """Untrusted text made storable (NUL written as a visible escape).
+    """Untrusted text made storable (NUL and lone surrogates written as visible escapes).
 
-    PostgreSQL text cannot hold U+0000: one such string would fail its batch for ever.
+    PostgreSQL text cannot hold U+0000, and no UTF-8 text can hold a lone surrogate: one
+    such string would fail its batch for ever.
     """
-    return None if value is None else value.replace("\x00", "\\u0000")
+    if value is None:
+        return None
+    value = value.replace("\x00", "\\u0000")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def _station_from_topic(topic: str) -> str | None:
     parts = topic.split("/")
-    return parts[-2][:64] if len(parts) >= 3 else None
+    return storable(parts[-2][:64]) if len(parts) >= 3 else None

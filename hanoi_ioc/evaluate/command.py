@@ -23,6 +23,7 @@ import shlex
 import signal
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,11 +34,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from hanoi_ioc.credentials import CredentialStore
 from hanoi_ioc.embedded import EmbeddedBroker, EmbeddedPostgres
 from hanoi_ioc.evaluate.assessment import Assessment, assess
 from hanoi_ioc.evaluate.plots import plot_run
 from hanoi_ioc.evaluate.report import write_report
-from hanoi_ioc.evaluate.runner import EvaluationError, RunSpec, run_scenario
+from hanoi_ioc.evaluate.runner import BrokerUsers, EvaluationError, RunSpec, run_scenario
 from simulators import hanoi_fleet, list_scenarios, load_scenario
 from simulators.scenario import parse_duration
 
@@ -81,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--database-url", help="a server where a database per scenario may be made")
     p.add_argument("--mqtt-url", help="an MQTT 5 broker (default: an embedded one)")
+    p.add_argument(
+        "--credentials-dir",
+        type=Path,
+        help="the --mqtt-url broker's credential store (users are issued there, and the "
+        "broker signalled to reload)",
+    )
     p.add_argument("--keep-db", action="store_true", help="keep each scenario's database")
     return p
 
@@ -90,6 +98,13 @@ class _Servers:
     admin_url: str
     mqtt_url: str
     protocol: Literal["5", "3.1.1"]
+    users: BrokerUsers | None = None
+
+
+def _reload_external(store: CredentialStore) -> None:
+    """Signal an external broker (through the store's pid file) and give it a moment."""
+    if store.reload_broker():
+        time.sleep(1.0)
 
 
 @contextlib.contextmanager
@@ -103,10 +118,17 @@ def _servers(args: argparse.Namespace, work: Path) -> Iterator[_Servers]:
             admin = pg.url
         mqtt = args.mqtt_url
         protocol: Literal["5", "3.1.1"] = "5"
+        users = None
+        if args.credentials_dir is not None:
+            store = CredentialStore(args.credentials_dir)
+            users = BrokerUsers(store, lambda: _reload_external(store))
         if not mqtt:
-            broker = stack.enter_context(EmbeddedBroker(work / "mqtt"))
+            # every run has a root eval-<token>/v1: the grants are written for "+/v1"
+            broker = stack.enter_context(EmbeddedBroker(work / "mqtt", root="+/v1"))
             mqtt, protocol = broker.url, broker.protocol
-        yield _Servers(admin, mqtt, protocol)
+            if broker.authenticates:
+                users = BrokerUsers(broker.credentials, broker.reload)
+        yield _Servers(admin, mqtt, protocol, users)
 
 
 def _database(admin_url: str, name: str) -> str:
@@ -131,7 +153,8 @@ async def _evaluate_one(
     try:
         run = await run_scenario(spec, database_url=url, mqtt_url=servers.mqtt_url,
                                  topic_root=f"eval-{token}/v1", work_dir=work,
-                                 mqtt_protocol=servers.protocol)  # fmt: skip
+                                 mqtt_protocol=servers.protocol,
+                                 broker=servers.users)  # fmt: skip
     finally:
         if not keep_db:
             await asyncio.to_thread(_drop, servers.admin_url, name)

@@ -44,6 +44,7 @@ import psycopg
 
 from contract import Station, TruthEvent
 from db import register_stations, upgrade
+from hanoi_ioc.credentials import CredentialStore
 from hanoi_ioc.evaluate.panels import select_panels, series_keys, upstream_gauges
 from hanoi_ioc.evaluate.records import RunResult
 from hanoi_ioc.evaluate.store import read_alerts, read_series
@@ -66,7 +67,7 @@ from simulators import (
 )
 from simulators.faults import FaultRates
 
-__all__ = ["EvaluationError", "RunSpec", "run_scenario"]
+__all__ = ["BrokerUsers", "EvaluationError", "RunSpec", "run_scenario"]
 
 logger = logging.getLogger(__name__)
 
@@ -167,15 +168,39 @@ async def _drained(ingest: IngestService, processing: ProcessingService, tally: 
         await asyncio.sleep(0.1)
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerUsers:
+    """The users of an authenticating broker, and how to make it take up new ones.
+
+    Args:
+        store: its credential store (grants written for a root filter covering the run's).
+        reload: returns once the broker authenticates against the store as it is now.
+    """
+
+    store: CredentialStore
+    reload: Callable[[], object]
+
+
 def _services(
-    database_url: str, mqtt_url: str, protocol: Literal["5", "3.1.1"], root: str, name: str
+    database_url: str,
+    mqtt_url: str,
+    protocol: Literal["5", "3.1.1"],
+    root: str,
+    name: str,
+    broker: BrokerUsers | None,
 ) -> tuple[IngestService, ProcessingService]:
+    def login(service: str) -> dict[str, object]:
+        if broker is None:
+            return {}
+        user = broker.store.issue_service(service, name[:40])
+        return {"mqtt_password_file": broker.store.secret_file(user)}
+
     ingest = IngestService(
         IngestSettings(
             database_url=database_url, mqtt_url=mqtt_url, mqtt_protocol=protocol,
             topic_root=root, instance=name[:40], max_age_days=_ANY_AGE_DAYS,
             retention_days=int(_ANY_AGE_DAYS), maintenance_interval_s=600.0,
-        )
+        ).model_copy(update=login("ingest"))
     )  # fmt: skip
     processing = ProcessingService(
         ProcessingSettings(
@@ -228,6 +253,7 @@ async def run_scenario(
     topic_root: str,
     work_dir: Path,
     mqtt_protocol: Literal["5", "3.1.1"] = "5",
+    broker: BrokerUsers | None = None,
 ) -> RunResult:
     """Run one scenario through the real services and collect what they produced.
 
@@ -238,6 +264,8 @@ async def run_scenario(
         topic_root: a topic root no one else uses.
         work_dir: where the truth file goes.
         mqtt_protocol: ``5`` or ``3.1.1``.
+        broker: the broker's users, where it authenticates: the services, the fleet's
+            devices and the truth channel get theirs before anything connects.
 
     Raises:
         EvaluationError: on an empty period, or when the pipeline stalls.
@@ -253,10 +281,16 @@ async def run_scenario(
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         await register_stations(conn, fleet)
     name = f"eval-{topic_root.split('/')[0]}"
-    ingest, processing = _services(database_url, mqtt_url, mqtt_protocol, topic_root, name)
+    ingest, processing = _services(database_url, mqtt_url, mqtt_protocol, topic_root, name, broker)
+    credentials = None
+    if broker is not None:
+        broker.store.sync_registry(fleet, keep_secrets=True, revoke=False)
+        broker.store.issue_operational("simulator")
+        await asyncio.to_thread(broker.reload)
+        credentials = broker.store.secrets_dir
     sim = SimulatorSettings(mqtt_url=mqtt_url, mqtt_protocol=mqtt_protocol,
                             topic_root=topic_root, speed=math.inf, seed=spec.seed,
-                            outbox_size=_PACE)  # fmt: skip
+                            outbox_size=_PACE, credentials_dir=credentials)  # fmt: skip
     tally = _Tally()
     truth = work_dir / "truth.jsonl"
     truth.unlink(missing_ok=True)

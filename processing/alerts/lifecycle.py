@@ -98,6 +98,15 @@ class Lifecycle:
         self.suppressed = 0
         self.held_glitches = 0
 
+    def reset(self, open_alerts: list[tuple[str, Severity, datetime]]) -> None:
+        """Forget every track and hold, and go on from the alerts open in the database.
+
+        (After a step whose transitions were never committed: the database is the truth.)
+        """
+        self._tracks.clear()
+        self._held.clear()
+        self.restore(open_alerts)
+
     def restore(self, open_alerts: list[tuple[str, Severity, datetime]]) -> None:
         """Resume after a restart from the alerts still open in the database."""
         for key, severity, observed_at in open_alerts:

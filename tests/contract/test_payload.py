@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from contract import (
     MAX_PAYLOAD_BYTES,
+    MAX_REASON_CHARS,
     QUANTITIES,
     Domain,
     PayloadError,
@@ -186,10 +187,30 @@ def test_units_are_converted_to_canonical() -> None:
     assert by["aq-b.pm25"].measured_at == datetime.fromtimestamp(1790000000 - 5e8, UTC)
 
 
-def test_senml_relative_time_is_relative_to_arrival() -> None:
-    pack = b'[{"n":"urn:dev:hanoi:aq-b:pm25","u":"ug/m3","v":20,"t":-30}]'
-    (reading,) = decode_telemetry(AIR, pack, NOW).readings
-    assert reading.measured_at == NOW - timedelta(seconds=30)
+@pytest.mark.parametrize(
+    "pack",
+    [
+        b'[{"n":"urn:dev:hanoi:aq-b:pm25","u":"ug/m3","v":20,"t":-30}]',
+        b'[{"n":"urn:dev:hanoi:aq-b:pm25","u":"ug/m3","v":20}]',
+        b'[{"bt":-60,"n":"urn:dev:hanoi:aq-b:pm25","u":"ug/m3","v":20,"t":30}]',
+        b'[{"bn":"urn:dev:hanoi:aq-b:","bt":0,"bu":"ug/m3","n":"pm25","v":20}]',
+    ],
+)
+def test_senml_without_an_absolute_time_is_refused(pack: bytes) -> None:
+    # "now" differs at every delivery: a redelivered pack would be stored again at another
+    # time, and processing would decide on a time ingest did not store.
+    with pytest.raises(PayloadError) as info:
+        decode_telemetry(AIR, pack, NOW)
+    assert info.value.reason == "relative_time"
+    assert "bt" in info.value.detail
+
+
+def test_senml_times_are_the_same_at_every_delivery() -> None:
+    pack = b'[{"bt":1790000000,"n":"urn:dev:hanoi:aq-b:pm25","u":"ug/m3","v":20,"t":-30}]'
+    first = decode_telemetry(AIR, pack, NOW).readings
+    again = decode_telemetry(AIR, pack, NOW + timedelta(days=3)).readings
+    assert [r.measured_at for r in first] == [r.measured_at for r in again]
+    assert first[0].measured_at == datetime.fromtimestamp(1790000000 - 30, UTC)
 
 
 def test_payload_limit() -> None:
@@ -203,6 +224,30 @@ def test_status_forms() -> None:
     assert (status.online, status.at, status.reason) == (True, NOW, "boot")
     with pytest.raises(PayloadError):
         decode_status(topic, b'{"state":"sleeping"}', NOW)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"state":"offline","station":"aq-other"}', "station_mismatch"),
+        (b'{"state":"offline","extra":1}', "schema"),
+        (b'{"state":"offline","time":"9999-12-31T23:59:59-01:00"}', "time_out_of_range"),
+        (b'{"state":"online","time":"0001-01-01T00:00:00+01:00"}', "time_out_of_range"),
+        (b'{"state":"online","time":"2026-11-23T04:00:00"}', "naive_time"),
+    ],
+)
+def test_status_refusals(payload: bytes, reason: str) -> None:
+    topic = Topic.parse("hanoi/v1/air/aq-hoan-kiem/status")
+    with pytest.raises(PayloadError) as info:
+        decode_status(topic, payload, NOW)
+    assert info.value.reason == reason
+
+
+def test_a_status_reason_is_bounded() -> None:
+    topic = Topic.parse("hanoi/v1/air/aq-hoan-kiem/status")
+    status = decode_status(topic, encode_status(False, NOW, "x" * 100_000), NOW)
+    assert status.reason is not None
+    assert len(status.reason) == MAX_REASON_CHARS
 
 
 def test_registry_and_truth_documents_round_trip() -> None:

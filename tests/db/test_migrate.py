@@ -155,3 +155,22 @@ async def test_partitions_rollups_and_retention(
     assert "partitions dropped=1" in summary
     cur = await aconn.execute("SELECT to_regclass(%s)", (f"readings_p{old:%Y%m%d}",))
     assert await cur.fetchone() == (None,)
+
+
+@pytest.mark.db
+@pytest.mark.anyio
+async def test_a_server_that_closes_the_connection_is_not_hidden_behind_it(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the server ends the session (e.g. refusing an extension it cannot load), the
+    migrator reports why, not "the connection is closed" from releasing its lock."""
+    import db.migrate
+
+    async def refuse(conn: psycopg.AsyncConnection[object], forced: object) -> object:
+        await conn.close()  # as a FATAL from the server leaves it
+        msg = 'extension "timescaledb" must be preloaded'
+        raise StorageError(msg)
+
+    monkeypatch.setattr(db.migrate, "_upgrade_locked", refuse)
+    with pytest.raises(StorageError, match="must be preloaded"):
+        await upgrade(db_url)

@@ -28,3 +28,13 @@ def test_up_shows_readings_and_an_alert_within_a_minute(tmp_path: Path) -> None:
     for log in ("ingest", "processing", "api", "simulator"):
         text = (tmp_path / "home" / "logs" / f"{log}.log").read_text()
         assert "Traceback" not in text, f"{log}.log:\n{text[-3000:]}"
+        assert "not authori" not in text.lower(), f"{log}.log:\n{text[-3000:]}"
+    # the broker authenticated everyone: no anonymous client, every password file private
+    credentials = tmp_path / "home" / "credentials"
+    assert "Broker users (passwords, 0600)" in out
+    for path in (credentials / "broker" / "mosquitto.passwd",
+                 credentials / "secrets" / "hanoi-ingest-0" / "password",
+                 credentials / "secrets" / "fd-thai-ha" / "password"):  # fmt: skip
+        assert path.stat().st_mode & 0o077 == 0, path
+    conf = (tmp_path / "home" / "mqtt" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf.splitlines()

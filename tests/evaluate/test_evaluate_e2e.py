@@ -34,7 +34,8 @@ def test_a_downpour_is_scored_from_the_database_and_reported(
             "--scenario", "demo", "--start", "2025-06-01T00:00:00+07:00", "--duration", "50m",
             "--warmup", "2h", "--stations", "fd-thai-ha,fd-truong-chinh,rg-o-cho-dua",
             "--seed", "3", "--out", str(out), "--database-url", pg_admin_url,
-            "--mqtt-url", mqtt_broker.url, "--strict",
+            "--mqtt-url", mqtt_broker.url, "--credentials-dir", str(mqtt_broker.store.path),
+            "--strict",
         ],
         stdout=stdout,
     )  # fmt: skip

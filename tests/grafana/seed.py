@@ -89,11 +89,16 @@ SELECT alert_id, cleared_at, 'cleared', 'operator-1', severity FROM alerts
 WHERE cleared_at IS NOT NULL;
 
 INSERT INTO quarantine (received_at, topic, payload, reason, detail, station_id, quantity)
-SELECT t, 'hanoi/v1/air/aq-hoan-kiem/telemetry', '\\x7b7d'::bytea,
+SELECT t, 'hanoi/v1/air/aq-hoan-kiem/telemetry', convert_to('{"n":' || n || '}', 'UTF8'),
        (ARRAY['malformed_json', 'unknown_station', 'physically_impossible'])[1 + n %% 3],
        'seeded', 'aq-hoan-kiem', 'pm25'
 FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz, interval '20 minutes')
      WITH ORDINALITY AS g(t, n);
+
+INSERT INTO quarantine_counts (window_start, publisher, reason, messages, readings, bytes, sampled)
+SELECT date_trunc('minute', received_at), 'aq-hoan-kiem', reason, count(*), sum(readings),
+       sum(payload_size), count(*)
+FROM quarantine GROUP BY 1, 2, 3;
 
 INSERT INTO service_heartbeats (service, instance, started_at, seen_at, stats) VALUES
   ('ingest', '0', now() - interval '1 hour', now(),

@@ -48,7 +48,7 @@ def services(compose: Json) -> dict[str, Json]:
 
 def _named_volume(spec: str) -> str | None:
     source = spec.split(":")[0]
-    return None if source.startswith(("./", "/", "~")) else source
+    return None if source.startswith(("./", "/", "~", "${")) else source
 
 
 def test_top_level(compose: Json) -> None:
@@ -121,6 +121,9 @@ def test_volumes_and_mounted_files(compose: Json, services: dict[str, Json]) -> 
             volume = _named_volume(str(spec))
             if volume is None:
                 source = str(spec).split(":")[0]
+                if source.startswith("${"):  # a host directory outside the repository
+                    assert re.match(r"\$\{\w+:\?", str(spec)), f"{name}: {spec} not required"
+                    continue
                 assert (REPO / source).exists(), f"{name} mounts missing {source}"
             else:
                 used.add(volume)
@@ -184,6 +187,8 @@ def test_dockerfile_and_context() -> None:
 
 
 DUMMY_ENV: Final = {
+    "HANOI_CREDENTIALS_DIR": "/srv/hanoi/credentials",
+    "MQTT_CERTS_DIR": "/srv/hanoi/certs",
     "POSTGRES_PASSWORD": "dummy-db",
     "GRAFANA_DB_PASSWORD": "dummy-reader",
     "GRAFANA_ADMIN_PASSWORD": "dummy-admin",
@@ -220,3 +225,36 @@ def test_docker_compose_config_validates() -> None:
     )
     assert missing.returncode != 0
     assert "POSTGRES_PASSWORD" in missing.stderr
+
+
+def test_the_broker_authenticates_and_each_service_has_its_own_password(
+    services: dict[str, Json],
+) -> None:
+    from contract import MAX_PAYLOAD_BYTES
+
+    conf = (REPO / "deploy" / "mosquitto" / "mosquitto.conf").read_text(encoding="utf-8")
+    lines = [line.strip() for line in conf.splitlines() if line.strip() and line[0] != "#"]
+    assert "allow_anonymous false" in lines
+    assert "allow_anonymous true" not in lines
+    assert "password_file /mosquitto/credentials/mosquitto.passwd" in lines
+    assert "acl_file /mosquitto/credentials/mosquitto.acl" in lines
+    assert f"message_size_limit {MAX_PAYLOAD_BYTES}" in lines
+    listeners = [i for i, line in enumerate(lines) if line.startswith("listener ")]
+    assert [lines[i] for i in listeners] == ["listener 8883", "listener 1883"]
+    for i in listeners:  # a listener option: it must follow every listener line
+        assert lines[i + 1] == "use_username_as_clientid true", lines[i]
+    tls = lines[listeners[0] : listeners[1]]
+    assert "certfile /mosquitto/certs/server.crt" in tls
+    assert "keyfile /mosquitto/certs/server.key" in tls
+    broker = services["mosquitto"]
+    mounts = " ".join(broker["volumes"])
+    assert "}/broker:/mosquitto/credentials:ro" in mounts
+    assert ":/mosquitto/certs:ro" in mounts
+    assert any(p.endswith(":8883") for p in broker["ports"])
+    for name, variable in (("ingest-0", "INGEST"), ("ingest-1", "INGEST"),
+                           ("processing", "PROC")):  # fmt: skip
+        env = services[name]["environment"]
+        assert env[f"{variable}_MQTT_PASSWORD_FILE"] == "/run/hanoi/mqtt/password"
+        (mount,) = services[name]["volumes"]
+        user = "hanoi-processing-0" if name == "processing" else f"hanoi-{name}"
+        assert mount.endswith(f"/secrets/{user}:/run/hanoi/mqtt:ro"), mount

@@ -56,8 +56,14 @@ async def test_database_unavailable_for_60_s(
 ) -> None:
     await register(db_url)
     stream = station_stream(topic_root, 3000)
-    publisher = Publisher(mqtt_broker.host, mqtt_broker.port, stream.messages, rate_per_s=300)
-    settings = settings_for(pg_proxy.url(db_url), mqtt_broker.url, topic_root, receive_maximum=400)
+    publisher = Publisher(
+        mqtt_broker.host,
+        mqtt_broker.port,
+        stream.messages,
+        rate_per_s=300,
+        login=mqtt_broker.login("pub"),
+    )
+    settings = settings_for(pg_proxy.url(db_url), mqtt_broker, topic_root, receive_maximum=400)
     async with running(settings) as ingest:
         async with publishing(publisher):
             await wait_until(lambda: _past(publisher, 600), 30, "600 messages published")
@@ -99,9 +105,15 @@ async def test_database_that_stops_answering_is_given_up_on(
     # rather than wait for the kernel's TCP timeout (about 15 min) or, here, for ever.
     await register(db_url)
     stream = station_stream(topic_root, 2000)
-    publisher = Publisher(mqtt_broker.host, mqtt_broker.port, stream.messages, rate_per_s=500)
+    publisher = Publisher(
+        mqtt_broker.host,
+        mqtt_broker.port,
+        stream.messages,
+        rate_per_s=500,
+        login=mqtt_broker.login("pub"),
+    )
     settings = settings_for(
-        pg_proxy.url(db_url), mqtt_broker.url, topic_root, receive_maximum=400,
+        pg_proxy.url(db_url), mqtt_broker, topic_root, receive_maximum=400,
         write_timeout_s=5.0,  # proposed setting (ignored until it exists: extra="ignore")
     )  # fmt: skip
     async with running(settings) as ingest:
@@ -134,8 +146,14 @@ async def test_database_restart_mid_stream(
     await upgrade(private_pg.url)
     await register(private_pg.url)
     stream = station_stream(topic_root, 3000)
-    publisher = Publisher(mqtt_broker.host, mqtt_broker.port, stream.messages, rate_per_s=1000)
-    settings = settings_for(private_pg.url, mqtt_broker.url, topic_root, receive_maximum=400)
+    publisher = Publisher(
+        mqtt_broker.host,
+        mqtt_broker.port,
+        stream.messages,
+        rate_per_s=1000,
+        login=mqtt_broker.login("pub"),
+    )
+    settings = settings_for(private_pg.url, mqtt_broker, topic_root, receive_maximum=400)
     async with running(settings) as ingest:
         async with publishing(publisher):
             await wait_until(lambda: _past(publisher, 1000), 30, "1000 messages published")
@@ -155,8 +173,10 @@ async def test_slow_database_applies_backpressure(
 ) -> None:
     await register(db_url)
     stream = station_stream(topic_root, 3000)
-    publisher = Publisher(mqtt_broker.host, mqtt_broker.port, stream.messages)  # flat out
-    settings = settings_for(pg_proxy.url(db_url), mqtt_broker.url, topic_root, receive_maximum=200)
+    publisher = Publisher(
+        mqtt_broker.host, mqtt_broker.port, stream.messages, login=mqtt_broker.login("pub")
+    )  # flat out
+    settings = settings_for(pg_proxy.url(db_url), mqtt_broker, topic_root, receive_maximum=200)
     async with running(settings) as ingest:
         pg_proxy.delay_s = 0.03  # every chunk, both ways: each round trip costs 60 ms more
         async with publishing(publisher):
@@ -184,8 +204,14 @@ async def test_stop_with_the_database_down_ends_and_leaves_the_batch_to_the_brok
     # and the next run must store everything exactly once.
     await register(db_url)
     stream = station_stream(topic_root, 400)
-    publisher = Publisher(mqtt_broker.host, mqtt_broker.port, stream.messages, rate_per_s=2000)
-    settings = settings_for(pg_proxy.url(db_url), mqtt_broker.url, topic_root, shutdown_grace_s=2)
+    publisher = Publisher(
+        mqtt_broker.host,
+        mqtt_broker.port,
+        stream.messages,
+        rate_per_s=2000,
+        login=mqtt_broker.login("pub"),
+    )
+    settings = settings_for(pg_proxy.url(db_url), mqtt_broker, topic_root, shutdown_grace_s=2)
     service = IngestService(settings)
     async with service:
         await service.consumer.wait_connected()
@@ -203,7 +229,7 @@ async def test_stop_with_the_database_down_ends_and_leaves_the_batch_to_the_brok
     assert service.pipeline.counts["unacked_at_shutdown"] > 0
     assert service.counts["pending_records"] > 0  # accounted as pending, not lost
     pg_proxy.restore()
-    async with running(settings_for(db_url, mqtt_broker.url, topic_root)) as ingest:
+    async with running(settings_for(db_url, mqtt_broker, topic_root)) as ingest:
         await wait_until(stored_all(db_url, len(stream.keys)), 60, "all stored")
         await wait_until(lambda: _idle(ingest), 30, "nothing pending")
     await assert_exactly_once(db_url, stream)

@@ -103,8 +103,11 @@ async def test_sigkill_mid_batch_then_restart(
 ) -> None:
     await register(db_url)
     instance = "k-" + topic_root.split("/")[0]
+    login = mqtt_broker.service_settings("ingest", instance)
     env = os.environ | {
-        "DATABASE_URL": db_url, "MQTT_URL": mqtt_broker.url, "TOPIC_ROOT": topic_root,
+        "DATABASE_URL": db_url, "MQTT_URL": str(login["mqtt_url"]), "TOPIC_ROOT": topic_root,
+        **({"INGEST_MQTT_PASSWORD_FILE": str(login["mqtt_password_file"])}
+           if "mqtt_password_file" in login else {}),
         "INGEST_INSTANCE": instance, "INGEST_BATCH_MAX_AGE_S": "0.05",
         "INGEST_HEARTBEAT_INTERVAL_S": "0.2", "INGEST_RECEIVE_MAXIMUM": "1000",
     }  # fmt: skip
@@ -116,7 +119,13 @@ async def test_sigkill_mid_batch_then_restart(
         await wait_until(lambda: _reported_connected(db_url, instance), 30, "ingestor connected")
         await asyncio.to_thread(_publish_now, mqtt_broker, probe.messages)
         await wait_until(stored_all(db_url, len(probe.keys)), 30, "the probe stored")
-        publisher = Publisher(mqtt_broker.host, mqtt_broker.port, stream.messages, rate_per_s=3000)
+        publisher = Publisher(
+            mqtt_broker.host,
+            mqtt_broker.port,
+            stream.messages,
+            rate_per_s=3000,
+            login=mqtt_broker.login("pub"),
+        )
         async with publishing(publisher):
             await wait_until(lambda: _past(publisher, 1000), 30, "1000 messages published")
             caught = await _kill_inside_a_write(db_url, first, timeout_s=20)
@@ -145,7 +154,7 @@ async def _reported_settled(db_url: str, instance: str) -> bool:
 
 
 def _publish_now(broker: Broker, messages: Sequence[Message]) -> None:
-    Publisher(broker.host, broker.port, messages).run(timeout_s=30)
+    Publisher(broker.host, broker.port, messages, login=broker.login("pub")).run(timeout_s=30)
 
 
 # -- the first start ------------------------------------------------------------------------
@@ -156,12 +165,14 @@ async def test_wait_connected_means_subscribed(
 ) -> None:
     await register(db_url)
     stream = station_stream(topic_root, 1)
-    service = IngestService(settings_for(db_url, mqtt_broker.url, topic_root))
+    service = IngestService(settings_for(db_url, mqtt_broker, topic_root))
     async with service:
         await service.consumer.wait_connected()
         # A device publishes at this very moment, before the loop runs again: the ingestor
         # said it was subscribed, so the message must reach it.
-        Publisher(mqtt_broker.host, mqtt_broker.port, stream.messages).run(timeout_s=10)
+        Publisher(
+            mqtt_broker.host, mqtt_broker.port, stream.messages, login=mqtt_broker.login("pub")
+        ).run(timeout_s=10)
         task = asyncio.create_task(service.run())
         try:
             await wait_until(stored_all(db_url, len(stream.keys)), 5, fail=False)
@@ -191,7 +202,7 @@ async def test_cancelling_the_service_leaves_no_task_behind(
     # A supervisor (TaskGroup, asyncio.run on SIGINT, a test) cancels run(): the consuming
     # and handling tasks must end with it, not keep consuming and acking on their own.
     await register(db_url)
-    service = IngestService(settings_for(db_url, mqtt_broker.url, topic_root))
+    service = IngestService(settings_for(db_url, mqtt_broker, topic_root))
     async with service:
         task = asyncio.create_task(service.run())
 

@@ -107,7 +107,12 @@ async def test_a_poison_message_is_quarantined_and_the_stream_goes_on(
     messages = [(topic_for(topic_root, station, kind=kind), payload),
                 (topic_for(topic_root, station), after)]  # fmt: skip
     async with running(fuzz_settings(db_url, mqtt_broker, topic_root)) as ingest:
-        await asyncio.to_thread(Publisher(mqtt_broker.host, mqtt_broker.port, messages).run, 30)
+        await asyncio.to_thread(
+            Publisher(
+                mqtt_broker.host, mqtt_broker.port, messages, login=mqtt_broker.login("pub")
+            ).run,
+            30,
+        )
         deadline = time.monotonic() + 15
         while ingest.service.counts["stored"] < 1 and time.monotonic() < deadline:
             ingest.assert_alive()

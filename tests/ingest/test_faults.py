@@ -26,13 +26,13 @@ from datetime import UTC, datetime, timedelta
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from contract import Domain, Quantity, Sensor, Station, StationId, encode_telemetry
 from db import register_stations
-from hanoi_ioc.embedded import EmbeddedBroker
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from tests.fixtures.mqtt import Broker
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt, pytest.mark.slow, pytest.mark.anyio]
 
@@ -93,7 +93,11 @@ class Publisher:
     messages: Sequence[Message]
     rate_per_s: float | None = None
     window: int = 200
+    login: tuple[str, str] | None = None
+    protocol: MQTTProtocolVersion = mqtt.MQTTv5
     acked: int = 0
+    refused: int = 0
+    """Messages the broker refused for good (a PUBACK with an error code)."""
     sessions: int = 0
     _done: list[bool] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -115,8 +119,10 @@ class Publisher:
 
     def _session(self, started: float, deadline: float) -> None:
         self.sessions += 1
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=self.protocol)
         client.max_inflight_messages_set(self.window)
+        if self.login is not None:
+            client.username_pw_set(*self.login)
         inflight: dict[int, int] = {}
         state = {"up": False, "lost": False}
 
@@ -129,9 +135,10 @@ class Publisher:
 
         def on_publish(c: mqtt.Client, u: object, mid: int, rc: object, p: object) -> None:
             index = inflight.pop(mid, None)
-            if index is not None and not getattr(rc, "is_failure", False):
+            if index is not None:  # acknowledged: taken, or refused for good
                 self._done[index] = True
                 self.acked += 1
+                self.refused += bool(getattr(rc, "is_failure", False))
 
         client.on_connect, client.on_disconnect = on_connect, on_disconnect
         client.on_publish = on_publish
@@ -181,12 +188,13 @@ async def publishing(publisher: Publisher, timeout_s: float = 120.0) -> AsyncIte
 # -- the ingestor and the database ----------------------------------------------------------
 
 
-def settings_for(db_url: str, mqtt_url: str, root: str, **overrides: object) -> IngestSettings:
-    """Settings of an in-process ingestor with short timers."""
+def settings_for(db_url: str, broker: Broker, root: str, **overrides: object) -> IngestSettings:
+    """Settings of an in-process ingestor with short timers, and its own broker user."""
+    instance = str(overrides.get("instance", "f-" + root.split("/")[0]))
     values: dict[str, object] = {
-        "database_url": db_url, "mqtt_url": mqtt_url, "topic_root": root,
-        "instance": "f-" + root.split("/")[0], "batch_max_age_s": 0.05,
-        "heartbeat_interval_s": 0.5, "maintenance_interval_s": 5.0,
+        "database_url": db_url, "topic_root": root, "instance": instance,
+        "batch_max_age_s": 0.05, "heartbeat_interval_s": 0.5, "maintenance_interval_s": 5.0,
+        **broker.service_settings("ingest", instance),
     }  # fmt: skip
     values.update(overrides)
     return IngestSettings.model_validate(values)
@@ -310,17 +318,19 @@ async def _past(publisher: Publisher, count: int) -> bool:
 
 
 async def test_broker_restart_mid_stream(
-    private_broker: EmbeddedBroker, db_url: str, topic_root: str
+    private_broker: Broker, db_url: str, topic_root: str
 ) -> None:
     await register(db_url)
     stream = station_stream(topic_root, 3000)
-    publisher = Publisher("127.0.0.1", private_broker.port, stream.messages, rate_per_s=1000)
-    settings = settings_for(db_url, private_broker.url, topic_root, receive_maximum=300)
+    publisher = Publisher("127.0.0.1", private_broker.port, stream.messages, rate_per_s=1000,
+                          login=private_broker.login("pub"))  # fmt: skip
+    settings = settings_for(db_url, private_broker, topic_root, receive_maximum=300)
+    assert private_broker.embedded is not None
     async with running(settings) as ingest:
         async with publishing(publisher):
             await wait_until(lambda: _past(publisher, 1000), 30, "1000 messages published")
-            await asyncio.to_thread(private_broker.stop)
-            await asyncio.to_thread(private_broker.start)
+            await asyncio.to_thread(private_broker.embedded.stop)
+            await asyncio.to_thread(private_broker.embedded.start)
         # Mosquitto 2.0 does not restore a persistent session's $share subscription from
         # its persistence file: whatever is published between its restart and the
         # ingestor's resubscription has no subscriber and is dropped (see the issue report).

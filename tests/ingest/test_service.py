@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.db, pytest.mark.mqtt, pytest.mark.anyio]
 def publish(broker: Broker, messages: list[tuple[str, bytes]], retain: bool = False) -> None:
     """Publish at QoS 1 and wait for every PUBACK (a plain paho client, as a device would)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(*broker.login("pub"))
     client.connect(broker.host, broker.port)
     client.loop_start()
     try:
@@ -32,13 +33,16 @@ def publish(broker: Broker, messages: list[tuple[str, bytes]], retain: bool = Fa
 
 
 def settings_for(db_url: str, broker: Broker, root: str, instance: str = "t") -> IngestSettings:
-    return IngestSettings(
-        database_url=db_url,
-        mqtt_url=broker.url,
-        topic_root=root,
-        instance=f"{instance}-{root.split('/')[0]}",
-        batch_max_age_s=0.05,
-        heartbeat_interval_s=0.2,
+    name = f"{instance}-{root.split('/')[0]}"
+    return IngestSettings.model_validate(
+        {
+            "database_url": db_url,
+            "topic_root": root,
+            "instance": name,
+            "batch_max_age_s": 0.05,
+            "heartbeat_interval_s": 0.2,
+            **broker.service_settings("ingest", name),
+        }
     )
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from contract import decode_registry
 from simulators.__main__ import main
+from simulators.fleet import hanoi_fleet
 from simulators.truth import read_truth_file
 from tests.fixtures.mqtt import Broker
 
@@ -79,6 +80,8 @@ def test_backfill_against_a_broker(mqtt_broker: Broker, topic_root: str, tmp_pat
             "fd-thai-ha,rg-o-cho-dua,aq-hoan-kiem",
             "--mqtt-url",
             mqtt_broker.url,
+            "--credentials-dir",
+            str(mqtt_broker.devices(hanoi_fleet())),
             "--topic-root",
             topic_root,
             "--truth-file",

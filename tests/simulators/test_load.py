@@ -21,9 +21,9 @@ class Counter:
     def __init__(self, broker: Broker, root: str) -> None:
         self.payloads: list[tuple[str, bytes]] = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"c-{uuid.uuid4().hex[:8]}"
-        )
+        user, password = broker.login(f"c-{uuid.uuid4().hex[:8]}")
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user)
+        self.client.username_pw_set(user, password)
         self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port)
         self.client.subscribe(f"{root}/#", qos=1)
@@ -55,14 +55,18 @@ def test_load_reports_what_was_delivered(
     mqtt_broker: Broker, topic_root: str, shape: Shape, processes: int
 ) -> None:
     counter = Counter(mqtt_broker, topic_root)
+    fleet = load_fleet(200)
+    mqtt_broker.store.sync_registry(fleet, keep_secrets=True)  # devices and the 8 gateways
+    mqtt_broker.reload()
     plan = LoadPlan(
         parse_mqtt_url(mqtt_broker.url),
-        stations=40,
+        stations=200,
         rate_msgs_s=200.0,
         duration_s=1.0,
         shape=shape,
         processes=processes,
         root=topic_root,
+        credentials_dir=mqtt_broker.store.secrets_dir,
     )
     report = run_load(plan)
     assert report.processes == processes
@@ -70,10 +74,16 @@ def test_load_reports_what_was_delivered(
     assert 150 <= report.sent <= 210
     assert counter.wait_for(report.sent) == report.sent
     readings = 0
+    gateway_of = {s.station_id: s.gateway for s in fleet}
     for topic, payload in counter.payloads:
-        decoded = decode_telemetry(Topic.parse(topic, topic_root), payload, datetime.now(UTC))
+        parsed = Topic.parse(topic, topic_root)
+        decoded = decode_telemetry(parsed, payload, datetime.now(UTC))
         assert not decoded.rejections
         readings += len(decoded.readings)
+        # every reading is published by the station's own gateway (the ACL would refuse
+        # anything else), on the station's topic or in a pack on the gateway's topic
+        for r in decoded.readings:
+            assert parsed.station_id in (r.station_id, gateway_of[r.station_id])
     assert readings == report.readings
     per_message = readings / report.sent
     assert per_message == 8 if shape == "station" else per_message >= 100
@@ -83,3 +93,5 @@ def test_load_fleet_is_a_registry_of_virtual_air_stations() -> None:
     fleet = load_fleet(12)
     assert [s.station_id for s in fleet][:2] == ["ld-00001", "ld-00002"]
     assert all(len(s.sensors) == 8 for s in fleet)
+    assert [s.gateway for s in fleet][:3] == ["ld-gw-001", "ld-gw-002", "ld-gw-003"]
+    assert fleet[8].gateway == "ld-gw-001"

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from contract import decode_truth
+from contract import MAX_PAYLOAD_BYTES, decode_truth
 from hanoi_ioc.embedded import EmbeddedBroker
 from simulators.clock import SimClock
 from simulators.faults import FaultKind, FaultRates, ScriptedFault
@@ -39,11 +39,12 @@ RATES = FaultRates(
 Message = tuple[str, bytes, bool]
 
 
-def _settings(url: str, protocol: str, root: str) -> SimulatorSettings:
+def _settings(url: str, protocol: str, root: str, credentials: Path) -> SimulatorSettings:
     return SimulatorSettings(
         mqtt_url=url,
         mqtt_protocol=protocol,
         topic_root=root,
+        credentials_dir=credentials,
         speed="max",
         client_id_prefix=f"t{uuid.uuid4().hex[:8]}",
         progress_interval_s=0.5,
@@ -70,10 +71,11 @@ async def _publish_and_collect(
     stations = select_stations(hanoi_fleet(), patterns)
     end = START + timedelta(minutes=minutes)
     expected = list(generate(scenario, stations, START, end, 3, faults=rates, root=root))
-    settings = _settings(broker.url, broker.protocol, root)
+    settings = _settings(broker.url, broker.protocol, root, broker.devices(stations))
     received: list[Message] = []
+    user, password = broker.login(f"sub-{uuid.uuid4().hex[:8]}")
     async with aiomqtt.Client(
-        broker.host, broker.port, identifier=f"sub-{uuid.uuid4().hex[:8]}"
+        broker.host, broker.port, identifier=user, username=user, password=password
     ) as sub:
         await sub.subscribe(f"{root}/#", qos=1)
         collector = asyncio.create_task(_collect(sub, received))
@@ -81,7 +83,10 @@ async def _publish_and_collect(
         with TruthFile(truth_path) if truth_path else _null() as truth:
             publisher = Publisher(settings, stations, SimClock(START, math.inf), truth_file=truth)
             stats = await publisher.run(stream)
-        wanted = sum(i.kind in (OutgoingKind.TELEMETRY, OutgoingKind.TRUTH) for i in expected)
+        wanted = sum(
+            i.kind in (OutgoingKind.TELEMETRY, OutgoingKind.TRUTH) and _deliverable(i)
+            for i in expected
+        )
         async with asyncio.timeout(10):
             while sum(not t.endswith("/status") for t, _, _ in received) < wanted:
                 await asyncio.sleep(0.05)
@@ -89,6 +94,11 @@ async def _publish_and_collect(
         collector.cancel()
     assert stats.dropped == 0
     return expected, received
+
+
+def _deliverable(item: Outgoing) -> bool:
+    """The broker refuses a payload over the contract's limit (the ``oversized`` fault)."""
+    return len(item.payload) <= MAX_PAYLOAD_BYTES
 
 
 class _null:
@@ -117,7 +127,7 @@ async def test_backfill_delivers_every_message_and_the_truth_matches(
     def telemetry(items: list[tuple[str, bytes]]) -> Counter[tuple[str, bytes]]:
         return Counter(i for i in items if i[0].endswith("/telemetry"))
 
-    want = telemetry([(i.topic, i.payload) for i in expected])
+    want = telemetry([(i.topic, i.payload) for i in expected if _deliverable(i)])
     got = telemetry([(t, p) for t, p, _ in received])
     assert set(got) == set(want)
     assert all(got[k] >= n for k, n in want.items())  # QoS 1: at least once
@@ -148,7 +158,10 @@ async def test_last_will_is_retained_when_a_device_dies(
     assert base.events == ()
     await _publish_and_collect(mqtt_broker, topic_root, scenario, ["fd-thai-ha", "fd-lang-ha"], 30)
     retained: dict[str, bytes] = {}
-    async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as late:
+    user, password = mqtt_broker.login()
+    async with aiomqtt.Client(
+        mqtt_broker.host, mqtt_broker.port, identifier=user, username=user, password=password
+    ) as late:
         await late.subscribe(f"{topic_root}/+/+/status", qos=1)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
@@ -179,15 +192,17 @@ async def test_devices_reconnect_after_the_broker_restarts(tmp_path: Path) -> No
             lp.default_exception_handler(context)
 
     loop.set_exception_handler(tolerate)
-    broker = EmbeddedBroker(tmp_path / "mqtt")
+    broker = EmbeddedBroker(tmp_path / "mqtt", root="reconnect/v1")
+    stations = select_stations(hanoi_fleet(), ["aq-*", "rg-*"])
+    broker.credentials.sync_registry(stations, keep_secrets=True)
+    broker.credentials.issue_operational("simulator")
     try:
         with broker:
-            stations = select_stations(hanoi_fleet(), ["aq-*", "rg-*"])
             scenario = load_scenario("quiet-week", hanoi_fleet())
             stream = generate(scenario, stations, START, START + timedelta(hours=4), 1)
-            settings = _settings(broker.url, broker.protocol, "reconnect/v1").model_copy(
-                update={"outbox_size": 100}
-            )
+            settings = _settings(
+                broker.url, broker.protocol, "reconnect/v1", broker.credentials.secrets_dir
+            ).model_copy(update={"outbox_size": 100})
             publisher = Publisher(settings, stations, SimClock(START, math.inf))
             run = asyncio.create_task(publisher.run(stream))
             await asyncio.sleep(0.5)

@@ -2,7 +2,6 @@
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -92,26 +91,3 @@ def test_validation_outcomes() -> None:
     assert status.records == 0
     unknown = check("hanoi/v1/air/aq-nowhere/status", b"online")
     assert [q.reason for q in unknown.quarantined] == ["unknown_station"]
-
-
-async def _fail(batch: object) -> None:
-    msg = "a bug in the handler"
-    raise RuntimeError(msg)
-
-
-@pytest.mark.anyio
-async def test_a_crashing_handler_stops_the_pipeline_instead_of_hanging() -> None:
-    from stream.consumer import Consumer
-    from stream.pipeline import Pipeline
-
-    consumer = Consumer("mqtt://127.0.0.1:1", client_id="never-connected", subscriptions=[])
-    consumer._buffer.append(RawMessage("hanoi/v1/air/aq-x/telemetry", b"{}", 1, 1, NOW, 1))
-    consumer._ready.set()
-    pipeline = Pipeline(
-        consumer,
-        Validator(REGISTRY),
-        Batcher(max_readings=1, max_messages=1, max_age_s=0.01),
-        _fail,
-    )
-    with pytest.raises(RuntimeError, match="a bug in the handler"):
-        await pipeline.run()

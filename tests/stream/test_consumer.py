@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.anyio]
 
 def _publish(broker: Broker, topic: str, payloads: list[bytes]) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(*broker.login("pub"))
     client.connect(broker.host, broker.port)
     client.loop_start()
     try:
@@ -36,7 +37,8 @@ async def test_a_full_buffer_pauses_reading_and_nothing_is_lost(
     payloads = [f"{i:06d}".encode() * 700 for i in range(300)]  # 4.2 kB each
     limits = {"receive_maximum": 40} if bound == "messages" else {"buffer_max_bytes": 40_000}
     consumer = Consumer(
-        mqtt_broker.url, client_id=f"bound-{topic_root.split('/')[0]}-{bound}",
+        mqtt_broker.url_as(name := f"bound-{topic_root.split('/')[0]}-{bound}"),
+        client_id=f"hanoi-tester-{name}",
         subscriptions=[f"{topic_root}/+/+/telemetry"], **limits,  # type: ignore[arg-type]
     )  # fmt: skip
     got: list[bytes] = []
@@ -75,7 +77,8 @@ async def test_concurrent_writes_commit_out_of_order_but_ack_in_arrival_order(
     topic = f"{topic_root}/air/aq-order/telemetry"
     payloads = [f"m{i:04d}".encode() for i in range(120)]
     consumer = _RecordingConsumer(
-        mqtt_broker.url, client_id=f"order-{topic_root.split('/')[0]}",
+        mqtt_broker.url_as(name := f"order-{topic_root.split('/')[0]}"),
+        client_id=f"hanoi-tester-{name}",
         subscriptions=[f"{topic_root}/+/+/telemetry"],
     )  # fmt: skip
     committed: list[int] = []
