@@ -124,9 +124,8 @@ def _credentials(args: argparse.Namespace) -> int:
             )
         return 0
     if action == "init":
-        for service in ("ingest", "processing"):
-            name = store.issue_service(service, args.instance)
-            sys.stdout.write(f"{name}: password in {store.secret_file(name)}\n")
+        name = store.issue_service("ingest", args.instance)  # processing reads no broker
+        sys.stdout.write(f"{name}: password in {store.secret_file(name)}\n")
         health = store.issue_operational("health")
         sys.stdout.write(f"{health}: password in {store.secret_file(health)}\n")
     elif action == "service":

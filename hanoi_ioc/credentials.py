@@ -21,7 +21,7 @@ Roles and what the ACL lets them do (``<root>`` is the topic root):
 
 - a **service** (``hanoi-<service>-<instance>``, also its MQTT client id: the broker replaces
   every client id by the user name, so nobody else can take over a service's session) reads
-  telemetry (ingest, processing) and status (ingest);
+  telemetry and status (ingest; processing reads the database, not the broker);
 - a **device** (user = station id) writes its own station's telemetry and status topics, in
   its registered domain, and nothing else;
 - a **gateway** (user = the ``gateway`` attribute of the stations registered to it) writes
@@ -77,9 +77,9 @@ Access = Literal["read", "write", "readwrite"]
 
 SERVICE_READS: Final[dict[str, tuple[Literal["telemetry", "status"], ...]]] = {
     "ingest": ("telemetry", "status"),
-    "processing": ("telemetry",),
 }
-"""What each service subscribes to (and may therefore read)."""
+"""What each service subscribes to (and may therefore read). Only ingest reads the broker:
+processing decides on what ingest stored (the reading feed), so it holds no broker user."""
 
 _ITERATIONS: Final = 101  # Mosquitto's own default; see the module docstring
 _SALT_BYTES: Final = 12

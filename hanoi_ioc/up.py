@@ -83,12 +83,10 @@ def _issue_users(store: CredentialStore) -> dict[str, str]:
     from simulators.fleet import hanoi_fleet
 
     ingest = store.issue_service("ingest", os.environ.get("INGEST_INSTANCE", "0"))
-    processing = store.issue_service("processing", os.environ.get("PROC_INSTANCE", "0"))
     store.sync_registry(hanoi_fleet(), keep_secrets=True, revoke=False)
     store.issue_operational("simulator")
     return {
         "INGEST_MQTT_PASSWORD_FILE": str(store.secret_file(ingest)),
-        "PROC_MQTT_PASSWORD_FILE": str(store.secret_file(processing)),
         "SIM_CREDENTIALS_DIR": str(store.secrets_dir),
     }
 

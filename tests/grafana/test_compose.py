@@ -251,10 +251,11 @@ def test_the_broker_authenticates_and_each_service_has_its_own_password(
     assert "}/broker:/mosquitto/credentials:ro" in mounts
     assert ":/mosquitto/certs:ro" in mounts
     assert any(p.endswith(":8883") for p in broker["ports"])
-    for name, variable in (("ingest-0", "INGEST"), ("ingest-1", "INGEST"),
-                           ("processing", "PROC")):  # fmt: skip
+    for name in ("ingest-0", "ingest-1"):
         env = services[name]["environment"]
-        assert env[f"{variable}_MQTT_PASSWORD_FILE"] == "/run/hanoi/mqtt/password"
+        assert env["INGEST_MQTT_PASSWORD_FILE"] == "/run/hanoi/mqtt/password"
         (mount,) = services[name]["volumes"]
-        user = "hanoi-processing-0" if name == "processing" else f"hanoi-{name}"
-        assert mount.endswith(f"/secrets/{user}:/run/hanoi/mqtt:ro"), mount
+        assert mount.endswith(f"/secrets/hanoi-{name}:/run/hanoi/mqtt:ro"), mount
+    # processing reads the database's reading feed: no broker user, no password mounted
+    assert "volumes" not in services["processing"]
+    assert not any(k.startswith("PROC_MQTT") for k in services["processing"]["environment"])

@@ -84,11 +84,11 @@ def _grants(store: CredentialStore, name: str) -> set[str]:
 def test_every_role_gets_only_what_it_needs(tmp_path: Path) -> None:
     store = CredentialStore(tmp_path / "cred")
     store.issue_service("ingest", "2")
-    store.issue_service("processing")
     store.sync_registry([FLOOD, RAIN, AIR])
     assert _grants(store, "hanoi-ingest-2") == {
         "read hanoi/v1/+/+/telemetry", "read hanoi/v1/+/+/status"}  # fmt: skip
-    assert _grants(store, "hanoi-processing-0") == {"read hanoi/v1/+/+/telemetry"}
+    with pytest.raises(CredentialsError):  # processing reads the database, not the broker
+        store.issue_service("processing")
     assert _grants(store, "aq-cred-1") == {
         "write hanoi/v1/air/aq-cred-1/telemetry",
         "write hanoi/v1/air/aq-cred-1/status",
@@ -151,10 +151,10 @@ def test_two_processes_share_one_store(tmp_path: Path) -> None:
     first = CredentialStore(tmp_path / "cred")
     second = CredentialStore(tmp_path / "cred")
     first.issue_service("ingest")
-    second.issue_service("processing")  # reads the store afresh: keeps the first's user
+    second.issue_service("ingest", "1")  # reads the store afresh: keeps the first's user
     first.issue_operational("observer")
     assert set(CredentialStore(tmp_path / "cred").identities) == {
-        "hanoi-ingest-0", "hanoi-processing-0", "hanoi-observer"}  # fmt: skip
+        "hanoi-ingest-0", "hanoi-ingest-1", "hanoi-observer"}  # fmt: skip
 
 
 @pytest.mark.mqtt
