@@ -81,6 +81,8 @@ class ApiSettings(BaseSettings):
         database_url: libpq URL; read from ``API_DATABASE_URL`` or ``DATABASE_URL``.
         host: interface to bind.
         port: TCP port.
+        instance: a name of this running API, echoed by ``/health`` (``hanoi-ioc up`` gives
+            each API it starts a random one, to know the port answers with its own API).
         tokens: token -> grant (JSON in ``API_TOKENS``).
         open_viewer: anonymous read-only access; defaults to on in dev, off elsewhere.
         ws_max_clients: concurrent WebSocket clients; more are refused with code 1013.
@@ -153,6 +155,7 @@ class ApiSettings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    instance: str | None = Field(default=None, max_length=64)
     tokens: dict[str, TokenGrant] = Field(default_factory=dict)
     open_viewer: bool | None = None
 
