@@ -102,6 +102,8 @@ class ApiSettings(BaseSettings):
         history_default_points: points returned by /api/history without ``max_points``.
         history_max_points: the largest ``max_points`` accepted.
         indices_window_s: how far back /api/stations looks for each station's latest indices.
+        console_cleared_visible_s: how long the console keeps showing an alert after it was
+            cleared (greyed, labelled "Đã kết thúc / Cleared"), so a newcomer sees the story.
         cap_sender: the CAP 1.2 ``sender`` of the flood feed.
         cap_status: the CAP ``status``; defaults to ``Test`` in dev (simulated data), else
             ``Actual``.
@@ -185,6 +187,7 @@ class ApiSettings(BaseSettings):
     history_max_points: int = Field(default=5000, ge=2)
     indices_window_s: float = Field(default=2 * 86400.0, gt=0)
 
+    console_cleared_visible_s: float = Field(default=2 * 3600.0, ge=0, le=7 * 86400.0)
     cap_sender: str = Field(default="hanoi-ioc", pattern=r"^[^\s,<&]+$")
     cap_status: Literal["Actual", "Exercise", "System", "Test", "Draft"] | None = None
 
