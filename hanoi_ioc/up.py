@@ -364,7 +364,8 @@ def _forced_strategy(value: str) -> StrategyName | None:
 async def _supervise(children: dict[str, subprocess.Popen[bytes]], out: TextIO) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: the terminal closing reaches `up` alone now, which must not leave orphans
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     while not stop.is_set():
         for name, proc in children.items():
