@@ -290,21 +290,42 @@
     return s("circle", { ...common, r: 8 });
   }
 
+  // The part of the map shown: the stations' extent with a margin, widened to the box's own
+  // shape so that the map fills it (no letterboxing) and the stations are not specks.
+  function mapView() {
+    const svg = $("map");
+    const boxW = svg.clientWidth || MAP_W, boxH = svg.clientHeight || MAP_H;
+    let x0 = 0, y0 = 0, x1 = MAP_W, y1 = MAP_H;
+    if (state.stations.size) {
+      const pts = [...state.stations.values()].map((st) => project(st.lat, st.lon));
+      const pad = 40;
+      x0 = Math.min(...pts.map((p) => p[0])) - pad; x1 = Math.max(...pts.map((p) => p[0])) + pad;
+      y0 = Math.min(...pts.map((p) => p[1])) - pad; y1 = Math.max(...pts.map((p) => p[1])) + pad;
+    }
+    let w = x1 - x0, h = y1 - y0;
+    const aspect = boxW / Math.max(1, boxH);
+    if (w / h < aspect) { const nw = h * aspect; x0 -= (nw - w) / 2; w = nw; } else {
+      const nh = w / aspect; y0 -= (nh - h) / 2; h = nh;
+    }
+    return { x: x0, y: y0, w, h };
+  }
+
   function drawMap() {
     const svg = $("map");
-    svg.setAttribute("viewBox", `0 0 ${MAP_W} ${MAP_H.toFixed(0)}`);
+    const view = mapView();
+    svg.setAttribute("viewBox", [view.x, view.y, view.w, view.h].map((v) => v.toFixed(1)).join(" "));
     svg.replaceChildren();
-    svg.append(s("rect", { class: "land", x: 0, y: 0, width: MAP_W, height: MAP_H }));
+    svg.append(s("rect", { class: "land", x: view.x, y: view.y, width: view.w, height: view.h }));
     const grid = s("g", { class: "graticule" });
-    for (let lon = 105.75; lon < BBOX.east; lon += 0.05) {
+    for (let lon = 105.70; lon < BBOX.east; lon += 0.05) {
       const [x] = project(BBOX.north, lon);
-      grid.append(s("line", { x1: x, y1: 0, x2: x, y2: MAP_H }),
-        s("text", { x: x + 3, y: MAP_H - 6 }, `${lon.toFixed(2)}°E`));
+      grid.append(s("line", { x1: x, y1: view.y, x2: x, y2: view.y + view.h }),
+        s("text", { x: x + 3, y: view.y + view.h - 6 }, `${lon.toFixed(2)}°E`));
     }
     for (let lat = 20.95; lat < BBOX.north; lat += 0.05) {
       const [, y] = project(lat, BBOX.west);
-      grid.append(s("line", { x1: 0, y1: y, x2: MAP_W, y2: y }),
-        s("text", { x: 4, y: y - 3 }, `${lat.toFixed(2)}°N`));
+      grid.append(s("line", { x1: view.x, y1: y, x2: view.x + view.w, y2: y }),
+        s("text", { x: view.x + 4, y: y - 3 }, `${lat.toFixed(2)}°N`));
     }
     svg.append(grid);
     const riverPath = path(RED_RIVER);
@@ -329,23 +350,24 @@
       s("text", { class: "water-label river-label", x: rx, y: ry, transform: `rotate(-38 ${rx} ${ry})` },
         "Sông Hồng"),
     );
-    drawScale(svg);
+    drawScale(svg, view);
     const layer = s("g", { id: "stations" });
     svg.append(layer);
     drawStations();
   }
 
-  function drawScale(svg) {
+  function drawScale(svg, view) {
     const km = SCALE / 111.2; // px per km (1° of latitude ≈ 111.2 km)
-    const x0 = MAP_W - 40 - 2 * km;
-    const y0 = MAP_H - 28;
+    const right = view.x + view.w;
+    const x0 = right - 40 - 2 * km;
+    const y0 = view.y + view.h - 28;
     svg.append(s("g", { class: "scale" },
       s("rect", { x: x0, y: y0, width: km, height: 5 }),
       s("rect", { x: x0 + km, y: y0, width: km, height: 5, class: "alt" }),
       s("text", { x: x0, y: y0 - 5 }, "0"),
       s("text", { x: x0 + 2 * km - 16, y: y0 - 5 }, "2 km"),
-      s("text", { x: MAP_W - 28, y: 34, class: "north" }, "B"),
-      s("path", { d: `M${MAP_W - 24},40 l-7,16 l7,-4 l7,4 z`, class: "north-arrow" })));
+      s("text", { x: right - 28, y: view.y + 34, class: "north" }, "B"),
+      s("path", { d: `M${right - 24},${view.y + 40} l-7,16 l7,-4 l7,4 z`, class: "north-arrow" })));
   }
 
   function drawStations() {
@@ -818,6 +840,11 @@
     setInterval(tick, 1000);
     setInterval(() => loadStations().catch(() => {}), 60000);
     setInterval(renderAlerts, 60000); // the recently cleared leave the screen in time
+    let resized = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resized);
+      resized = setTimeout(drawMap, 200);
+    });
   }
 
   // A wall display can be set up by URL: /#token=...&station=fd-thai-ha (the fragment never
