@@ -627,8 +627,10 @@
       h("div", { class: "alert-meta" }, [place, value + limit, `#${a.alert_id}`].filter(Boolean).join(" · ")),
       a.acknowledged_by ? h("div", { class: "alert-meta ack",
         title: `${ago(a.acknowledged_at)}` }, `Xác nhận bởi / Acknowledged by ${a.acknowledged_by}`) : null,
-      a.state === "cleared" ? h("div", { class: "alert-meta cleared",
-        title: `${ago(a.cleared_at)}` }, `Đã kết thúc / Cleared${a.cleared_by ? ` · ${a.cleared_by}` : ""}`) : null,
+      a.state === "cleared" ? h("div", { class: "alert-meta cleared", title: ago(a.cleared_at) },
+        a.cleared_by && a.cleared_by !== "processing"
+          ? `Đóng bởi / Cleared by ${a.cleared_by}`
+          : "Tự kết thúc: điều kiện đã hết / Ended: the condition is over") : null,
       h("div", { class: "alert-actions" }, buttons));
   }
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 import anyio
+import playwright.sync_api as playwright_sync
 import psycopg
 import pytest
 
@@ -35,7 +36,6 @@ from tests.ops_api.server import free_port, running_api
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
 _WIDTH: Final = 1280
 _HEIGHT: Final = 720
@@ -61,22 +61,28 @@ def console_db(db_url: str) -> str:
             "UPDATE latest SET value = -2.5 FROM sensors s WHERE latest.sensor_id = s.sensor_id "
             "AND s.station_id = 'fd-thai-ha' AND s.quantity = 'water_depth'"
         )
-    # one alert cleared a moment ago: it stays on screen, greyed
-    anyio.run(_clear_one, db_url)
+    # one alert cleared a moment ago stays on screen, greyed; one cleared three hours ago
+    # (its clearing moved back in time) is gone
+    anyio.run(_clear_two, db_url)
     return db_url
 
 
-async def _clear_one(db_url: str) -> None:
+async def _clear_two(db_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         cur = await conn.execute(
-            "SELECT alert_id FROM alerts WHERE state <> 'cleared' ORDER BY alert_id LIMIT 1"
+            "SELECT alert_id FROM alerts WHERE state <> 'cleared' ORDER BY alert_id LIMIT 2"
         )
-        row = await cur.fetchone()
-        assert row is not None
-        await transition_alert(
-            conn, int(row[0]), AlertAction.CLEARED, actor="op-sim", note="xong",
-            can_see=lambda _domain: True,
-        )  # fmt: skip
+        now, before = (int(row[0]) for row in await cur.fetchall())
+        for alert_id in (now, before):
+            await transition_alert(
+                conn, alert_id, AlertAction.CLEARED, actor="op-sim", note="xong",
+                can_see=lambda _domain: True,
+            )  # fmt: skip
+        await conn.execute(
+            "UPDATE alerts SET cleared_at = now() - interval '3 hours', title_en = 'Old story'"
+            " WHERE alert_id = %s",
+            (before,),
+        )
 
 
 def _raise_live(db_url: str) -> int:
@@ -174,6 +180,8 @@ def _exercise(browser: object, db_url: str, base: str, tmp_path: Path) -> None:
     cleared = page.locator("#alerts li.alert.state-cleared")
     assert cleared.count() >= 1
     assert "Đã kết thúc / Cleared" in cleared.first.inner_text()
+    assert cleared.filter(has_text="Cleared by op-sim").count() == 1
+    assert page.locator("#alerts li.alert", has_text="Old story").count() == 0
     first = tmp_path / "console-loaded-1280x720.png"
     page.screenshot(path=str(first))
     _artefact(first)
