@@ -135,9 +135,8 @@ def test_console_in_a_real_browser(console_db: str, console_url: str, tmp_path: 
             browser.close()
 
 
-def _exercise(browser: object, db_url: str, base: str, tmp_path: Path) -> None:
-    assert isinstance(browser, playwright_sync.Browser)
-    viewport = {"width": _WIDTH, "height": _HEIGHT}
+def _exercise(browser: playwright_sync.Browser, db_url: str, base: str, tmp_path: Path) -> None:
+    viewport = playwright_sync.ViewportSize(width=_WIDTH, height=_HEIGHT)
     operator = browser.new_context(viewport=viewport, timezone_id="UTC", locale="en-US")
     watcher = browser.new_context(viewport=viewport)
     page = operator.new_page()
