@@ -280,7 +280,7 @@ async def run_up(options: UpOptions, out: TextIO = sys.stdout) -> int:
             _say(out, f"  MQTT broker (simulators, devices):    {mqtt_url}")
             _say(out, f"  Logs:                                 {logs}/*.log")
             _say(out, f"  Simulation: scenario '{options.scenario}' at speed {options.speed}")
-            _print_tokens(out, api, dev=not os.environ.get("API_TOKENS"))
+            _print_tokens(out, api, database_url, dev=not os.environ.get("API_TOKENS"))
             _print_ports(out, options.api_port, pg_port, broker_port)
             _say(out, "Press Ctrl-C to stop / Nhấn Ctrl-C để dừng.")
             if options.ready_timeout_s is not None:
@@ -322,10 +322,15 @@ def foreign_answer(
     return why
 
 
-def _print_tokens(out: TextIO, api: str, *, dev: bool) -> None:
+def _print_tokens(out: TextIO, api: str, database_url: str, *, dev: bool) -> None:
     """The development tokens an operator needs to acknowledge (ENV=dev, no API_TOKENS)."""
+    own = (
+        f"    a token of your own / mã riêng: DATABASE_URL={database_url} "
+        "hanoi-ioc tokens create --name <tên/name> --role operator"
+    )
     if not dev:
         _say(out, "  API tokens / Mã truy cập: those of API_TOKENS (no development tokens)")
+        _say(out, own)
         return
     _say(out, "  Development tokens / Mã truy cập phát triển (ENV=dev, this machine only):")
     for token, grant in DEV_TOKENS.items():
@@ -335,6 +340,7 @@ def _print_tokens(out: TextIO, api: str, *, dev: bool) -> None:
         _say(out, f"    {token:<13} {grant.role.value}: {_ROLE_TEXT[grant.role.value]}{scope}")
     _say(out, "    console → nút 'Mã truy cập / Token', or open "
               f"{api}/#token=dev-operator")  # fmt: skip
+    _say(out, own)
 
 
 def _print_ports(out: TextIO, api_port: int, pg_port: int | None, mqtt_port: int | None) -> None:
