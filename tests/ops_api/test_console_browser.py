@@ -168,9 +168,16 @@ def _exercise(browser: playwright_sync.Browser, db_url: str, base: str, tmp_path
     assert "µg/m³" in text
     assert "°C" in text
     assert "xe/phút (veh/min)" in text
-    thai_ha = page.locator("#panels tr", has_text="Thái Hà").first.inner_text()
+    name_cell = page.locator("td.name[title$='(fd-thai-ha)']")
+    thai_ha = page.locator("#panels tr", has=name_cell).inner_text()
     assert "khô / dry" in thai_ha
     assert "-2" not in thai_ha
+    with psycopg.connect(db_url) as conn:  # only the display: what is stored stays
+        depth = conn.execute(
+            "SELECT value FROM latest_readings WHERE station_id = 'fd-thai-ha'"
+            " AND quantity = 'water_depth'"
+        ).fetchone()
+    assert depth == (-2.5,)
     cards = page.locator("#alerts li.alert")
     for i in range(cards.count()):
         card = cards.nth(i)
