@@ -126,8 +126,8 @@ class FeedWatch:
     def window(self, start: float, end: float) -> dict[str, object]:
         """Figures of the readings whose time (publish time) is in ``[start, end)``.
 
-        Rates are over the first reading's publish → the last commit (stored) or decision
-        (decided), so a backlog drained after publishing ended counts against them.
+        ``last_commit_after_s`` / ``last_decision_after_s``: how long after the last
+        reading's publish the last one was committed / decided (the backlog's drain).
         """
         commit: list[Floats] = []
         decision: list[Floats] = []
@@ -154,8 +154,6 @@ class FeedWatch:
         return {
             "stored": stored, "decided": decided_n, "undecided": undecided,
             "publish_s": round(last - first, 2) if stored else 0.0,
-            "stored_rate": round(stored / (last_commit - first)) if stored else 0,
-            "decided_rate": round(decided_n / (last_decision - first)) if decided_n else 0,
             "last_commit_after_s": round(last_commit - last, 2) if stored else None,
             "last_decision_after_s": round(last_decision - last, 2) if decided_n else None,
             "publish_to_commit_ms": percentiles(commit_ms),

@@ -141,6 +141,7 @@ async def _step(stack: PrivateStack, options: BenchOptions, watch: FeedWatch,
     step: dict[str, Any] = {"offered": offered, "seconds": options.step_s, "load": load,
                             "undecided_at_publish_end": undecided_at_end}  # fmt: skip
     step |= watch.window(start, end)
+    step |= _rates(step, float(load.get("elapsed_s", 0.0)))
     step["alerts"] = probe.window(start, end)
     step["cpu_pct"] = cpu.end(float(load.get("cpu_s", 0.0)))
     acked = float(load.get("achieved_readings_s", 0.0)) * float(load.get("elapsed_s", 0.0))
@@ -150,6 +151,20 @@ async def _step(stack: PrivateStack, options: BenchOptions, watch: FeedWatch,
                            and step["decided"] >= 0.95 * acked)  # fmt: skip
     stack.check_alive()
     return step
+
+
+def _rates(step: dict[str, Any], publish_s: float) -> dict[str, int]:
+    """Readings/s stored and decided: over the load's publishing time + the drain after it.
+
+    (The load's own time, not the window's: the probes start publishing before the load
+    generator's processes are up.) A backlog drained after publishing counts against them.
+    """
+    out = {}
+    for rate, count, tail in (("stored_rate", "stored", "last_commit_after_s"),
+                              ("decided_rate", "decided", "last_decision_after_s")):  # fmt: skip
+        span = publish_s + max(0.0, step[tail] or 0.0)
+        out[rate] = round(step[count] / span) if step[count] and span > 0 else 0
+    return out
 
 
 def _sustained(report: Report) -> dict[str, Any]:
