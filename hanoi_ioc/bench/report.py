@@ -60,6 +60,13 @@ def _pipeline(report: Report) -> list[str]:
     return _md(head, rows)
 
 
+def _cpu_table(report: Report) -> list[str]:
+    names = ("ingest", "processing", "api", "load", "broker", "postgres", "bench")
+    rows = [(_n(s["offered"]), *(_n(s.get("cpu_us_per_reading", {}).get(k), 1) for k in names))
+            for s in report.get("pipeline", [])]  # fmt: skip
+    return _md(("offered readings/s", *names), rows)
+
+
 def table(report: Report) -> str:
     """The whole report as Markdown tables."""
     m = report.get("machine", {})
@@ -75,6 +82,7 @@ def table(report: Report) -> str:
          f"{_n(copy.get('rows'))} rows"),
     ]), ""]  # fmt: skip
     out += ["## Pipeline (ingest + processing + API)", *_pipeline(report), ""]
+    out += ["CPU µs per reading stored, by process:", *_cpu_table(report), ""]
     sustained = report.get("sustained", {})
     out += [f"sustained end to end: {_n(sustained.get('readings_s'))} readings/s "
             f"(highest offered load kept up with: {_n(sustained.get('offered'))}); ceiling seen "
@@ -84,10 +92,12 @@ def table(report: Report) -> str:
     mem = report.get("memory_mb", {})
     out += ["## Peak memory (MB, VmHWM)", *_md(list(mem), [[_n(v) for v in mem.values()]]), ""]
     out += ["## Processing engine by registry size", *_md(
-        ("sensors", "batch", "ms per batch p50 / max", "µs CPU per reading",
+        ("sensors", "readings per batch", "ms per batch p50 / max (CPU p50)",
+         "µs CPU per reading",
          "readings/s on one core", "engine MB (adopted / peak)", "peak RSS MB"),
         [(_n(e["sensors"]), _n(e["batch"]), f"{_n(e['ms_per_batch_p50'], 1)} / "
-          f"{_n(e['ms_per_batch_max'], 1)}", _n(e["us_per_reading"], 2),
+          f"{_n(e['ms_per_batch_max'], 1)} ({_n(e.get('cpu_ms_per_batch_p50'), 1)})",
+          _n(e["us_per_reading"], 2),
           _n(e["readings_s_one_core"]), f"{_n(e['engine_mb'], 1)} / {_n(e['engine_peak_mb'], 1)}",
           _n(e["peak_rss_mb"], 1)) for e in report.get("engine", [])]), ""]  # fmt: skip
     out += ["## WebSocket fan-out of one alert event", *_md(

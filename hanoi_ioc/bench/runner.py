@@ -80,13 +80,14 @@ class _Cpu:
         self.busy0 = procstat.busy_cores_s()
         self.wall0 = time.monotonic()
 
-    def end(self, load_cpu_s: float) -> dict[str, int]:
+    def end(self, load_cpu_s: float) -> tuple[dict[str, int], dict[str, float]]:
+        """% of one core per process group over the window, and the CPU seconds."""
         now = self._read()
         used = {name: max(0.0, now[name] - self.first.get(name, 0.0)) for name in now}
         used["load"] = load_cpu_s
         used["other"] = max(0.0, procstat.busy_cores_s() - self.busy0 - sum(used.values()))
         wall = max(time.monotonic() - self.wall0, 1e-9)
-        return {name: round(100 * v / wall) for name, v in used.items()}
+        return {name: round(100 * v / wall) for name, v in used.items()}, used
 
 
 def _children(parent: int) -> list[int]:
@@ -143,7 +144,12 @@ async def _step(stack: PrivateStack, options: BenchOptions, watch: FeedWatch,
     step |= watch.window(start, end)
     step |= _rates(step, float(load.get("elapsed_s", 0.0)))
     step["alerts"] = probe.window(start, end)
-    step["cpu_pct"] = cpu.end(float(load.get("cpu_s", 0.0)))
+    step["cpu_pct"], used = cpu.end(float(load.get("cpu_s", 0.0)))
+    # CPU per reading stored: what carries across machines better than a rate
+    step["cpu_us_per_reading"] = {
+        name: round(seconds * 1e6 / step["stored"], 1) if step["stored"] else None
+        for name, seconds in used.items() if name != "other"
+    }  # fmt: skip
     acked = float(load.get("achieved_readings_s", 0.0)) * float(load.get("elapsed_s", 0.0))
     limit = max(2.0, 0.1 * options.step_s)
     last = step["last_decision_after_s"]
