@@ -131,10 +131,10 @@ def plot(report: Report, directory: Path) -> list[Path]:
     written = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
     loads = [s["offered"] for s in steps]
-    for key, label, source in (
-        ("publish_to_commit_ms", "publish→commit", None),
-        ("publish_to_decision_ms", "publish→decision", None),
-        ("publish_to_alert_ws_ms", "publish→alert on WebSocket", "alerts"),
+    for key, label, source, color in (
+        ("publish_to_commit_ms", "publish→commit", None, "C0"),
+        ("publish_to_decision_ms", "publish→decision", None, "C1"),
+        ("publish_to_alert_ws_ms", "publish→alert on WebSocket", "alerts", "C3"),
     ):
         for pct, style in (("p50", "--"), ("p99", "-")):
             points = [(x, (s.get(source, {}) if source else s).get(key, {}).get(pct))
@@ -142,7 +142,7 @@ def plot(report: Report, directory: Path) -> list[Path]:
             xs = [x for x, y in points if y]
             ys = [y for _, y in points if y]
             if xs:
-                ax.plot(xs, ys, style, marker="o", label=f"{label} {pct}")
+                ax.plot(xs, ys, style, color=color, marker="o", label=f"{label} {pct}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("offered load, readings/s")
