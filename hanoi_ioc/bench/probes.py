@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 Floats = npt.NDArray[np.float64]
 _FEED: Final = """
 SELECT seq, extract(epoch FROM coalesce(pg_xact_commit_timestamp(xmin), committed_at))::float8,
-       times
+       times, sensor_keys
 FROM reading_feed WHERE seq > %s ORDER BY seq LIMIT 2000"""
 _POSITION: Final = """
 SELECT seq, extract(epoch FROM coalesce(pg_xact_commit_timestamp(xmin), updated_at))::float8
@@ -68,6 +68,7 @@ class _Batch:
     seq: int
     committed: float
     times: Floats
+    keys: npt.NDArray[np.int32]
 
 
 @dataclass
@@ -82,6 +83,8 @@ class FeedWatch:
     position_times: list[float] = field(default_factory=list)
     gaps: int = 0
     """Feed numbers never seen (pruned before a poll read them)."""
+    probe_keys: npt.NDArray[np.int32] = field(default_factory=lambda: np.empty(0, np.int32))
+    """Storage keys of the probe stations' sensors (their readings are also timed apart)."""
 
     async def run(self) -> None:
         """Poll until cancelled."""
@@ -94,12 +97,13 @@ class FeedWatch:
         """Read new feed batches and processing's position once."""
         last = self.batches[-1].seq if self.batches else 0
         rows = await (await conn.execute(_FEED, (last,))).fetchall()
-        for seq, committed, times in rows:
+        for seq, committed, times, keys in rows:
             seq_i = int(str(seq))
             if self.batches and seq_i != last + 1:
                 self.gaps += seq_i - last - 1
             times_s = np.frombuffer(bytes(times), "<f8")
-            self.batches.append(_Batch(seq_i, float(committed), times_s))
+            keys_a = np.frombuffer(bytes(keys), "<i4")
+            self.batches.append(_Batch(seq_i, float(committed), times_s, keys_a))
             last = seq_i
         row = await (await conn.execute(_POSITION, (self.consumer,))).fetchone()
         if row is not None:
@@ -128,18 +132,25 @@ class FeedWatch:
 
         ``last_commit_after_s`` / ``last_decision_after_s``: how long after the last
         reading's publish the last one was committed / decided (the backlog's drain).
+        ``probe_…``: the same latencies for the probe stations' readings only (published by
+        their own client, so no load generator's queue is in them).
         """
         commit: list[Floats] = []
         decision: list[Floats] = []
+        probe_commit: list[Floats] = []
+        probe_decision: list[Floats] = []
         undecided = 0
         first, last = float("inf"), 0.0
         last_commit = last_decision = 0.0
         for batch in self.batches:
-            times = batch.times[(batch.times >= start) & (batch.times < end)]
+            inside = (batch.times >= start) & (batch.times < end)
+            times = batch.times[inside]
             if not times.size:
                 continue
+            probes = batch.times[inside & np.isin(batch.keys, self.probe_keys)]
             first, last = min(first, float(times.min())), max(last, float(times.max()))
             commit.append(batch.committed - times)
+            probe_commit.append(batch.committed - probes)
             last_commit = max(last_commit, batch.committed)
             k = bisect.bisect_left(self.position_seqs, batch.seq)
             if k == len(self.position_seqs):
@@ -147,6 +158,7 @@ class FeedWatch:
                 continue
             decided = self.position_times[k]
             decision.append(decided - times)
+            probe_decision.append(decided - probes)
             last_decision = max(last_decision, decided)
         commit_ms = np.concatenate(commit) * 1000 if commit else np.empty(0)
         decision_ms = np.concatenate(decision) * 1000 if decision else np.empty(0)
@@ -158,7 +170,13 @@ class FeedWatch:
             "last_decision_after_s": round(last_decision - last, 2) if decided_n else None,
             "publish_to_commit_ms": percentiles(commit_ms),
             "publish_to_decision_ms": percentiles(decision_ms),
+            "probe_publish_to_commit_ms": percentiles(_ms(probe_commit)),
+            "probe_publish_to_decision_ms": percentiles(_ms(probe_decision)),
         }  # fmt: skip
+
+
+def _ms(parts: list[Floats]) -> Floats:
+    return np.concatenate(parts) * 1000 if parts else np.empty(0)
 
 
 @dataclass

@@ -82,6 +82,13 @@ def table(report: Report) -> str:
          f"{_n(copy.get('rows'))} rows"),
     ]), ""]  # fmt: skip
     out += ["## Pipeline (ingest + processing + API)", *_pipeline(report), ""]
+    out += ["Probe readings only (their own client: no load generator queue in them):",
+            *_md(("offered readings/s", "publish→commit p50/p95/p99 ms",
+                  "publish→decision p50/p95/p99 ms", "publish→alert on WS p50/p95/p99 ms"),
+                 [(_n(s["offered"]), _lat(s, "probe_publish_to_commit_ms"),
+                   _lat(s, "probe_publish_to_decision_ms"),
+                   _lat(s.get("alerts", {}), "publish_to_alert_ws_ms"))
+                  for s in report.get("pipeline", [])]), ""]  # fmt: skip
     out += ["CPU µs per reading stored, by process:", *_cpu_table(report), ""]
     sustained = report.get("sustained", {})
     out += [f"sustained end to end: {_n(sustained.get('readings_s'))} readings/s "

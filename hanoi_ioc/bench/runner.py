@@ -190,7 +190,7 @@ def _sustained(report: Report) -> dict[str, Any]:
 
 async def _pipeline(stack: PrivateStack, options: BenchOptions, report: Report,
                     say: _Progress) -> None:  # fmt: skip
-    watch = FeedWatch(stack.database_url, INSTANCE)
+    watch = FeedWatch(stack.database_url, INSTANCE, probe_keys=await stack.probe_keys())
     watching = asyncio.create_task(watch.run())
     probe = AlertProbe(stack.api_url.replace("http://", "ws://") + "/ws", TOKEN,
                        stack.mqtt_port, PROBE, stack.secret(PROBE),

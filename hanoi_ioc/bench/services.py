@@ -28,10 +28,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from contract import Domain, Quantity, Sensor, Station, StationId
-from db import register_stations, upgrade
+from db import load_registry, register_stations, upgrade
 from hanoi_ioc.bench import procstat
 from hanoi_ioc.credentials import CredentialStore, gateway_grants
 from hanoi_ioc.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, wait_for_port
@@ -162,6 +164,13 @@ class PrivateStack:
         ]  # fmt: skip
         async with await psycopg.AsyncConnection.connect(self.database_url) as conn:
             await register_stations(conn, [*load_fleet(self.stations), *probes])
+
+    async def probe_keys(self) -> npt.NDArray[np.int32]:
+        """The storage keys of the probe stations' sensors."""
+        async with await psycopg.AsyncConnection.connect(self.database_url) as conn:
+            registry = await load_registry(conn)
+        keys = [k for (station, _), k in registry.keys.items() if station.startswith("bp-")]
+        return np.asarray(keys, dtype=np.int32)
 
     # -- services -------------------------------------------------------------------------
 

@@ -75,6 +75,10 @@ def test_every_published_reading_is_stored_and_decided(
         assert step["decided_rate"] > 0
         _ordered(step["publish_to_commit_ms"])
         _ordered(step["publish_to_decision_ms"])
+        # the probes' own readings, timed apart: three per probe
+        assert step["probe_publish_to_commit_ms"]["n"] == 3 * alerts["fired"]
+        assert step["probe_publish_to_decision_ms"]["n"] == 3 * alerts["fired"]
+        _ordered(step["probe_publish_to_commit_ms"])
         # a reading is decided after it is committed
         assert step["publish_to_decision_ms"]["p50"] >= step["publish_to_commit_ms"]["p50"]
         assert alerts["fired"] > 0
