@@ -410,8 +410,8 @@ def _parser() -> argparse.ArgumentParser:
         help="measure the whole pipeline on private services (bounded; see docs/performance.md)",
     )
     size = bench.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="shorter steps (about 5 minutes)")
-    size.add_argument("--smoke", action="store_true", help="tiny sizes (under a minute)")
+    size.add_argument("--quick", action="store_true", help="shorter steps (a few minutes)")
+    size.add_argument("--smoke", action="store_true", help="tiny sizes (about a minute)")
     bench.add_argument("--loads", help="offered loads, readings/s, comma-separated")
     bench.add_argument("--step-seconds", type=float, help="publishing time of each load step")
     bench.add_argument("--drain-seconds", type=float, help="longest wait after a step")

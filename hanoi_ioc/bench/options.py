@@ -53,7 +53,7 @@ class BenchOptions:
 
     @classmethod
     def of(cls, preset: Preset) -> Self:
-        """The options of a preset: ``full``, ``quick`` (~4 min) or ``smoke`` (< 1 min)."""
+        """The options of a preset: ``full`` (~5 min), ``quick`` or ``smoke`` (~1 min)."""
         if preset == "quick":
             return cls(preset="quick", step_s=6.0, drain_s=30.0, base_s=2.0, engine_rounds=2,
                        fanout_events=3, max_total_s=420.0)  # fmt: skip
