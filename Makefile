@@ -60,6 +60,7 @@ test: tools lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_detectors.py
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/hanoi-ioc bench --json .hanoi/bench/report.json --plots .hanoi/bench
 
 dashboards: $(STAMP)
 	$(BIN)/python grafana/build_dashboards.py
