@@ -4,8 +4,11 @@ Uses ``DATABASE_URL`` / ``MQTT_URL`` when set; otherwise starts a project-manage
 (``.hanoi/pg``) and Mosquitto (``.hanoi/mqtt``). Then it migrates the schema (with the
 ``STORAGE_STRATEGY`` asked for, if any), registers the simulated Hanoi fleet, and runs every
 service as its own process — ingest, processing, the ops API and the simulator — with logs
-under ``.hanoi/logs``. Ctrl-C stops everything in order: the simulator first, then the
-services (each flushes, commits and acks), then the embedded servers.
+under ``.hanoi/logs``. The simulator keeps its place in ``.hanoi/simulator.json``: started
+again, it goes on where it stopped instead of telling the scenario's story a second time
+(a database without readings starts the story afresh). Ctrl-C stops everything in order:
+the simulator first, then the services (each flushes, commits and acks), then the embedded
+servers.
 
 The embedded broker authenticates as production does (docs/security.md): ``up`` issues, in
 its credential store (``.hanoi/credentials``, or ``HANOI_CREDENTIALS_DIR``), a user for each
@@ -89,6 +92,17 @@ def _issue_users(store: CredentialStore) -> dict[str, str]:
         "INGEST_MQTT_PASSWORD_FILE": str(store.secret_file(ingest)),
         "SIM_CREDENTIALS_DIR": str(store.secrets_dir),
     }
+
+
+async def _resume_file(database_url: str, home: Path) -> Path:
+    """The simulator's resume file; removed when the database holds no reading yet."""
+    path = home / "simulator.json"
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM readings)")
+        row = await cur.fetchone()
+    if not (row and row[0]):
+        path.unlink(missing_ok=True)
+    return path
 
 
 def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
@@ -197,10 +211,12 @@ async def run_up(options: UpOptions, out: TextIO = sys.stdout) -> int:
         }
         try:
             wait_for_port(options.api_port, 60, children["api"])
+            resume = await _resume_file(database_url, home)
             children["simulator"] = _spawn(
                 "simulator",
                 ["simulators", "--scenario", options.scenario, "--speed", options.speed,
-                 "--seed", str(options.seed), "--mqtt-url", mqtt_url],
+                 "--seed", str(options.seed), "--mqtt-url", mqtt_url,
+                 "--resume-file", str(resume)],
                 env, logs,
             )  # fmt: skip
             api = f"http://127.0.0.1:{options.api_port}"
