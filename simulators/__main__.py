@@ -33,7 +33,7 @@ from simulators.fleet import hanoi_fleet, select_stations
 from simulators.generator import generate
 from simulators.load import LoadPlan, load_fleet, run_load
 from simulators.publisher import Publisher
-from simulators.resume import ResumePoint, RunIdentity, load_point, resume_stream, save_point
+from simulators.resume import ResumePoint, RunIdentity, load_point, save_point
 from simulators.scenario import Scenario, list_scenarios, load_scenario, parse_duration
 from simulators.settings import SimulatorSettings
 from simulators.truth import TruthFile
@@ -181,13 +181,12 @@ async def _simulate(args: argparse.Namespace, settings: SimulatorSettings) -> in
     point = _resume_point(args, settings, identity)
     start, end = _period(args, settings, scenario, point.start if point else None)
     rates = _rates(settings, scenario)
+    reached = point.reached if point is not None else start
     stream = generate(
-        scenario, fleet, start, end, settings.seed, faults=rates, root=settings.topic_root
-    )
-    reached = start
+        scenario, fleet, start, end, settings.seed, faults=rates, root=settings.topic_root,
+        resume_at=reached if point is not None else None,
+    )  # fmt: skip
     if point is not None:
-        reached = point.reached
-        stream = resume_stream(stream, reached)
         logger.info("resuming scenario %s at %s (its start: %s)", scenario.name,
                     reached.isoformat(), start.isoformat())  # fmt: skip
         if end is not None and reached >= end:

@@ -13,7 +13,8 @@ at once.
 The file is JSON, written atomically (a temporary file renamed over it) every progress
 report and at the end of the run. A file of another run (other scenario, seed, root or
 stations), or one that cannot be read, is set aside with a warning and the run starts
-afresh.
+afresh. The stream's suffix from the mark is :func:`simulators.generator.generate`'s
+``resume_at``.
 """
 
 from __future__ import annotations
@@ -21,14 +22,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from simulators.stream import Outgoing
-
-__all__ = ["ResumePoint", "RunIdentity", "load_point", "resume_stream", "save_point"]
+__all__ = ["ResumePoint", "RunIdentity", "load_point", "save_point"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,15 +114,6 @@ def load_point(path: Path, identity: RunIdentity) -> ResumePoint | None:
         logger.warning("resume file %s belongs to another run (%s); starting afresh", path, stored)
         return None
     return point
-
-
-def resume_stream(stream: Iterator[Outgoing], reached: datetime) -> Iterator[Outgoing]:
-    """The items of ``stream`` from ``reached`` on (those before were delivered)."""
-    for item in stream:
-        if item.sim_time >= reached:
-            yield item
-            break
-    yield from stream  # the stream is in time order
 
 
 def _aware(moment: datetime) -> datetime:

@@ -1,6 +1,7 @@
 """A scenario run stopped and started again goes on where it stopped (the resume file).
 
-Offline: the resume file's round trip, and what makes it start afresh. End to end: the demo
+Offline: the resume file's round trip, what makes it start afresh, and the generator resumed
+at a mark giving exactly the rest of the stream (faults included). End to end: the demo
 scenario, accelerated, is played through a real broker into ingest and the database,
 stopped (SIGTERM) in the middle of its six past hours and started again: the second run
 goes on from the mark on the same anchor, so the readings stored form one unbroken series,
@@ -24,9 +25,12 @@ import pytest
 from db import register_stations
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from simulators.faults import FaultRates
 from simulators.fleet import hanoi_fleet, select_stations
-from simulators.resume import ResumePoint, RunIdentity, load_point, resume_stream, save_point
-from simulators.stream import Outgoing, OutgoingKind
+from simulators.generator import generate
+from simulators.resume import ResumePoint, RunIdentity, load_point, save_point
+from simulators.scenario import load_scenario
+from simulators.stream import OutgoingKind
 from simulators.truth import read_truth_file
 from tests.fixtures.mqtt import Broker
 
@@ -70,13 +74,24 @@ def test_an_unreadable_file_starts_afresh(tmp_path: Path, text: str) -> None:
     assert load_point(tmp_path / "missing.json", RUN) is None
 
 
-def test_the_stream_resumes_at_the_mark() -> None:
-    def item(minute: int) -> Outgoing:
-        return Outgoing(T0 + timedelta(minutes=minute), "fd-x", OutgoingKind.TELEMETRY, "t", b"")
+FAULTY = FaultRates(
+    spike_rate=0.01, dropout_rate=0.02, duplicate_rate=0.02, out_of_order_rate=0.05,
+    malformed_rate=0.2, offline_per_day=12.0, clock_skew_per_day=6.0,
+)  # fmt: skip
 
-    items = [item(m) for m in (0, 1, 2, 2, 3, 5)]
-    kept = list(resume_stream(iter(items), T0 + timedelta(minutes=2)))
-    assert kept == items[2:]  # from the mark on, the mark included
+
+@pytest.mark.parametrize("mark_minutes", [0, 1, 97, 185])
+def test_the_generator_resumed_at_a_mark_gives_exactly_the_rest_of_the_stream(
+    mark_minutes: int,
+) -> None:
+    fleet = select_stations(hanoi_fleet(), ["fd-thai-ha", "rg-o-cho-dua", "aq-hoan-kiem"])
+    scenario = load_scenario("demo", hanoi_fleet())
+    end = T0 + timedelta(hours=4)
+    mark = T0 + timedelta(minutes=mark_minutes, seconds=17)
+    whole = list(generate(scenario, fleet, T0, end, 5, faults=FAULTY))
+    rest = list(generate(scenario, fleet, T0, end, 5, faults=FAULTY, resume_at=mark))
+    assert rest == [item for item in whole if item.sim_time >= mark]  # the same bytes
+    assert {item.kind for item in rest} >= {OutgoingKind.TELEMETRY, OutgoingKind.TRUTH}
 
 
 # -- end to end ----------------------------------------------------------------------------
