@@ -96,6 +96,9 @@ def load_point(path: Path, identity: RunIdentity) -> ResumePoint | None:
         logger.warning("resume file %s not readable (%s); starting afresh", path, exc)
         return None
     try:
+        if document["version"] != _VERSION:
+            msg = f"version {document['version']!r}, expected {_VERSION}"
+            raise ValueError(msg)
         stored = RunIdentity(
             str(document["scenario"]),
             int(document["seed"]),

@@ -64,8 +64,11 @@ def test_another_run_starts_afresh(tmp_path: Path, other: RunIdentity) -> None:
 @pytest.mark.parametrize(
     "text",
     ["", "{not json", "[]", '{"scenario": "demo"}',
-     '{"scenario": "demo", "seed": 3, "topic_root": "hanoi/v1", "stations": ["fd-*"], '
-     '"start": "2025-09-30T00:00:00", "reached": "2025-09-30T01:00:00"}'],
+     '{"version": 1, "scenario": "demo", "seed": 3, "topic_root": "hanoi/v1", '
+     '"stations": ["fd-*"], "start": "2025-09-30T00:00:00", "reached": "2025-09-30T01:00:00"}',
+     '{"version": 2, "scenario": "demo", "seed": 3, "topic_root": "hanoi/v1", '
+     '"stations": ["fd-*"], "start": "2025-09-30T00:00:00+00:00", '
+     '"reached": "2025-09-30T01:00:00+00:00"}'],
 )  # fmt: skip
 def test_an_unreadable_file_starts_afresh(tmp_path: Path, text: str) -> None:
     path = tmp_path / "sim.json"
