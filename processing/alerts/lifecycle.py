@@ -16,6 +16,15 @@
   fault (drift against the neighbours) wants its verdict to persist for several readings;
   an open alert follows every reading.
 - Readings older than the newest one seen for a key are ignored (out-of-order delivery).
+- **Follow**: a condition that carries a :class:`~processing.alerts.wording.Figure` (the
+  public rules with a measured value: flood depth, rain, VN_AQI, lake water) keeps its open
+  alert current: the alert also gets an update when its value has moved by the figure's
+  ``step`` or its trend (rising, falling, steady over ``trend_window_s``) has changed, at
+  most once per ``follow_every_s`` of event time. Such an update keeps the severity (the
+  peak's) and says the current value and trend beside the peak ("Độ sâu ngập … hiện tại
+  9,8 cm (đang giảm) …, đỉnh 50,1 cm lúc 04:23"); its details carry ``current_value``,
+  ``trend``, ``peak_value`` and ``peak_at``. A track restored after a restart knows neither
+  the peak nor the title: it is followed again from its next worsening.
 
 Everything runs in **event time** (the conditions' ``at``), never the wall clock, so
 a fast backfill gives the same alerts as the live stream did. Each alert's ``details`` carry
@@ -28,11 +37,13 @@ Acknowledgement and escalation are done by people and by time, in the database
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from contract import Station
 from processing.alerts import Alert, Severity
+from processing.alerts.wording import Figure, Trend, progress_texts
 from processing.conditions.base import Condition
 
 __all__ = ["Clear", "Command", "Lifecycle", "Raise", "Update", "iso_utc"]
@@ -80,6 +91,35 @@ class _Track:
     cleared_at: datetime | None = None
     raised_at: datetime | None = None  # unknown for alerts restored after a restart
     first_at: dict[str, str] = field(default_factory=dict)
+    follow: _Follow | None = None  # None: not followed (no figure, or restored)
+
+
+@dataclass(slots=True)
+class _Follow:
+    """What an open alert's updates follow: its figure, peak, recent values, last text."""
+
+    figure: Figure
+    alert: Alert  # the alert as last published
+    peak: tuple[float, datetime]
+    recent: deque[tuple[datetime, float]] = field(default_factory=lambda: deque(maxlen=256))
+    trend: Trend = Trend.STEADY
+
+    def observe(self, value: float, at: datetime, window: timedelta) -> Trend:
+        """Note a value; returns its trend over the window (vs the oldest value in it)."""
+        while len(self.recent) > 1 and at - self.recent[1][0] >= window:
+            self.recent.popleft()
+        base = self.recent[0][1] if self.recent else value
+        self.recent.append((at, value))
+        worse = value > self.peak[0] if self.figure.higher_is_worse else value < self.peak[0]
+        if worse:
+            self.peak = (value, at)
+        return Trend.of(value - base, self.figure.step / 2)
+
+    def is_news(self, value: float, trend: Trend, at: datetime, every: timedelta) -> bool:
+        """True when the value moved by a step, or the trend changed, long enough after."""
+        if self.alert.value is None or at - self.alert.observed_at < every:
+            return False
+        return abs(value - self.alert.value) >= self.figure.step or trend is not self.trend
 
 
 class Lifecycle:
@@ -88,11 +128,23 @@ class Lifecycle:
     Args:
         clear_after: consecutive normal readings needed to clear.
         cooldown_s: quiet time after a clear before the same key is raised again.
+        follow_every_s: shortest event time between two updates that follow an open
+            alert's value (conditions with a figure).
+        trend_window_s: the window a trend is judged over.
     """
 
-    def __init__(self, *, clear_after: int = 3, cooldown_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        *,
+        clear_after: int = 3,
+        cooldown_s: float = 600.0,
+        follow_every_s: float = 600.0,
+        trend_window_s: float = 900.0,
+    ) -> None:
         self._clear_after = clear_after
         self._cooldown = timedelta(seconds=cooldown_s)
+        self._follow_every = timedelta(seconds=follow_every_s)
+        self._trend_window = timedelta(seconds=trend_window_s)
         self._tracks: dict[str, _Track] = {}
         self._held: dict[str, tuple[datetime, int]] = {}  # first held, how many
         self.suppressed = 0
@@ -156,7 +208,7 @@ class Lifecycle:
         track.normal_streak = track.normal_streak + 1 if cond.normal else 0
         needed = cond.clear_after or self._clear_after
         if track.normal_streak < needed:
-            return None
+            return self._followed(cond, track)
         track.is_open = False
         track.cleared_at = cond.at
         note = (
@@ -188,10 +240,10 @@ class Lifecycle:
         if track is not None and track.is_open:
             track.normal_streak = 0
             if severity.rank <= track.severity.rank:
-                return None
+                return self._followed(cond, track)
             track.severity = severity
             track.first_at.setdefault(f"first_{severity.value}_at", iso_utc(when))
-            return Update(self._alert(cond, station, track))
+            return Update(self._published(cond, track, self._alert(cond, station, track)))
         if (
             track is not None
             and track.cleared_at is not None
@@ -203,7 +255,46 @@ class Lifecycle:
         track = _Track(severity, True, when, raised_at=when)
         track.first_at[f"first_{severity.value}_at"] = iso_utc(when)
         self._tracks[cond.dedup_key] = track
-        return Raise(self._alert(cond, station, track), cond.group or cond.rule)
+        alert = self._published(cond, track, self._alert(cond, station, track))
+        return Raise(alert, cond.group or cond.rule)
+
+    def _published(self, cond: Condition, track: _Track, alert: Alert) -> Alert:
+        """The alert of a raise or a worsening, with what following it needs."""
+        if cond.figure is None:
+            return alert
+        follow = track.follow
+        if follow is None:
+            follow = track.follow = _Follow(cond.figure, alert, (cond.value, cond.at))
+        trend = follow.observe(cond.value, cond.at, self._trend_window)
+        peak_value, peak_at = follow.peak
+        alert.details.update(
+            current_value=cond.value, trend=trend.value, peak_value=peak_value,
+            peak_at=iso_utc(peak_at),
+        )  # fmt: skip
+        follow.figure, follow.alert, follow.trend = cond.figure, alert, trend
+        return alert
+
+    def _followed(self, cond: Condition, track: _Track) -> Update | None:
+        """An update of an open alert that follows its value, when there is news."""
+        follow = track.follow
+        if follow is None:
+            return None
+        trend = follow.observe(cond.value, cond.at, self._trend_window)
+        if not follow.is_news(cond.value, trend, cond.at, self._follow_every):
+            return None
+        message_vi, message_en = progress_texts(follow.figure, (cond.value, cond.at, trend),
+                                                follow.peak)  # fmt: skip
+        peak_value, peak_at = follow.peak
+        details = {
+            **follow.alert.details, "current_value": cond.value, "trend": trend.value,
+            "peak_value": peak_value, "peak_at": iso_utc(peak_at),
+        }  # fmt: skip
+        alert = replace(
+            follow.alert, message_vi=message_vi, message_en=message_en, value=cond.value,
+            observed_at=cond.at, details=details,
+        )  # fmt: skip
+        follow.alert, follow.trend = alert, trend
+        return Update(alert)
 
     @staticmethod
     def _alert(cond: Condition, station: Station | None, track: _Track) -> Alert:
