@@ -100,9 +100,13 @@ class ApiSettings(BaseSettings):
         history_default_points: points returned by /api/history without ``max_points``.
         history_max_points: the largest ``max_points`` accepted.
         indices_window_s: how far back /api/stations looks for each station's latest indices.
-        cap_sender: the CAP 1.2 ``sender`` of the flood feed.
+        cap_sender: the CAP 1.2 ``sender`` of the public feeds.
         cap_status: the CAP ``status``; defaults to ``Test`` in dev (simulated data), else
             ``Actual``.
+        cap_cleared_window_s: how long a cleared public alert stays in its CAP feed (as its
+            all-clear message).
+        cap_cleared_max: the most recently cleared alerts a feed lists at most (every open
+            one is always listed: at most one per rule and station).
         db_pool_min_size: connections kept open.
         db_pool_max_size: connections at most.
         db_timeout_s: wait for a pooled connection before answering 503.
@@ -184,6 +188,8 @@ class ApiSettings(BaseSettings):
 
     cap_sender: str = Field(default="hanoi-ioc", pattern=r"^[^\s,<&]+$")
     cap_status: Literal["Actual", "Exercise", "System", "Test", "Draft"] | None = None
+    cap_cleared_window_s: float = Field(default=6 * 3600.0, ge=0, le=30 * 86400.0)
+    cap_cleared_max: int = Field(default=500, ge=0, le=10_000)
 
     db_pool_min_size: int = Field(default=1, ge=0)
     db_pool_max_size: int = Field(default=20, ge=1)
