@@ -58,7 +58,7 @@ import numpy as np
 
 from contract import Reading, Station, StationId, hanoi_time
 from processing.alerts import Severity
-from processing.alerts.wording import Place
+from processing.alerts.wording import Place, number_en, number_vi
 from processing.conditions.base import Condition, Phase, RuleSpec, Step, Subject
 from processing.errors import DetectorConfigError
 from processing.windows import arrival_percentile
@@ -199,8 +199,9 @@ def _at(ref: float) -> datetime:
 def _span(offset_s: float) -> tuple[str, str]:
     size = abs(offset_s)
     if size >= 5400:
-        hours = f"{size / 3600:.1f}".rstrip("0").rstrip(".")
-        return f"{hours} giờ", f"{hours} h"
+        hours = size / 3600
+        decimals = 0 if round(hours, 1).is_integer() else 1
+        return f"{number_vi(hours, decimals)} giờ", f"{number_en(hours, decimals)} h"
     return f"{size / 60:.0f} phút", f"{size / 60:.0f} min"
 
 
