@@ -51,7 +51,12 @@ from db import (
 from db import upgrade as migrate
 from db.timescale import job_health
 from processing.alerts.lifecycle import Command, Lifecycle
-from processing.alerts.sink import apply_commands, escalate_unacknowledged, open_alerts
+from processing.alerts.sink import (
+    apply_commands,
+    escalate_unacknowledged,
+    open_alert_rows,
+    open_alerts,
+)
 from processing.bank import BANK_VERSION, DetectorBank
 from processing.conditions.operations import OperationsWatch
 from processing.conditions.thresholds import DEFAULT_RULES, ThresholdRule
@@ -185,6 +190,7 @@ class ProcessingService:
         self._position = committed
         self._decided_through = committed if snapshot is None else min(snapshot, committed)
         self.lifecycle.restore(await open_alerts(conn))
+        self.lifecycle.resume_following(await open_alert_rows(conn))
         logger.info(
             "processing resumes at feed position %d (replaying from %d) with %d open alert(s)",
             self._position, self._decided_through, len(self.lifecycle.open_keys),
@@ -282,6 +288,7 @@ class ProcessingService:
         except Exception as exc:
             async with self.pool.connection() as conn:
                 self.lifecycle.reset(await open_alerts(conn))
+                self.lifecycle.resume_following(await open_alert_rows(conn))
             if len(readings) <= 1:
                 await self._quarantine(readings, batch, exc)
                 return EngineResult()

@@ -23,8 +23,8 @@
   most once per ``follow_every_s`` of event time. Such an update keeps the severity (the
   peak's) and says the current value and trend beside the peak ("Độ sâu ngập … hiện tại
   9,8 cm (đang giảm) …, đỉnh 50,1 cm lúc 04:23"); its details carry ``current_value``,
-  ``trend``, ``peak_value`` and ``peak_at``. A track restored after a restart knows neither
-  the peak nor the title: it is followed again from its next worsening.
+  ``trend``, ``peak_value`` and ``peak_at``. After a restart it goes on from the alert as
+  stored (:meth:`Lifecycle.resume_following`): its texts, value and recorded peak.
 
 Everything runs in **event time** (the conditions' ``at``), never the wall clock, so
 a fast backfill gives the same alerts as the live stream did. Each alert's ``details`` carry
@@ -38,6 +38,7 @@ Acknowledgement and escalation are done by people and by time, in the database
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -91,7 +92,8 @@ class _Track:
     cleared_at: datetime | None = None
     raised_at: datetime | None = None  # unknown for alerts restored after a restart
     first_at: dict[str, str] = field(default_factory=dict)
-    follow: _Follow | None = None  # None: not followed (no figure, or restored)
+    follow: _Follow | None = None  # None: not followed (no figure yet)
+    stored: Alert | None = None  # the alert as stored, for a track restored after a restart
 
 
 @dataclass(slots=True)
@@ -169,6 +171,13 @@ class Lifecycle:
         track = self._tracks.get(dedup_key)
         if track is not None:
             track.is_open = False
+
+    def resume_following(self, alerts: Iterable[Alert]) -> None:
+        """Give restored open tracks their alerts as stored, so their updates follow on."""
+        for alert in alerts:
+            track = self._tracks.get(alert.dedup_key)
+            if track is not None and track.is_open and track.follow is None:
+                track.stored = alert
 
     @property
     def open_keys(self) -> set[str]:
@@ -262,9 +271,8 @@ class Lifecycle:
         """The alert of a raise or a worsening, with what following it needs."""
         if cond.figure is None:
             return alert
-        follow = track.follow
-        if follow is None:
-            follow = track.follow = _Follow(cond.figure, alert, (cond.value, cond.at))
+        follow = self._follow_of(track, cond) or _Follow(cond.figure, alert, (cond.value, cond.at))
+        track.follow = follow
         trend = follow.observe(cond.value, cond.at, self._trend_window)
         peak_value, peak_at = follow.peak
         alert.details.update(
@@ -274,9 +282,22 @@ class Lifecycle:
         follow.figure, follow.alert, follow.trend = cond.figure, alert, trend
         return alert
 
+    @staticmethod
+    def _follow_of(track: _Track, cond: Condition) -> _Follow | None:
+        """The track's follow; for a restored track, made from its stored alert."""
+        if track.follow is not None or track.stored is None or cond.figure is None:
+            return track.follow
+        stored, track.stored = track.stored, None
+        peak = (stored.value if stored.value is not None else cond.value, stored.observed_at)
+        value, at = stored.details.get("peak_value"), stored.details.get("peak_at")
+        if isinstance(value, int | float) and isinstance(at, str):
+            peak = (float(value), datetime.fromisoformat(at.replace("Z", "+00:00")))
+        track.follow = _Follow(cond.figure, stored, peak)
+        return track.follow
+
     def _followed(self, cond: Condition, track: _Track) -> Update | None:
         """An update of an open alert that follows its value, when there is news."""
-        follow = track.follow
+        follow = self._follow_of(track, cond)
         if follow is None:
             return None
         trend = follow.observe(cond.value, cond.at, self._trend_window)

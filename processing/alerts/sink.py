@@ -34,6 +34,7 @@ __all__ = [
     "ACTOR",
     "apply_commands",
     "escalate_unacknowledged",
+    "open_alert_rows",
     "open_alerts",
     "transition_alert",
 ]
@@ -171,6 +172,27 @@ async def open_alerts(conn: Conn) -> list[tuple[str, Severity, datetime]]:
         "SELECT dedup_key, severity, observed_at FROM alerts WHERE state <> 'cleared'"
     )
     return [(str(k), Severity(str(s)), t) for k, s, t in await cur.fetchall()]
+
+
+_OPEN_ROWS: Final = """
+SELECT dedup_key, rule, category, severity, station_id, quantity, domain, district, title_vi,
+       title_en, message_vi, message_en, value, threshold, observed_at, details, alert_id
+FROM alerts WHERE state <> 'cleared'"""
+
+
+async def open_alert_rows(conn: Conn) -> list[Alert]:
+    """Every open alert as last published (its texts, value and details), to follow on."""
+    cur = await conn.execute(_OPEN_ROWS)
+    return [
+        Alert(
+            str(key), str(rule), category, Severity(str(severity)), station, quantity, domain,
+            district, title_vi, title_en, message_vi, message_en, value, threshold,
+            observed_at, dict(details or {}), alert_id,
+        )
+        for (key, rule, category, severity, station, quantity, domain, district, title_vi,
+             title_en, message_vi, message_en, value, threshold, observed_at, details,
+             alert_id) in await cur.fetchall()
+    ]  # fmt: skip
 
 
 async def escalate_unacknowledged(conn: Conn, after_s: float) -> int:

@@ -4,6 +4,7 @@ station kind, numbers and times as each language writes them."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import Iterator
@@ -255,3 +256,35 @@ def test_no_text_doubles_a_prefix() -> None:
     assert len(texts) > 400
     doubled = [t for t in texts if DOUBLED.search(t)]
     assert doubled == []
+
+
+def test_an_alert_restored_after_a_restart_is_followed_from_its_stored_peak() -> None:
+    station = FLEET["fd-thai-ha"]
+    first = Lifecycle()
+    raised = None
+    for minute, cm in enumerate([12.0, 31.0, 31.0, 52.4]):
+        for cond in evaluate([_reading("fd-thai-ha", Quantity.WATER_DEPTH, minute, cm)],
+                             BY_QUANTITY, FLEET):  # fmt: skip
+            command = first.step(cond, station)
+            if isinstance(command, Raise | Update):
+                raised = command.alert
+    assert raised is not None
+    assert raised.details["peak_value"] == 52.4
+    stored = dataclasses.replace(raised, alert_id=7)
+    # a new instance: the open alert from the database, then the street drains
+    life = Lifecycle()
+    life.restore([(stored.dedup_key, stored.severity, stored.observed_at)])
+    life.resume_following([stored])
+    updates = []
+    for minute in range(4, 40):
+        cm = max(12.0, 52.4 - 2 * (minute - 3))
+        for cond in evaluate([_reading("fd-thai-ha", Quantity.WATER_DEPTH, minute, cm)],
+                             BY_QUANTITY, FLEET):  # fmt: skip
+            command = life.step(cond, station)
+            if isinstance(command, Update):
+                updates.append(command.alert)
+    assert updates
+    assert all(a.severity is Severity.EXTREME for a in updates)
+    assert "đỉnh 52,4 cm lúc 07:03 30/09/2025" in updates[0].message_vi
+    assert updates[0].title_vi == stored.title_vi
+    assert updates[0].details["raised_observed_at"] == stored.details["raised_observed_at"]
