@@ -43,6 +43,7 @@ __all__ = [
     "quantity_vi",
     "score_en",
     "score_vi",
+    "unit_text",
 ]
 
 
@@ -67,8 +68,14 @@ class Place:
 
     @property
     def in_district(self) -> str:
-        """``name, district`` (the name alone when the district is unknown)."""
-        return f"{self.name}, {self.district}" if self.district else self.name
+        """``name, district`` (the name alone when the district is unknown or in the name).
+
+        >>> Place("Hoàn Kiếm", "Hoàn Kiếm").in_district
+        'Hoàn Kiếm'
+        """
+        if not self.district or self.district.casefold() in self.name.casefold():
+            return self.name
+        return f"{self.name}, {self.district}"
 
     def titled(self, kind: str) -> str:
         """The name preceded by its kind (``Trạm đo mưa``), unless the name already says it."""
@@ -100,14 +107,26 @@ def number_vi(value: float, decimals: int = 1) -> str:
     return number_en(value, decimals).translate(_VI_DIGITS)
 
 
+_UNIT_TEXT = {"ug/m3": "µg/m³", "ug/L": "µg/L", "uS/cm": "µS/cm", "Cel": "°C", "%RH": "%"}
+
+
+def unit_text(unit: str) -> str:
+    """A canonical unit as people read it (``ug/m3`` → ``µg/m³``, ``Cel`` → ``°C``).
+
+    >>> unit_text("ug/m3"), unit_text("cm")
+    ('µg/m³', 'cm')
+    """
+    return _UNIT_TEXT.get(unit, unit)
+
+
 def quantity_vi(value: float, unit: str, decimals: int = 1) -> str:
     """A value with its unit, in Vietnamese (``9,8 cm``; an index has no unit)."""
-    return f"{number_vi(value, decimals)} {unit}".rstrip()
+    return f"{number_vi(value, decimals)} {unit_text(unit)}".rstrip()
 
 
 def quantity_en(value: float, unit: str, decimals: int = 1) -> str:
     """A value with its unit, in English (``9.8 cm``)."""
-    return f"{number_en(value, decimals)} {unit}".rstrip()
+    return f"{number_en(value, decimals)} {unit_text(unit)}".rstrip()
 
 
 def score_vi(score: float, threshold: float | None) -> str:

@@ -62,7 +62,10 @@ def _texts(
     local = hanoi_time(row.time)
     try:
         pollutant = QUANTITIES[Quantity(row.dominant or "")]
-        main_vi, main_en = f", chủ yếu do {pollutant.label_vi}", f", mainly {pollutant.label_en}"
+        label_vi = pollutant.label_vi  # "Bụi PM2.5" is "bụi PM2.5" mid-sentence, "NO2" stays
+        if label_vi[1:2].islower():
+            label_vi = label_vi[:1].lower() + label_vi[1:]
+        main_vi, main_en = f", chủ yếu do {label_vi}", f", mainly {pollutant.label_en}"
     except ValueError:
         main_vi = main_en = ""
     return (

@@ -158,9 +158,9 @@ def _texts(
         f"{profile.title_vi}: {place.name} ({spec.label_vi})",
         f"{profile.title_en}: {place.name} ({spec.label_en})",
         f"{spec.label_vi} tại {place.in_district} là {value_vi} lúc {local} (giờ Hà Nội): "
-        f"{profile.what_vi} ({score_vi(*score)}).",
+        f"{profile.what_vi}; {score_vi(*score)}.",
         f"{spec.label_en} at {place.in_district} is {value_en} at {local} (Hanoi time): "
-        f"{profile.what_en} ({score_en(*score)}).",
+        f"{profile.what_en}; {score_en(*score)}.",
     )
 
 

@@ -155,22 +155,22 @@ class RainAccumulator:
         local = hanoi_time(reading.measured_at)
         hours = f"{self.config.window_s / _S_PER_H:g}"
         limit_vi, limit_en = number_vi(level.threshold, 0), number_en(level.threshold, 0)
+        above_vi, above_en = ("đạt", "reaching") if total == level.threshold else ("vượt", "above")
         return (
             f"{level.name_vi}: {place.name}",
             f"{level.name_en}: {place.name}",
             f"{_gauge(place)} ghi nhận {number_vi(total, 0)} mm trong {hours} giờ qua "
-            f"(đến {local}, giờ Hà Nội), vượt ngưỡng {limit_vi} mm.",
+            f"(đến {local}, giờ Hà Nội), {above_vi} ngưỡng {limit_vi} mm.",
             f"{_gauge_en(place)} measured {number_en(total, 0)} mm in the last {hours} h "
-            f"(to {local}, Hanoi time), above {limit_en} mm.",
+            f"(to {local}, Hanoi time), {above_en} {limit_en} mm.",
         )
 
 
 def _gauge(place: Place) -> str:
     """``Trạm đo mưa Láng, Đống Đa`` (the kind once, whether the name says it or not)."""
-    titled = place.titled(_GAUGE_VI)
-    return f"{titled}, {place.district}" if place.district else titled
+    return Place(place.titled(_GAUGE_VI), place.district).in_district
 
 
 def _gauge_en(place: Place) -> str:
     named = place.name if place.titled(_GAUGE_VI) == place.name else f"Rain gauge {place.name}"
-    return f"{named}, {place.district}" if place.district else named
+    return Place(named, place.district).in_district

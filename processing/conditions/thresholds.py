@@ -35,7 +35,7 @@ from typing import Final, Literal
 
 from contract import QUANTITIES, Quantity, Reading, Station, hanoi_time
 from processing.alerts import Category, Severity
-from processing.alerts.wording import Figure, Place, number_en, number_vi, quantity_en, quantity_vi
+from processing.alerts.wording import Figure, Place, quantity_en, quantity_vi
 from processing.conditions.base import (
     Condition,
     Level,
@@ -161,8 +161,8 @@ DEFAULT_RULES: Final[tuple[ThresholdRule, ...]] = (
         "algal_bloom", Quantity.CHLOROPHYLL_A, "above",
         (
             Level(80.0, _sev("minor"), "Theo dõi", "Watch"),
-            Level(100.0, _sev("moderate"), "Tảo nở hoa", "Bloom"),
-            Level(150.0, _sev("severe"), "Tảo nở hoa dày đặc", "Dense bloom"),
+            Level(100.0, _sev("moderate"), "Cảnh báo", "Warning"),
+            Level(150.0, _sev("severe"), "Dày đặc", "Dense"),
         ),
         hysteresis=15.0, title_vi="Tảo nở hoa", title_en="Algal bloom",
         instruction_vi="Tránh tiếp xúc với nước hồ: không bơi, không câu cá, không để vật "
@@ -278,12 +278,14 @@ def describe(
     relation_en = "above" if rule.direction == "above" else "below"
     title_vi = f"{rule.title_vi} – {level.name_vi}: {place.name}"
     title_en = f"{rule.title_en} – {level.name_en}: {place.name}"
+    if reading.value == level.threshold:
+        relation_vi, relation_en = "bằng", "at"
     message_vi = (
-        f"{spec.label_vi} tại {place.in_district} là {number_vi(reading.value)} {spec.unit} "
+        f"{spec.label_vi} tại {place.in_district} là {quantity_vi(reading.value, spec.unit)} "
         f"lúc {local} (giờ Hà Nội), {relation_vi} ngưỡng {level.name_vi.lower()} {limit_vi}."
     )
     message_en = (
-        f"{spec.label_en} at {place.in_district} is {number_en(reading.value)} {spec.unit} "
+        f"{spec.label_en} at {place.in_district} is {quantity_en(reading.value, spec.unit)} "
         f"at {local} (Hanoi time), {relation_en} the {level.name_en.lower()} threshold of "
         f"{limit_en}."
     )

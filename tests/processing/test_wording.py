@@ -16,7 +16,7 @@ import pytest
 from contract import Domain, Quantity, Reading, Station, StationId
 from processing.alerts import Severity
 from processing.alerts.lifecycle import Lifecycle, Raise, Update
-from processing.alerts.wording import Trend, number_en, number_vi, score_en, score_vi
+from processing.alerts.wording import Place, Trend, number_en, number_vi, score_en, score_vi
 from processing.bank import BankResult, LaneResult
 from processing.conditions.air_quality import aqi_conditions
 from processing.conditions.base import Condition
@@ -31,8 +31,8 @@ from simulators.fleet import hanoi_fleet
 T0 = datetime(2025, 9, 30, 0, 0, tzinfo=UTC)  # 07:00 in Hanoi
 FLEET: dict[str, Station] = {str(s.station_id): s for s in hanoi_fleet()}
 BY_QUANTITY = {r.quantity: [r] for r in DEFAULT_RULES}
-DOUBLED = re.compile(r"\b(\w+(?: \w+){1,3}) \1\b")
-"""Two to four words said twice in a row ("Trạm đo mưa Trạm đo mưa")."""
+DOUBLED = re.compile(r"\b(\w+(?: \w+){0,3}),? \1\b")
+"""One to four words said twice in a row ("Trạm đo mưa Trạm đo mưa", "Hoàn Kiếm, Hoàn Kiếm")."""
 
 
 def _reading(station: str, quantity: Quantity, minute: float, value: float) -> Reading:
@@ -149,8 +149,11 @@ def test_air_quality_wording_and_instruction_by_level() -> None:
     row = IndexRow(T0, station.station_id, "VN_AQI", 187.0, "Xấu / Bad", "pm25", {})
     worse = IndexRow(T0, station.station_id, "VN_AQI", 320.0, "Nguy hại / Hazardous", "pm25", {})
     bad, hazardous = aqi_conditions([row, worse], FLEET)
-    assert bad.texts[2].startswith(f"VN_AQI giờ tại {station.name}, {station.district} là 187")
-    assert "chủ yếu do" in bad.texts[2]
+    assert bad.texts[2] == (
+        f"VN_AQI giờ tại {Place.of(station, station.station_id).in_district} là 187 (Xấu) cho "
+        "giờ kết thúc lúc 07:00 30/09/2025 (giờ Hà Nội), chủ yếu do bụi PM2.5."
+    )
+    assert bad.texts[3].endswith("(Hanoi time), mainly PM2.5.")
     assert "hạn chế hoạt động mạnh ngoài trời" in str(bad.details["instruction_vi"])
     assert "Ở trong nhà" in str(hazardous.details["instruction_vi"])
     assert "Stay indoors" in str(hazardous.details["instruction_en"])
@@ -184,8 +187,8 @@ def test_scores_are_never_shown_with_a_unit(lane: str, quantity: Quantity, stati
         station = next(iter(_of(Domain.AIR, "air_quality"))).station_id
     cond = _lane(lane, quantity, station, 0.0)
     _, _, message_vi, message_en = cond.texts
-    assert "(điểm bất thường 0,93 (ngưỡng 0,50))" in message_vi
-    assert "(anomaly score 0.93 (threshold 0.50))" in message_en
+    assert message_vi.endswith("; điểm bất thường 0,93 (ngưỡng 0,50).")
+    assert message_en.endswith("; anomaly score 0.93 (threshold 0.50).")
     assert cond.threshold is None  # the score threshold is no value of the quantity
     assert (cond.details["score"], cond.details["score_threshold"]) == (0.934, 0.5)
 
@@ -256,6 +259,10 @@ def test_no_text_doubles_a_prefix() -> None:
     assert len(texts) > 400
     doubled = [t for t in texts if DOUBLED.search(t)]
     assert doubled == []
+    assert [
+        t for t in texts if re.search(r"\bug/|\bCel\b|\d\.\d+ (cm|mm|µg|mg)\b.*giờ Hà Nội", t)
+    ] == []
+    assert any("µg/m³" in t for t in texts)
 
 
 def test_an_alert_restored_after_a_restart_is_followed_from_its_stored_peak() -> None:
