@@ -209,18 +209,18 @@ def _texts(
     ref: Station | None, station: str, offset_s: float, now_s: float
 ) -> tuple[str, str, str, str]:
     place = Place.of(ref, station).name
-    district = f", {ref.district}" if ref else ""
+    where = Place.of(ref, station).in_district
     local = hanoi_time(datetime.fromtimestamp(now_s, UTC))
     span_vi, span_en = _span(offset_s)
     fast = offset_s > 0
     return (
         f"Đồng hồ thiết bị lệch: {place}",
         f"Device clock off: {place}",
-        f"Đồng hồ của thiết bị {place}{district} chạy {'nhanh' if fast else 'chậm'} khoảng "
+        f"Đồng hồ của thiết bị {where} chạy {'nhanh' if fast else 'chậm'} khoảng "
         f"{span_vi} so với các trạm khác (lúc {local}, giờ Hà Nội). Số liệu vẫn được lưu theo "
         "giờ thiết bị gửi nên bị lệch thời gian trên biểu đồ và chỉ số giờ. "
         "Cần đồng bộ đồng hồ (NTP) cho thiết bị.",
-        f"The clock of {place}{district} runs about {span_en} {'fast' if fast else 'slow'} "
+        f"The clock of {where} runs about {span_en} {'fast' if fast else 'slow'} "
         f"against the rest of the network (at {local}, Hanoi time). Its readings are stored at "
         "the device's times, so they are shifted on the charts and in the hourly indices. "
         "Synchronise the device clock (NTP).",

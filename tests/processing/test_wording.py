@@ -20,10 +20,12 @@ from processing.alerts.wording import Place, Trend, number_en, number_vi, score_
 from processing.bank import BankResult, LaneResult
 from processing.conditions.air_quality import aqi_conditions
 from processing.conditions.base import Condition
+from processing.conditions.clock import _texts as clock_texts
 from processing.conditions.forecasts import ForecastSource
 from processing.conditions.lanes import conditions_from
 from processing.conditions.rainfall import RainAccumulator
 from processing.conditions.registry import RULES
+from processing.conditions.silence import _texts as silence_texts
 from processing.conditions.thresholds import DEFAULT_RULES, evaluate
 from processing.derived import DerivedSeries, IndexRow
 from simulators.fleet import hanoi_fleet
@@ -251,6 +253,9 @@ def _all_texts() -> Iterator[str]:
         if station.domain is Domain.AIR:
             row = IndexRow(T0, sid, "VN_AQI", 250.0, "Rất xấu / Very bad", "pm25", {})
             yield from aqi_conditions([row], FLEET)[0].texts
+        quantities = [sensor.quantity for sensor in station.sensors]
+        yield from silence_texts(station, sid, quantities, T0.timestamp(), 12.0)
+        yield from clock_texts(station, sid, 5400.0, T0.timestamp())
     yield from _forecast().texts
 
 
