@@ -107,21 +107,45 @@ class _Follow:
     trend: Trend = Trend.STEADY
 
     def observe(self, value: float, at: datetime, window: timedelta) -> Trend:
-        """Note a value; returns its trend over the window (vs the oldest value in it)."""
-        while len(self.recent) > 1 and at - self.recent[1][0] >= window:
+        """Note a value; returns its trend over the window.
+
+        The trend is the least-squares change across the values of the window (at least
+        the previous value and this one): a peak that has passed does not make a falling
+        value look like a rise, and one noisy reading does not make a trend.
+        """
+        while len(self.recent) > 1 and at - self.recent[1][0] > window:
             self.recent.popleft()
-        base = self.recent[0][1] if self.recent else value
         self.recent.append((at, value))
         worse = value > self.peak[0] if self.figure.higher_is_worse else value < self.peak[0]
         if worse:
             self.peak = (value, at)
-        return Trend.of(value - base, self.figure.step / 2)
+        return Trend.of(_fitted_change(self.recent), self.figure.step / 2)
 
     def is_news(self, value: float, trend: Trend, at: datetime, every: timedelta) -> bool:
         """True when the value moved by a step, or the trend changed, long enough after."""
         if self.alert.value is None or at - self.alert.observed_at < every:
             return False
         return abs(value - self.alert.value) >= self.figure.step or trend is not self.trend
+
+
+def _fitted_change(points: Iterable[tuple[datetime, float]]) -> float:
+    """The change a least-squares line through the points makes from the first to the last.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2025, 1, 1, tzinfo=UTC)
+    >>> _fitted_change([(t + timedelta(minutes=m), v) for m, v in enumerate([50, 48, 46])])
+    -4.0
+    """
+    rows = [(moment.timestamp(), value) for moment, value in points]
+    if len(rows) < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in rows) / len(rows)
+    mean_v = sum(v for _, v in rows) / len(rows)
+    spread = sum((t - mean_t) ** 2 for t, _ in rows)
+    if spread == 0:
+        return 0.0
+    slope = sum((t - mean_t) * (v - mean_v) for t, v in rows) / spread
+    return slope * (rows[-1][0] - rows[0][0])
 
 
 class Lifecycle:
@@ -141,7 +165,7 @@ class Lifecycle:
         clear_after: int = 3,
         cooldown_s: float = 600.0,
         follow_every_s: float = 600.0,
-        trend_window_s: float = 900.0,
+        trend_window_s: float = 600.0,
     ) -> None:
         self._clear_after = clear_after
         self._cooldown = timedelta(seconds=cooldown_s)

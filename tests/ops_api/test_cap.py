@@ -3,16 +3,23 @@ is issued, what the feeds list; every document is validated against the OASIS sc
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from lxml import etree
 
+from contract import Domain, Quantity, Reading, Station, StationId
 from ops_api.cap_rules import FEEDS, PROFILES
+from processing.alerts.lifecycle import Command, Lifecycle
+from processing.alerts.sink import apply_commands
 from processing.conditions.registry import RULES
+from processing.conditions.thresholds import DEFAULT_RULES, evaluate
 from tests.ops_api import seed
 from tests.ops_api.conftest import FLOOD, OPERATOR, VIEWER, TestClient, bearer
 from tests.ops_api.seed import SyncConn
@@ -294,3 +301,51 @@ def test_air_quality_has_a_feed_of_its_own(api: TestClient, db: SyncConn, cap_sc
     assert api.get(f"/api/cap/alerts/{episode}.xml", headers=bearer(FLOOD)).status_code == 404
     assert api.get("/api/cap/air.xml", headers=bearer(FLOOD)).status_code == 403
     assert api.get("/api/cap/flood.xml").status_code == 401
+
+
+@pytest.mark.db
+def test_processing_follows_the_value_into_a_new_public_version(
+    api: TestClient, db: SyncConn, db_url: str, cap_schema: Any
+) -> None:
+    """The street floods to 50.1 cm and drains: processing's own alerts, written by its sink,
+    read in CAP as the first message and then an update with the current depth and trend."""
+    _flood_station(db)
+    station = Station(StationId("fd-thai-ha"), Domain.FLOOD, "Điểm ngập Thái Hà", "Đống Đa",
+                      21.0118, 105.8201, "flood_depth")  # fmt: skip
+    rules = {Quantity.WATER_DEPTH: [r for r in DEFAULT_RULES if r.name == "flood_depth"]}
+    t0 = datetime(2025, 9, 30, tzinfo=UTC)
+    life = Lifecycle()
+    depths = [12.0, 12.0, 30.0, 50.1, *(50.1 - 2 * k for k in range(1, 15))]
+    batches: list[list[Command]] = []
+    for minute, cm in enumerate(depths):
+        at = t0 + timedelta(minutes=minute)
+        reading = Reading(StationId("fd-thai-ha"), Quantity.WATER_DEPTH, cm, at, at)
+        batches.append([c for cond in evaluate([reading], rules, {"fd-thai-ha": station})
+                        if (c := life.step(cond, station)) is not None])  # fmt: skip
+
+    async def write(commands: list[Command]) -> None:
+        async with await psycopg.AsyncConnection.connect(db_url) as conn, conn.transaction():
+            await apply_commands(conn, commands)
+
+    first_id = None
+    for commands in batches:
+        if commands:
+            asyncio.run(write(commands))
+            if first_id is None:
+                row = db.execute("SELECT alert_id FROM alerts").fetchone()
+                assert row is not None
+                first_id = int(str(row[0]))
+    assert first_id is not None
+    message = _cap(api, cap_schema, first_id)
+    assert message.findtext(f"{CAP}msgType") == "Update"
+    vi, en = _infos(message).values()
+    assert vi.findtext(f"{CAP}severity") == "Extreme"
+    assert "hiện tại" in vi.findtext(f"{CAP}description")
+    assert "(đang giảm)" in vi.findtext(f"{CAP}description")
+    assert "đỉnh 50,1 cm lúc 07:03 30/09/2025" in vi.findtext(f"{CAP}description")
+    assert "peak 50.1 cm at 07:03 30/09/2025" in en.findtext(f"{CAP}description")
+    parameters = {p.findtext(f"{CAP}valueName"): p.findtext(f"{CAP}value")
+                  for p in en.iterfind(f"{CAP}parameter")}  # fmt: skip
+    assert parameters["trend"] == "falling"
+    assert float(parameters["waterDepthCm"]) < 50.1
+    assert vi.findtext(f"{CAP}instruction") == RULES["flood_depth"].instruction_vi
