@@ -124,6 +124,17 @@ def _detail(record: AlertRecord, key: str) -> str | float | int | bool | None:
     return record.alert.details.get(key)
 
 
+def _event_time(record: AlertRecord, key: str, default: datetime) -> datetime:
+    """An event time the details record (``2025-09-30T02:10:00Z``), else ``default``."""
+    value = _detail(record, key)
+    if not isinstance(value, str):
+        return default
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return default
+
+
 def _instruction(record: AlertRecord, language: str) -> str:
     key = "instruction_vi" if language == "vi-VN" else "instruction_en"
     given = _detail(record, key)
@@ -137,7 +148,8 @@ def _timing(record: AlertRecord, sent: datetime) -> tuple[str, str, str, str]:
     """urgency, certainty, onset and expires of a message that is still on."""
     alert = record.alert
     if not RULES[alert.rule].forecast:
-        return "Immediate", "Observed", cap_time(alert.observed_at), cap_time(sent + _EXPIRES)
+        began = _event_time(record, "raised_observed_at", alert.observed_at)
+        return "Immediate", "Observed", cap_time(began), cap_time(sent + _EXPIRES)
     eta = _detail(record, "eta_min")
     confidence = _detail(record, "confidence")
     minutes = float(eta) if isinstance(eta, int | float) else 0.0
@@ -196,7 +208,8 @@ def _all_clear(root: Element, record: AlertRecord, ctx: CapContext, language: st
     event = profile.event_vi if vi else profile.event_en
     _text(info, "headline", f"{_ALL_CLEAR[language]} – {event}: {place}")
     ended = profile.ended_vi if vi else profile.ended_en
-    _text(info, "description", ended.format(place=place, time=hanoi_time(cleared)))
+    ended_at = _event_time(record, "cleared_observed_at", cleared)
+    _text(info, "description", ended.format(place=place, time=hanoi_time(ended_at)))
     _text(info, "instruction", profile.after_vi if vi else profile.after_en)
     _tail(info, record, ctx, language, with_value=False)
 

@@ -315,7 +315,7 @@ def test_processing_follows_the_value_into_a_new_public_version(
     rules = {Quantity.WATER_DEPTH: [r for r in DEFAULT_RULES if r.name == "flood_depth"]}
     t0 = datetime(2025, 9, 30, tzinfo=UTC)
     life = Lifecycle()
-    depths = [12.0, 12.0, 30.0, 50.1, *(50.1 - 2 * k for k in range(1, 15))]
+    depths = [12.0, 12.0, 30.0, 50.1, *(50.1 - 2 * k for k in range(1, 15)), *[4.0] * 3]
     batches: list[list[Command]] = []
     for minute, cm in enumerate(depths):
         at = t0 + timedelta(minutes=minute)
@@ -328,7 +328,7 @@ def test_processing_follows_the_value_into_a_new_public_version(
             await apply_commands(conn, commands)
 
     first_id = None
-    for commands in batches:
+    for commands in batches[:-3]:  # up to 22.1 cm, still open
         if commands:
             asyncio.run(write(commands))
             if first_id is None:
@@ -349,3 +349,14 @@ def test_processing_follows_the_value_into_a_new_public_version(
     assert parameters["trend"] == "falling"
     assert float(parameters["waterDepthCm"]) < 50.1
     assert vi.findtext(f"{CAP}instruction") == RULES["flood_depth"].instruction_vi
+    assert vi.findtext(f"{CAP}onset") == "2025-09-30T07:01:00+07:00"  # when it was raised
+    # three readings back to normal: the all-clear says when the water receded (event time)
+    cleared = [c for commands in batches[-3:] for c in commands]
+    assert [type(c).__name__ for c in cleared] == ["Clear"]
+    asyncio.run(write(cleared))
+    vi = _infos(_cap(api, cap_schema, first_id))["vi-VN"]
+    assert vi.findtext(f"{CAP}responseType") == "AllClear"
+    assert vi.findtext(f"{CAP}description") == (
+        "Ngập úng tại Điểm ngập Thái Hà, Đống Đa, Hà Nội đã kết thúc: nước đã rút "
+        "(lúc 07:20 30/09/2025, giờ Hà Nội)."
+    )
