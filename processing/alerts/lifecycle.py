@@ -38,7 +38,7 @@ Acknowledgement and escalation are done by people and by time, in the database
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -103,49 +103,57 @@ class _Follow:
     figure: Figure
     alert: Alert  # the alert as last published
     peak: tuple[float, datetime]
-    recent: deque[tuple[datetime, float]] = field(default_factory=lambda: deque(maxlen=256))
+    recent: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=256))
     trend: Trend = Trend.STEADY
+    published_s: float = 0.0  # event time of the alert as last published (epoch s)
 
-    def observe(self, value: float, at: datetime, window: timedelta) -> Trend:
-        """Note a value; returns its trend over the window.
+    def __post_init__(self) -> None:
+        self.published_s = self.alert.observed_at.timestamp()
 
-        The trend is the least-squares change across the values of the window (at least
-        the previous value and this one): a peak that has passed does not make a falling
-        value look like a rise, and one noisy reading does not make a trend.
-        """
-        while len(self.recent) > 1 and at - self.recent[1][0] > window:
-            self.recent.popleft()
-        self.recent.append((at, value))
-        worse = value > self.peak[0] if self.figure.higher_is_worse else value < self.peak[0]
-        if worse:
+    def publish(self, alert: Alert, trend: Trend) -> None:
+        """Note the alert as now published."""
+        self.alert, self.trend, self.published_s = alert, trend, alert.observed_at.timestamp()
+
+    def record(self, value: float, at: datetime, at_s: float, window_s: float) -> None:
+        """Note a value (and the peak), keeping the window's values and the one before."""
+        recent = self.recent
+        while len(recent) > 1 and at_s - recent[1][0] > window_s:
+            recent.popleft()
+        recent.append((at_s, value))
+        if (value > self.peak[0]) if self.figure.higher_is_worse else (value < self.peak[0]):
             self.peak = (value, at)
+
+    def fitted_trend(self) -> Trend:
+        """The trend of the recorded values: the least-squares change across the window.
+
+        A peak that has passed does not make a falling value look like a rise, and one
+        noisy reading does not make a trend.
+        """
         return Trend.of(_fitted_change(self.recent), self.figure.step / 2)
 
-    def is_news(self, value: float, trend: Trend, at: datetime, every: timedelta) -> bool:
-        """True when the value moved by a step, or the trend changed, long enough after."""
-        if self.alert.value is None or at - self.alert.observed_at < every:
-            return False
-        return abs(value - self.alert.value) >= self.figure.step or trend is not self.trend
+    def is_news(self, value: float, trend: Trend) -> bool:
+        """True when the value moved by a step since the last update, or the trend changed."""
+        last = self.alert.value
+        return last is None or abs(value - last) >= self.figure.step or trend is not self.trend
 
 
-def _fitted_change(points: Iterable[tuple[datetime, float]]) -> float:
-    """The change a least-squares line through the points makes from the first to the last.
+def _fitted_change(points: Collection[tuple[float, float]]) -> float:
+    """The change a least-squares line through (time, value) points makes across them.
 
-    >>> from datetime import UTC, datetime, timedelta
-    >>> t = datetime(2025, 1, 1, tzinfo=UTC)
-    >>> _fitted_change([(t + timedelta(minutes=m), v) for m, v in enumerate([50, 48, 46])])
+    >>> _fitted_change([(0.0, 50.0), (60.0, 48.0), (120.0, 46.0)])
     -4.0
     """
-    rows = [(moment.timestamp(), value) for moment, value in points]
-    if len(rows) < 2:
+    n = len(points)
+    if n < 2:
         return 0.0
-    mean_t = sum(t for t, _ in rows) / len(rows)
-    mean_v = sum(v for _, v in rows) / len(rows)
-    spread = sum((t - mean_t) ** 2 for t, _ in rows)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
     if spread == 0:
         return 0.0
-    slope = sum((t - mean_t) * (v - mean_v) for t, v in rows) / spread
-    return slope * (rows[-1][0] - rows[0][0])
+    slope = sum((t - mean_t) * (v - mean_v) for t, v in points) / spread
+    times = [t for t, _ in points]
+    return slope * (max(times) - min(times))
 
 
 class Lifecycle:
@@ -169,8 +177,8 @@ class Lifecycle:
     ) -> None:
         self._clear_after = clear_after
         self._cooldown = timedelta(seconds=cooldown_s)
-        self._follow_every = timedelta(seconds=follow_every_s)
-        self._trend_window = timedelta(seconds=trend_window_s)
+        self._follow_every_s = follow_every_s
+        self._trend_window_s = trend_window_s
         self._tracks: dict[str, _Track] = {}
         self._held: dict[str, tuple[datetime, int]] = {}  # first held, how many
         self.suppressed = 0
@@ -297,13 +305,15 @@ class Lifecycle:
             return alert
         follow = self._follow_of(track, cond) or _Follow(cond.figure, alert, (cond.value, cond.at))
         track.follow = follow
-        trend = follow.observe(cond.value, cond.at, self._trend_window)
+        follow.record(cond.value, cond.at, cond.at.timestamp(), self._trend_window_s)
+        trend = follow.fitted_trend()
         peak_value, peak_at = follow.peak
         alert.details.update(
             current_value=cond.value, trend=trend.value, peak_value=peak_value,
             peak_at=iso_utc(peak_at),
         )  # fmt: skip
-        follow.figure, follow.alert, follow.trend = cond.figure, alert, trend
+        follow.figure = cond.figure
+        follow.publish(alert, trend)
         return alert
 
     @staticmethod
@@ -324,8 +334,12 @@ class Lifecycle:
         follow = self._follow_of(track, cond)
         if follow is None:
             return None
-        trend = follow.observe(cond.value, cond.at, self._trend_window)
-        if not follow.is_news(cond.value, trend, cond.at, self._follow_every):
+        at_s = cond.at.timestamp()
+        follow.record(cond.value, cond.at, at_s, self._trend_window_s)
+        if follow.alert.value is None or at_s - follow.published_s < self._follow_every_s:
+            return None
+        trend = follow.fitted_trend()
+        if not follow.is_news(cond.value, trend):
             return None
         message_vi, message_en = progress_texts(follow.figure, (cond.value, cond.at, trend),
                                                 follow.peak)  # fmt: skip
@@ -338,7 +352,7 @@ class Lifecycle:
             follow.alert, message_vi=message_vi, message_en=message_en, value=cond.value,
             observed_at=cond.at, details=details,
         )  # fmt: skip
-        follow.alert, follow.trend = alert, trend
+        follow.publish(alert, trend)
         return Update(alert)
 
     @staticmethod

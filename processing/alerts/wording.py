@@ -99,12 +99,16 @@ _VI_DIGITS = str.maketrans(",.", ".,")
 
 def number_en(value: float, decimals: int = 1) -> str:
     """A number as English writes it: ``1,234.5``."""
+    if -1000 < value < 1000:  # the common case, without a thousands separator
+        return f"{value:.{decimals}f}"
     return f"{value:,.{decimals}f}"
 
 
 def number_vi(value: float, decimals: int = 1) -> str:
     """A number as Vietnamese writes it: ``1.234,5`` (decimal comma, dot for thousands)."""
-    return number_en(value, decimals).translate(_VI_DIGITS)
+    if -1000 < value < 1000:
+        return f"{value:.{decimals}f}".replace(".", ",")
+    return f"{value:,.{decimals}f}".translate(_VI_DIGITS)
 
 
 _UNIT_TEXT = {"ug/m3": "µg/m³", "ug/L": "µg/L", "uS/cm": "µS/cm", "Cel": "°C", "%RH": "%"}

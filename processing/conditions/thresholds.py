@@ -28,6 +28,7 @@ An open alert's updates follow the reading (current value and trend beside the p
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -256,12 +257,25 @@ def evaluate(
 
 def figure_of(rule: ThresholdRule, reading: Reading, station: Station | None) -> Figure:
     """What the rule's value is, for the updates of its open alert."""
-    spec = QUANTITIES[reading.quantity]
+    place = Place.of(station, reading.station_id)
+    return _figure(rule, reading.quantity, place)
+
+
+@functools.lru_cache(maxsize=4096)
+def _figure(rule: ThresholdRule, quantity: Quantity, place: Place) -> Figure:
+    """One figure per rule and place (bounded cache: the hot path makes one per reading)."""
+    spec = QUANTITIES[quantity]
     return Figure(
-        spec.label_vi, spec.label_en, spec.unit,
-        Place.of(station, reading.station_id).in_district, rule.step,
+        spec.label_vi, spec.label_en, spec.unit, place.in_district, rule.step,
         higher_is_worse=rule.direction == "above",
     )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)
+def _limits(threshold: float, unit: str) -> tuple[str, str]:
+    """A threshold with its unit, in Vietnamese and English (``50 cm``, ``0,5 mg/L``)."""
+    decimals = 0 if float(threshold).is_integer() else 1
+    return quantity_vi(threshold, unit, decimals), quantity_en(threshold, unit, decimals)
 
 
 def describe(
@@ -270,10 +284,9 @@ def describe(
     """Bilingual title and message for an alert (local time Asia/Ho_Chi_Minh)."""
     spec = QUANTITIES[reading.quantity]
     place = Place.of(station, reading.station_id)
+    where = place.in_district
     local = hanoi_time(reading.measured_at)
-    decimals = 0 if float(level.threshold).is_integer() else 1
-    limit_vi = quantity_vi(level.threshold, spec.unit, decimals)
-    limit_en = quantity_en(level.threshold, spec.unit, decimals)
+    limit_vi, limit_en = _limits(level.threshold, spec.unit)
     relation_vi = "vượt" if rule.direction == "above" else "dưới"
     relation_en = "above" if rule.direction == "above" else "below"
     title_vi = f"{rule.title_vi} – {level.name_vi}: {place.name}"
@@ -281,11 +294,11 @@ def describe(
     if reading.value == level.threshold:
         relation_vi, relation_en = "bằng", "at"
     message_vi = (
-        f"{spec.label_vi} tại {place.in_district} là {quantity_vi(reading.value, spec.unit)} "
+        f"{spec.label_vi} tại {where} là {quantity_vi(reading.value, spec.unit)} "
         f"lúc {local} (giờ Hà Nội), {relation_vi} ngưỡng {level.name_vi.lower()} {limit_vi}."
     )
     message_en = (
-        f"{spec.label_en} at {place.in_district} is {quantity_en(reading.value, spec.unit)} "
+        f"{spec.label_en} at {where} is {quantity_en(reading.value, spec.unit)} "
         f"at {local} (Hanoi time), {relation_en} the {level.name_en.lower()} threshold of "
         f"{limit_en}."
     )
