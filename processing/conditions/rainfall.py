@@ -51,6 +51,7 @@ __all__ = ["HEAVY_RAIN_RULE", "RainAccumulator", "RainConfig"]
 
 HEAVY_RAIN_RULE: Final = "heavy_rain"
 _GAUGE_VI: Final = "Trạm đo mưa"
+_FIGURES_MAX: Final = 4096
 _S_PER_H: Final = 3600.0
 _DEFAULT_INTERVAL_S: Final = 60.0
 
@@ -87,6 +88,7 @@ class RainAccumulator:
     def __init__(self, config: RainConfig | None = None) -> None:
         self.config = config or RainConfig()
         self._windows: dict[str, TimeWindow] = {}
+        self._figures: dict[tuple[str, str | None, str | None], Figure] = {}
 
     def _add(self, reading: Reading) -> float:
         window = self._windows.get(reading.station_id)
@@ -136,17 +138,25 @@ class RainAccumulator:
                     NO_TEXTS if level is None else self._texts(level, reading, total, station),
                     f"{HEAVY_RAIN_RULE}:{station.district if station else '?'}",
                     {} if level is None else {"rain_2h_mm": total, **self.rules[0].instructions()},
-                    figure=None if level is None else self._figure(reading, station),
+                    figure=self._figure(reading, station),
                 )
             )  # fmt: skip
         return out
 
     def _figure(self, reading: Reading, station: Station | None) -> Figure:
-        hours = f"{self.config.window_s / _S_PER_H:g}"
-        return Figure(
-            f"Lượng mưa {hours} giờ", f"Rain over {hours} h", "mm",
-            _gauge(Place.of(station, reading.station_id)), step=5.0, decimals=0,
-        )  # fmt: skip
+        """The figure of a gauge (every reading: a restored alert follows the next one)."""
+        key = (reading.station_id, station.name if station else None,
+               station.district if station else None)  # fmt: skip
+        figure = self._figures.get(key)
+        if figure is None:
+            if len(self._figures) >= _FIGURES_MAX:
+                self._figures.clear()
+            hours = f"{self.config.window_s / _S_PER_H:g}"
+            figure = self._figures[key] = Figure(
+                f"Lượng mưa {hours} giờ", f"Rain over {hours} h", "mm",
+                _gauge(Place.of(station, reading.station_id)), step=5.0, decimals=0,
+            )  # fmt: skip
+        return figure
 
     def _texts(
         self, level: Level, reading: Reading, total: float, station: Station | None

@@ -249,26 +249,36 @@ def evaluate(
                         **rule.spec.instructions(),
                     },
                     confirm=rule.confirm,
-                    figure=None if level is None else figure_of(rule, reading, station),
+                    figure=figure_of(rule, reading, station),
                 )
             )
     return out
 
 
+_FIGURES: dict[tuple[str, str, str | None, str | None], Figure] = {}
+_FIGURES_MAX: Final = 4096
+
+
 def figure_of(rule: ThresholdRule, reading: Reading, station: Station | None) -> Figure:
-    """What the rule's value is, for the updates of its open alert."""
-    place = Place.of(station, reading.station_id)
-    return _figure(rule, reading.quantity, place)
+    """What the rule's value is, for the updates of its open alert.
 
-
-@functools.lru_cache(maxsize=4096)
-def _figure(rule: ThresholdRule, quantity: Quantity, place: Place) -> Figure:
-    """One figure per rule and place (bounded cache: the hot path makes one per reading)."""
-    spec = QUANTITIES[quantity]
-    return Figure(
-        spec.label_vi, spec.label_en, spec.unit, place.in_district, rule.step,
-        higher_is_worse=rule.direction == "above",
-    )  # fmt: skip
+    Normal readings carry it too: an alert restored after a restart is followed from
+    whatever reading comes next. One figure per rule and station, kept in a bounded cache
+    (emptied when full): the hot path asks for one per reading.
+    """
+    name, district = (station.name, station.district) if station else (None, None)
+    key = (rule.name, reading.station_id, name, district)
+    figure = _FIGURES.get(key)
+    if figure is None:
+        if len(_FIGURES) >= _FIGURES_MAX:
+            _FIGURES.clear()
+        spec = QUANTITIES[reading.quantity]
+        figure = _FIGURES[key] = Figure(
+            spec.label_vi, spec.label_en, spec.unit,
+            Place.of(station, reading.station_id).in_district, rule.step,
+            higher_is_worse=rule.direction == "above",
+        )  # fmt: skip
+    return figure
 
 
 @functools.lru_cache(maxsize=256)

@@ -300,3 +300,34 @@ def test_an_alert_restored_after_a_restart_is_followed_from_its_stored_peak() ->
     assert "đỉnh 52,4 cm lúc 07:03 30/09/2025" in updates[0].message_vi
     assert updates[0].title_vi == stored.title_vi
     assert updates[0].details["raised_observed_at"] == stored.details["raised_observed_at"]
+
+
+def test_a_restored_alert_is_followed_even_when_no_reading_reaches_a_level() -> None:
+    """Restarted while the street drains: 9.8 cm is under every level, not yet normal."""
+    station = FLEET["fd-thai-ha"]
+    (cond,) = evaluate([_reading("fd-thai-ha", Quantity.WATER_DEPTH, 3, 52.4)], BY_QUANTITY,
+                       FLEET)  # fmt: skip
+    first = Lifecycle()
+    for minute in (2, 3):
+        for c in evaluate([_reading("fd-thai-ha", Quantity.WATER_DEPTH, minute, 52.4)],
+                          BY_QUANTITY, FLEET):  # fmt: skip
+            command = first.step(c, station)
+            if isinstance(command, Raise):
+                stored = command.alert
+    assert cond.value == stored.value
+    life = Lifecycle()
+    life.restore([(stored.dedup_key, stored.severity, stored.observed_at)])
+    life.resume_following([stored])
+    updates = []
+    for minute in range(4, 30):
+        for c in evaluate([_reading("fd-thai-ha", Quantity.WATER_DEPTH, minute, 9.8)],
+                          BY_QUANTITY, FLEET):  # fmt: skip
+            assert c.severity is None
+            command = life.step(c, station)
+            if isinstance(command, Update):
+                updates.append((minute, command.alert))
+    assert [m for m, _ in updates] == [13]  # ten minutes after the stored update, then quiet
+    ((_, alert),) = updates
+    assert "hiện tại 9,8 cm (ổn định)" in alert.message_vi
+    assert "đỉnh 52,4 cm lúc 07:03 30/09/2025" in alert.message_vi
+    assert alert.severity is Severity.EXTREME
