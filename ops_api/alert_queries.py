@@ -20,6 +20,7 @@ from processing.alerts import Alert, AlertAction, AlertEvent, AlertState, Catego
 
 __all__ = [
     "AlertRecord",
+    "PublicVersions",
     "alerts_by_ids",
     "current_event_id",
     "events_after",
@@ -28,6 +29,8 @@ __all__ = [
     "first_events",
     "get_alert",
     "list_alerts",
+    "public_alerts",
+    "public_versions",
 ]
 
 
@@ -256,3 +259,72 @@ async def events_after(conn: Conn, after_id: int, limit: int) -> list[AlertEvent
             [after_id, limit],
         )
         return await cur.fetchall()
+
+
+_PUBLIC: Final = f"""
+(SELECT {_ALERT_COLUMNS} FROM alerts a
+ WHERE a.rule = ANY(%(rules)s) AND a.state <> 'cleared'
+ ORDER BY a.raised_at DESC, a.alert_id DESC)
+UNION ALL
+(SELECT {_ALERT_COLUMNS} FROM alerts a
+ WHERE a.rule = ANY(%(rules)s) AND a.state = 'cleared' AND a.cleared_at >= %(since)s
+ ORDER BY a.cleared_at DESC, a.alert_id DESC
+ LIMIT %(cleared_max)s)
+"""
+
+
+async def public_alerts(
+    conn: Conn, rules: Sequence[str], *, cleared_since: datetime, cleared_max: int
+) -> list[AlertRecord]:
+    """Every open alert of ``rules``, whatever its age, then those cleared since a time.
+
+    Filtered in SQL: an open alert is listed however many alerts were raised after it (the
+    open ones are bounded by the rules' dedup keys: one per rule and station); the cleared
+    ones are the ``cleared_max`` most recent at most.
+    """
+    params = {"rules": list(rules), "since": cleared_since, "cleared_max": cleared_max}
+    async with conn.cursor(row_factory=kwargs_row(_record)) as cur:
+        await cur.execute(_PUBLIC, params)
+        return await cur.fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class PublicVersions:
+    """An alert's public versions: the events that changed what the public sees.
+
+    Args:
+        first: its first public event (the ``raised``).
+        current: its newest one.
+        previous: the one before the newest, if any.
+    """
+
+    first: AlertEvent
+    current: AlertEvent
+    previous: AlertEvent | None
+
+
+_VERSIONS: Final = f"""
+SELECT {_EVENT_COLUMNS} FROM (
+    SELECT {_EVENT_COLUMNS},
+           row_number() OVER (PARTITION BY alert_id ORDER BY event_id) AS oldest,
+           row_number() OVER (PARTITION BY alert_id ORDER BY event_id DESC) AS newest
+    FROM alert_events WHERE alert_id = ANY(%s) AND action = ANY(%s)) v
+WHERE oldest = 1 OR newest <= 2
+ORDER BY alert_id, event_id
+"""
+
+
+async def public_versions(
+    conn: Conn, alert_ids: Sequence[int], actions: Sequence[AlertAction]
+) -> dict[int, PublicVersions]:
+    """The public versions of alerts (``actions``: the actions that change what is public)."""
+    async with conn.cursor(row_factory=args_row(_event)) as cur:
+        await cur.execute(_VERSIONS, [list(alert_ids), [a.value for a in actions]])
+        events = await cur.fetchall()
+    by_alert: dict[int, list[AlertEvent]] = {}
+    for event in events:
+        by_alert.setdefault(event.alert_id, []).append(event)
+    return {
+        alert_id: PublicVersions(rows[0], rows[-1], rows[-2] if len(rows) > 1 else None)
+        for alert_id, rows in by_alert.items()
+    }

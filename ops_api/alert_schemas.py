@@ -66,7 +66,7 @@ class AlertOut(_Out):
     alert_id: int
     dedup_key: str
     rule: str
-    category: Literal["event", "sensor_health"]
+    category: Literal["event", "sensor_health", "operations"]
     severity: Severity
     severity_rank: int = Field(description="0 (info) .. 4 (extreme)")
     severity_vi: str

@@ -104,9 +104,13 @@ class ApiSettings(BaseSettings):
         indices_window_s: how far back /api/stations looks for each station's latest indices.
         console_cleared_visible_s: how long the console keeps showing an alert after it was
             cleared (greyed, labelled "Đã kết thúc / Cleared"), so a newcomer sees the story.
-        cap_sender: the CAP 1.2 ``sender`` of the flood feed.
+        cap_sender: the CAP 1.2 ``sender`` of the public feeds.
         cap_status: the CAP ``status``; defaults to ``Test`` in dev (simulated data), else
             ``Actual``.
+        cap_cleared_window_s: how long a cleared public alert stays in its CAP feed (as its
+            all-clear message).
+        cap_cleared_max: the most recently cleared alerts a feed lists at most (every open
+            one is always listed: at most one per rule and station).
         db_pool_min_size: connections kept open.
         db_pool_max_size: connections at most.
         db_timeout_s: wait for a pooled connection before answering 503.
@@ -190,6 +194,8 @@ class ApiSettings(BaseSettings):
     console_cleared_visible_s: float = Field(default=2 * 3600.0, ge=0, le=7 * 86400.0)
     cap_sender: str = Field(default="hanoi-ioc", pattern=r"^[^\s,<&]+$")
     cap_status: Literal["Actual", "Exercise", "System", "Test", "Draft"] | None = None
+    cap_cleared_window_s: float = Field(default=6 * 3600.0, ge=0, le=30 * 86400.0)
+    cap_cleared_max: int = Field(default=500, ge=0, le=10_000)
 
     db_pool_min_size: int = Field(default=1, ge=0)
     db_pool_max_size: int = Field(default=20, ge=1)

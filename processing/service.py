@@ -55,6 +55,7 @@ from processing.alerts.sink import (
     apply_commands,
     decided_alerts,
     escalate_unacknowledged,
+    open_alert_rows,
     open_alerts,
 )
 from processing.bank import BANK_VERSION, DetectorBank
@@ -191,6 +192,7 @@ class ProcessingService:
         self._decided_through = committed if snapshot is None else min(snapshot, committed)
         decided = await decided_alerts(conn)
         self.lifecycle.restore(await open_alerts(conn), decided)
+        self.lifecycle.resume_following(await open_alert_rows(conn))
         logger.info(
             "processing resumes at feed position %d (replaying from %d) with %d open alert(s) "
             "and %d decided one(s)", self._position, self._decided_through,
@@ -289,6 +291,7 @@ class ProcessingService:
         except Exception as exc:
             async with self.pool.connection() as conn:
                 self.lifecycle.reset(await open_alerts(conn), await decided_alerts(conn))
+                self.lifecycle.resume_following(await open_alert_rows(conn))
             if len(readings) <= 1:
                 await self._quarantine(readings, batch, exc)
                 return EngineResult()

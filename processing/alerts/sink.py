@@ -36,6 +36,7 @@ __all__ = [
     "apply_commands",
     "decided_alerts",
     "escalate_unacknowledged",
+    "open_alert_rows",
     "open_alerts",
     "transition_alert",
 ]
@@ -201,6 +202,27 @@ async def decided_alerts(
     cur = await conn.execute(_DECIDED, (within_s,))
     return [(str(k), Severity(str(s)), seen, cleared)
             for k, s, seen, cleared in await cur.fetchall()]  # fmt: skip
+
+
+_OPEN_ROWS: Final = """
+SELECT dedup_key, rule, category, severity, station_id, quantity, domain, district, title_vi,
+       title_en, message_vi, message_en, value, threshold, observed_at, details, alert_id
+FROM alerts WHERE state <> 'cleared'"""
+
+
+async def open_alert_rows(conn: Conn) -> list[Alert]:
+    """Every open alert as last published (its texts, value and details), to follow on."""
+    cur = await conn.execute(_OPEN_ROWS)
+    return [
+        Alert(
+            str(key), str(rule), category, Severity(str(severity)), station, quantity, domain,
+            district, title_vi, title_en, message_vi, message_en, value, threshold,
+            observed_at, dict(details or {}), alert_id,
+        )
+        for (key, rule, category, severity, station, quantity, domain, district, title_vi,
+             title_en, message_vi, message_en, value, threshold, observed_at, details,
+             alert_id) in await cur.fetchall()
+    ]  # fmt: skip
 
 
 async def escalate_unacknowledged(conn: Conn, after_s: float) -> int:

@@ -26,7 +26,7 @@ from typing import Final
 
 from contract import QUANTITIES, Quantity, Station, hanoi_time
 from processing.alerts import Severity
-from processing.alerts.wording import Place
+from processing.alerts.wording import Figure, Place
 from processing.conditions.base import NO_TEXTS, Condition, Phase, RuleSpec, Step, Subject
 from processing.derived import IndexRow
 from processing.indices.vn_aqi import LevelInfo, level_of, round_aqi
@@ -39,8 +39,10 @@ _SEVERITY: Final = {"bad": Severity.MODERATE, "very_bad": Severity.SEVERE,
                     "hazardous": Severity.EXTREME}  # fmt: skip
 _ADVICE: Final = {
     "bad": (
-        "Mọi người hạn chế hoạt động mạnh ngoài trời; nhóm nhạy cảm nên ở trong nhà.",
-        "Everyone should cut strenuous outdoor activity; sensitive groups should stay indoors.",
+        "Mọi người hạn chế hoạt động mạnh ngoài trời; người già, trẻ em, phụ nữ mang thai và "
+        "người có bệnh tim, phổi nên ở trong nhà.",
+        "Everyone should cut strenuous outdoor activity; older people, children, pregnant "
+        "women and people with heart or lung disease should stay indoors.",
     ),
     "very_bad": (
         "Hạn chế tối đa ra ngoài, đeo khẩu trang phù hợp khi ra ngoài.",
@@ -56,21 +58,23 @@ _ADVICE: Final = {
 def _texts(
     row: IndexRow, info: LevelInfo, aqi: int, station: Station | None
 ) -> tuple[str, str, str, str]:
-    place = Place.of(station, row.station_id).name
+    place = Place.of(station, row.station_id)
     local = hanoi_time(row.time)
     try:
         pollutant = QUANTITIES[Quantity(row.dominant or "")]
-        main_vi, main_en = f", chủ yếu do {pollutant.label_vi}", f", mainly {pollutant.label_en}"
+        label_vi = pollutant.label_vi  # "Bụi PM2.5" is "bụi PM2.5" mid-sentence, "NO2" stays
+        if label_vi[1:2].islower():
+            label_vi = label_vi[:1].lower() + label_vi[1:]
+        main_vi, main_en = f", chủ yếu do {label_vi}", f", mainly {pollutant.label_en}"
     except ValueError:
         main_vi = main_en = ""
-    advice_vi, advice_en = _ADVICE[info.level.value]
     return (
-        f"Chất lượng không khí {info.name_vi} (VN_AQI {aqi}): {place}",
-        f"Air quality {info.name_en} (VN_AQI {aqi}): {place}",
-        f"VN_AQI giờ tại {place} là {aqi} ({info.name_vi}) cho giờ kết thúc lúc {local} "
-        f"(giờ Hà Nội){main_vi}. {advice_vi}",
-        f"The hourly VN_AQI at {place} is {aqi} ({info.name_en}) for the hour ending {local} "
-        f"(Hanoi time){main_en}. {advice_en}",
+        f"Chất lượng không khí {info.name_vi} (VN_AQI {aqi}): {place.name}",
+        f"Air quality {info.name_en} (VN_AQI {aqi}): {place.name}",
+        f"VN_AQI giờ tại {place.in_district} là {aqi} ({info.name_vi}) cho giờ kết thúc lúc "
+        f"{local} (giờ Hà Nội){main_vi}.",
+        f"The hourly VN_AQI at {place.in_district} is {aqi} ({info.name_en}) for the hour ending "
+        f"{local} (Hanoi time){main_en}.",
     )
 
 
@@ -78,8 +82,11 @@ class AirQualitySource:
     """Hourly VN_AQI rows of the slice to air-quality conditions."""
 
     rules: Final = (
-        RuleSpec(AIR_QUALITY_RULE, "event", "Chất lượng không khí", "Air quality", public=True),
-    )
+        RuleSpec(
+            AIR_QUALITY_RULE, "event", "Chất lượng không khí", "Air quality", public=True,
+            instruction_vi=_ADVICE["bad"][0], instruction_en=_ADVICE["bad"][1],
+        ),
+    )  # fmt: skip
     phase: Final[Phase] = "slice"
 
     def conditions(self, step: Step) -> list[Condition]:
@@ -98,6 +105,11 @@ def aqi_conditions(rows: Iterable[IndexRow], stations: Mapping[str, Station]) ->
         severity = _SEVERITY.get(info.level.value)
         station = stations.get(row.station_id)
         district = station.district if station else "?"
+        details: dict[str, str | float | int | bool | None] = {
+            "index": "VN_AQI", "level": info.level.value, "dominant": row.dominant,
+        }  # fmt: skip
+        if severity is not None:
+            details["instruction_vi"], details["instruction_en"] = _ADVICE[info.level.value]
         out.append(
             Condition(
                 f"{AIR_QUALITY_RULE}:{row.station_id}", AIR_QUALITY_RULE, "event",
@@ -105,7 +117,9 @@ def aqi_conditions(rows: Iterable[IndexRow], stations: Mapping[str, Station]) ->
                 None if severity is None else float(info.low),
                 NO_TEXTS if severity is None else _texts(row, info, aqi, station),
                 f"{AIR_QUALITY_RULE}:{district}",
-                {"index": "VN_AQI", "level": info.level.value, "dominant": row.dominant},
+                details,
+                figure=Figure("VN_AQI giờ", "Hourly VN_AQI", "",
+                              Place.of(station, row.station_id).in_district, 10.0, 0),
             )
         )  # fmt: skip
     return out

@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 
 from contract import Quantity, Reading, Registry, Station
 from processing.alerts.model import Category, Severity
+from processing.alerts.wording import Figure
 from processing.bank import BankResult, Silence
 from processing.derived import IndexRow
 
@@ -83,6 +84,9 @@ class RuleSpec:
             CAP feeds, webhooks to other departments); sensor-health and data-quality
             rules never are.
         forecast: it warns of what is expected, not of what is observed.
+        instruction_vi: what the public should do, in Vietnamese (every public rule has
+            one; a condition may give a level's own in its details, ``instruction_vi``).
+        instruction_en: the same in English.
     """
 
     name: str
@@ -91,6 +95,14 @@ class RuleSpec:
     title_en: str
     public: bool = False
     forecast: bool = False
+    instruction_vi: str = ""
+    instruction_en: str = ""
+
+    def instructions(self) -> dict[str, str | float | int | bool | None]:
+        """The instruction as alert details (empty for an internal rule)."""
+        if not self.public:
+            return {}
+        return {"instruction_vi": self.instruction_vi, "instruction_en": self.instruction_en}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +119,8 @@ class Condition:
             rule's own figure: minutes of silence, the VN_AQI, seconds of clock offset).
         severity: how bad it is now; None when it is not abnormal.
         normal: True when it is back to normal (past any hysteresis): counts towards a clear.
-        threshold: the threshold crossed (in the value's unit, or a score).
+        threshold: the threshold crossed, in the value's unit (None for a detector's verdict:
+            its score and score threshold are in the details, never with a unit).
         texts: title_vi, title_en, message_vi, message_en (empty when not abnormal).
         group: incident grouping key (e.g. ``flood_depth:Đống Đa``).
         details: extra facts stored with the alert.
@@ -117,6 +130,8 @@ class Condition:
             first raises); an open alert follows each one at once.
         clear_after: consecutive normal conditions that clear the alert (None: the
             lifecycle's default).
+        figure: what the value is, when the open alert's updates should follow it (the
+            current value and trend beside the peak); None: updates only when it worsens.
     """
 
     dedup_key: str
@@ -134,6 +149,7 @@ class Condition:
     hold: bool = False
     clear_after: int | None = None
     confirm: int = 1
+    figure: Figure | None = None
 
     @property
     def station_id(self) -> str | None:

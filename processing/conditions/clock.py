@@ -58,7 +58,7 @@ import numpy as np
 
 from contract import Reading, Station, StationId, hanoi_time
 from processing.alerts import Severity
-from processing.alerts.wording import Place
+from processing.alerts.wording import Place, number_en, number_vi
 from processing.conditions.base import Condition, Phase, RuleSpec, Step, Subject
 from processing.errors import DetectorConfigError
 from processing.windows import arrival_percentile
@@ -199,8 +199,9 @@ def _at(ref: float) -> datetime:
 def _span(offset_s: float) -> tuple[str, str]:
     size = abs(offset_s)
     if size >= 5400:
-        hours = f"{size / 3600:.1f}".rstrip("0").rstrip(".")
-        return f"{hours} giờ", f"{hours} h"
+        hours = size / 3600
+        decimals = 0 if round(hours, 1).is_integer() else 1
+        return f"{number_vi(hours, decimals)} giờ", f"{number_en(hours, decimals)} h"
     return f"{size / 60:.0f} phút", f"{size / 60:.0f} min"
 
 
@@ -208,18 +209,18 @@ def _texts(
     ref: Station | None, station: str, offset_s: float, now_s: float
 ) -> tuple[str, str, str, str]:
     place = Place.of(ref, station).name
-    district = f", {ref.district}" if ref else ""
+    where = Place.of(ref, station).in_district
     local = hanoi_time(datetime.fromtimestamp(now_s, UTC))
     span_vi, span_en = _span(offset_s)
     fast = offset_s > 0
     return (
         f"Đồng hồ thiết bị lệch: {place}",
         f"Device clock off: {place}",
-        f"Đồng hồ của thiết bị {place}{district} chạy {'nhanh' if fast else 'chậm'} khoảng "
+        f"Đồng hồ của thiết bị {where} chạy {'nhanh' if fast else 'chậm'} khoảng "
         f"{span_vi} so với các trạm khác (lúc {local}, giờ Hà Nội). Số liệu vẫn được lưu theo "
         "giờ thiết bị gửi nên bị lệch thời gian trên biểu đồ và chỉ số giờ. "
         "Cần đồng bộ đồng hồ (NTP) cho thiết bị.",
-        f"The clock of {place}{district} runs about {span_en} {'fast' if fast else 'slow'} "
+        f"The clock of {where} runs about {span_en} {'fast' if fast else 'slow'} "
         f"against the rest of the network (at {local}, Hanoi time). Its readings are stored at "
         "the device's times, so they are shifted on the charts and in the hourly indices. "
         "Synchronise the device clock (NTP).",

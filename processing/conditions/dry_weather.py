@@ -28,7 +28,7 @@ import numpy as np
 
 from contract import Quantity, Reading, Station, hanoi_time
 from processing.alerts import Severity
-from processing.alerts.wording import Place
+from processing.alerts.wording import Place, number_vi
 from processing.conditions.base import Condition, RuleSpec
 from processing.nowcast import MAX_RAIN_MM_H
 from processing.windows import TimeWindow
@@ -158,7 +158,8 @@ class DryWeatherCheck:
             out.append(dataclasses.replace(
                 cond, dedup_key=key, rule=DEPTH_WITHOUT_RAIN_RULE, category="sensor_health",
                 severity=Severity.MINOR, group=f"{DEPTH_WITHOUT_RAIN_RULE}:{district}",
-                texts=_texts(cond, station, str(gauge), rain or 0.0, self.window_s),
+                texts=_texts(cond, station, Place.of(stations.get(str(gauge)), str(gauge)),
+                             rain or 0.0, self.window_s),
                 details={**cond.details, "upstream_gauge": str(gauge),
                          "heaviest_2h_rain_mm": round(rain or 0.0, 1),
                          "window_h": round(self.window_s / 3600.0, 1)},
@@ -167,20 +168,22 @@ class DryWeatherCheck:
 
 
 def _texts(
-    cond: Condition, station: Station | None, gauge: str, rain_mm: float, window_s: float
+    cond: Condition, station: Station | None, gauge: Place, rain_mm: float, window_s: float
 ) -> tuple[str, str, str, str]:
     place = Place.of(station, cond.station_id or "?").name
     local = hanoi_time(cond.at)
     hours = f"{window_s / 3600.0:g}"
+    gauge_vi = gauge.titled("trạm đo mưa")
+    gauge_en = gauge.name if gauge_vi == gauge.name else f"rain gauge {gauge.name}"
     return (
         f"Ngập khi không mưa – kiểm tra cảm biến: {place}",
         f"Flood depth without rain – check the sensor: {place}",
         f"Cảm biến tại {place} báo ngập {cond.value:.0f} cm lúc {local} (giờ Hà Nội) trong "
-        f"khi trạm đo mưa {gauge} không ghi nhận mưa lớn trong {hours} giờ qua (nhiều nhất "
-        f"{rain_mm:.1f} mm trong 2 giờ), không đủ gây ngập. Nhiều khả năng cảm biến bị trôi "
+        f"khi {gauge_vi} không ghi nhận mưa lớn trong {hours} giờ qua (nhiều nhất "
+        f"{number_vi(rain_mm)} mm trong 2 giờ), không đủ gây ngập. Nhiều khả năng cảm biến bị trôi "
         "hoặc bẩn; kiểm tra tại chỗ trước khi cảnh báo ngập.",
         f"The sensor at {place} reads {cond.value:.0f} cm of water at {local} (Hanoi time) "
-        f"while rain gauge {gauge} has measured no heavy rain in the last {hours} h (at most "
+        f"while {gauge_en} has measured no heavy rain in the last {hours} h (at most "
         f"{rain_mm:.1f} mm in 2 h), too little to flood a street. The sensor has most likely "
         "drifted or is fouled; check on site before warning of a flood.",
     )

@@ -13,7 +13,7 @@ from typing import Final
 
 from contract import Quantity, Reading, Station, hanoi_time
 from processing.alerts import Severity
-from processing.alerts.wording import Place
+from processing.alerts.wording import Place, number_en, number_vi
 from processing.conditions.base import Condition, Phase, RuleSpec, Step, Texts
 from processing.derived import DerivedSeries
 from processing.indices.flood import FloodLevel
@@ -41,8 +41,13 @@ class ForecastSource:
     """
 
     rules: Final = (
-        RuleSpec(FORECAST_RULE, "event", "Dự báo ngập", "Flood forecast", public=True,
-                 forecast=True),
+        RuleSpec(
+            FORECAST_RULE, "event", "Dự báo ngập", "Flood forecast", public=True, forecast=True,
+            instruction_vi="Chuẩn bị phân luồng giao thông; người dân tránh đi vào khu vực, "
+            "kê cao đồ đạc và di chuyển xe ra khỏi chỗ trũng; theo dõi các bản tin cập nhật.",
+            instruction_en="Prepare traffic diversions; avoid the area, raise belongings and "
+            "move vehicles out of low-lying spots; follow the updates.",
+        ),
     )  # fmt: skip
     phase: Final[Phase] = "slice"
 
@@ -96,7 +101,8 @@ class ForecastSource:
                     {"eta_min": round((worst.eta_s or 0) / 60, 1), "level": worst.level.value,
                      "rate_cm_h": round(cast.rate_cm_h, 1),
                      "confidence": round(cast.confidence, 2),
-                     "rain_mm_h": None if cast.rain_mm_h is None else round(cast.rain_mm_h, 1)},
+                     "rain_mm_h": None if cast.rain_mm_h is None else round(cast.rain_mm_h, 1),
+                     **self.rules[0].instructions()},
                 )
             )  # fmt: skip
         return out
@@ -109,20 +115,23 @@ def _minutes(seconds: float | None) -> str:
 def _forecast_texts(
     cast: FloodNowcast, eta: LevelEta, reading: Reading, station: Station | None
 ) -> Texts:
-    place = Place.of(station, reading.station_id).name
+    place = Place.of(station, reading.station_id)
     local = hanoi_time(reading.measured_at)
     window = f"{_minutes(eta.eta_early_s)}–{_minutes(eta.eta_late_s)}"
+    target_vi, target_en = number_vi(eta.depth_cm, 0), number_en(eta.depth_cm, 0)
     rain_vi = rain_en = ""
     if cast.rain_mm_h is not None:
-        rain_vi = f", mưa thượng nguồn {cast.rain_mm_h:.0f} mm/h"
-        rain_en = f", upstream rain {cast.rain_mm_h:.0f} mm/h"
+        rain_vi = f", mưa thượng nguồn {number_vi(cast.rain_mm_h, 0)} mm/h"
+        rain_en = f", upstream rain {number_en(cast.rain_mm_h, 0)} mm/h"
     return (
-        f"Dự báo ngập {eta.depth_cm:g} cm: {place}",
-        f"Flood forecast {eta.depth_cm:g} cm: {place}",
-        f"Lúc {local} (giờ Hà Nội) độ sâu ngập tại {place} là {cast.depth_cm:.0f} cm, đang dâng "
-        f"{cast.rate_cm_h:.0f} cm/h{rain_vi}; dự kiến đạt {eta.depth_cm:g} cm sau khoảng "
-        f"{_minutes(eta.eta_s)} phút ({window} phút). Chuẩn bị phân luồng, tránh đi vào khu vực.",
-        f"At {local} (Hanoi time) the flood depth at {place} is {cast.depth_cm:.0f} cm, rising "
-        f"{cast.rate_cm_h:.0f} cm/h{rain_en}; expected to reach {eta.depth_cm:g} cm in about "
-        f"{_minutes(eta.eta_s)} min ({window} min). Prepare diversions; avoid the area.",
+        f"Dự báo ngập {target_vi} cm: {place.name}",
+        f"Flood forecast {target_en} cm: {place.name}",
+        f"Lúc {local} (giờ Hà Nội) độ sâu ngập tại {place.in_district} là "
+        f"{number_vi(cast.depth_cm)} cm, đang dâng {number_vi(cast.rate_cm_h, 0)} cm/h"
+        f"{rain_vi}; dự kiến đạt {target_vi} cm sau khoảng {_minutes(eta.eta_s)} phút "
+        f"(trong {window} phút tới).",
+        f"At {local} (Hanoi time) the flood depth at {place.in_district} is "
+        f"{number_en(cast.depth_cm)} cm, rising {number_en(cast.rate_cm_h, 0)} cm/h{rain_en}; "
+        f"expected to reach {target_en} cm in about {_minutes(eta.eta_s)} min (within "
+        f"{window} min).",
     )

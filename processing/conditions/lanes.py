@@ -16,7 +16,7 @@ from typing import Final, Literal
 
 from contract import QUANTITIES, Quantity, Reading, Station, hanoi_time
 from processing.alerts import Category, Severity
-from processing.alerts.wording import Place
+from processing.alerts.wording import Place, quantity_en, quantity_vi, score_en, score_vi
 from processing.bank import BankResult, LaneSpec
 from processing.conditions.base import Condition, Phase, RuleSpec, Step
 from processing.detectors import ParamValue
@@ -92,6 +92,10 @@ class AlertProfile:
     min_value: float | None = None
     """A flagged reading below this is not a matter for this alert (water "rising" to 0 cm
     after a sensor's offset is reset is no water on the street)."""
+    public: bool = False
+    """No lane is a public hazard: a detector's verdict (a rarity, a rate, a risk) is for the
+    operators to weigh; the public is warned by the threshold rules, the official indices and
+    the forecasts."""
 
 
 PROFILES: Final[Mapping[str, AlertProfile]] = {
@@ -140,19 +144,23 @@ PROFILES: Final[Mapping[str, AlertProfile]] = {
 
 
 def _texts(
-    profile: AlertProfile, reading: Reading, station: Station | None, score: float
+    profile: AlertProfile,
+    reading: Reading,
+    station: Station | None,
+    score: tuple[float, float | None],
 ) -> tuple[str, str, str, str]:
     spec = QUANTITIES[reading.quantity]
-    place = Place.of(station, reading.station_id).name
+    place = Place.of(station, reading.station_id)
     local = hanoi_time(reading.measured_at)
-    value = f"{reading.value:.2f} {spec.unit}"
+    value_vi = quantity_vi(reading.value, spec.unit, 2)
+    value_en = quantity_en(reading.value, spec.unit, 2)
     return (
-        f"{profile.title_vi}: {place} ({spec.label_vi})",
-        f"{profile.title_en}: {place} ({spec.label_en})",
-        f"{spec.label_vi} tại {place} là {value} lúc {local} (giờ Hà Nội): {profile.what_vi} "
-        f"(điểm bất thường {score:.2f}).",
-        f"{spec.label_en} at {place} is {value} at {local} (Hanoi time): {profile.what_en} "
-        f"(anomaly score {score:.2f}).",
+        f"{profile.title_vi}: {place.name} ({spec.label_vi})",
+        f"{profile.title_en}: {place.name} ({spec.label_en})",
+        f"{spec.label_vi} tại {place.in_district} là {value_vi} lúc {local} (giờ Hà Nội): "
+        f"{profile.what_vi}; {score_vi(*score)}.",
+        f"{spec.label_en} at {place.in_district} is {value_en} at {local} (Hanoi time): "
+        f"{profile.what_en}; {score_en(*score)}.",
     )
 
 
@@ -191,10 +199,12 @@ def conditions_from(
                 Condition(
                     key, lane.lane, profile.category, Condition.subject_of(reading),
                     reading.measured_at, reading.value,
-                    profile.severity if flag else None, not flag, lane.threshold,
-                    _texts(profile, reading, station, float(score)) if flag else ("", "", "", ""),
+                    profile.severity if flag else None, not flag, None,
+                    _texts(profile, reading, station, (float(score), lane.threshold))
+                    if flag else ("", "", "", ""),
                     f"{lane.lane}:{district}",
-                    {"detector": lane.detector, "score": round(float(score), 3)},
+                    {"detector": lane.detector, "score": round(float(score), 3),
+                     "score_threshold": lane.threshold},
                     hold=bool(flag) and lane.lane != SPIKE_LANE and int(position) in held,
                     confirm=profile.confirm,
                 )
@@ -237,7 +247,7 @@ class LaneSource:
     ) -> None:
         self.cadence = cadence
         self.rules: tuple[RuleSpec, ...] = tuple(
-            RuleSpec(name, p.category, p.title_vi, p.title_en, public=p.category == "event")
+            RuleSpec(name, p.category, p.title_vi, p.title_en, public=p.public)
             for name, p in profiles.items()
         )
         # spike verdicts waiting for the sensor's next reading, and its last ordinary value

@@ -33,6 +33,7 @@ from contract import hanoi_time
 from db.feed import FeedLag
 from db.timescale import JobHealth
 from processing.alerts import Severity
+from processing.alerts.wording import number_vi
 from processing.conditions.base import Condition, RuleSpec, Subject
 
 __all__ = ["PROCESSING_LAG_RULE", "STORAGE_JOB_RULE", "OperationsWatch"]
@@ -125,7 +126,7 @@ class OperationsWatch:
             f"Tác vụ lưu trữ không chạy: {job.proc} ({job.relation})",
             f"Storage job not running: {job.proc} ({job.relation})",
             f"Tác vụ TimescaleDB #{job.job_id} ({job.proc} trên {job.relation}) chưa hoàn thành "
-            f"trong {hours:.1f} giờ (lúc {local}, giờ Hà Nội), quá ba chu kỳ "
+            f"trong {number_vi(hours)} giờ (lúc {local}, giờ Hà Nội), quá ba chu kỳ "
             f"{job.interval_s / 60:.0f} phút. Biểu đồ có thể thiếu số liệu hoặc ổ đĩa đầy dần. "
             "Kiểm tra bộ lập lịch TimescaleDB và nhật ký PostgreSQL.",
             f"TimescaleDB job #{job.job_id} ({job.proc} on {job.relation}) has not completed "

@@ -33,7 +33,7 @@ from typing import Final
 
 from contract import Quantity, Reading, Station, hanoi_time
 from processing.alerts import Severity
-from processing.alerts.wording import Place
+from processing.alerts.wording import Figure, Place, number_en, number_vi
 from processing.conditions.base import (
     NO_TEXTS,
     Condition,
@@ -50,6 +50,8 @@ from processing.windows import TimeWindow
 __all__ = ["HEAVY_RAIN_RULE", "RainAccumulator", "RainConfig"]
 
 HEAVY_RAIN_RULE: Final = "heavy_rain"
+_GAUGE_VI: Final = "Trạm đo mưa"
+_FIGURES_MAX: Final = 4096
 _S_PER_H: Final = 3600.0
 _DEFAULT_INTERVAL_S: Final = 60.0
 
@@ -86,6 +88,7 @@ class RainAccumulator:
     def __init__(self, config: RainConfig | None = None) -> None:
         self.config = config or RainConfig()
         self._windows: dict[str, TimeWindow] = {}
+        self._figures: dict[tuple[str, str | None, str | None], Figure] = {}
 
     def _add(self, reading: Reading) -> float:
         window = self._windows.get(reading.station_id)
@@ -96,7 +99,15 @@ class RainAccumulator:
         times, values = window.since(when - self.config.window_s + 1e-6)
         return round(float(values[times <= when].sum()), 1)
 
-    rules: Final = (RuleSpec(HEAVY_RAIN_RULE, "event", "Mưa lớn", "Heavy rain", public=True),)
+    rules: Final = (
+        RuleSpec(
+            HEAVY_RAIN_RULE, "event", "Mưa lớn", "Heavy rain", public=True,
+            instruction_vi="Đề phòng ngập tại các điểm trũng phía hạ lưu; hạn chế ra đường, "
+            "không đi vào chỗ nước sâu hoặc chảy xiết; theo dõi các bản tin cập nhật.",
+            instruction_en="Expect flooding at the low-lying spots downstream; limit travel, "
+            "keep out of deep or fast-flowing water; follow the updates.",
+        ),
+    )  # fmt: skip
     phase: Final[Phase] = "slice"
 
     def conditions(self, step: Step) -> list[Condition]:
@@ -126,24 +137,50 @@ class RainAccumulator:
                     None if level is None else level.threshold,
                     NO_TEXTS if level is None else self._texts(level, reading, total, station),
                     f"{HEAVY_RAIN_RULE}:{station.district if station else '?'}",
-                    {} if level is None else {"rain_2h_mm": total},
+                    {} if level is None else {"rain_2h_mm": total, **self.rules[0].instructions()},
+                    figure=self._figure(reading, station),
                 )
             )  # fmt: skip
         return out
 
+    def _figure(self, reading: Reading, station: Station | None) -> Figure:
+        """The figure of a gauge (every reading: a restored alert follows the next one)."""
+        key = (reading.station_id, station.name if station else None,
+               station.district if station else None)  # fmt: skip
+        figure = self._figures.get(key)
+        if figure is None:
+            if len(self._figures) >= _FIGURES_MAX:
+                self._figures.clear()
+            hours = f"{self.config.window_s / _S_PER_H:g}"
+            figure = self._figures[key] = Figure(
+                f"Lượng mưa {hours} giờ", f"Rain over {hours} h", "mm",
+                _gauge(Place.of(station, reading.station_id)), step=5.0, decimals=0,
+            )  # fmt: skip
+        return figure
+
     def _texts(
         self, level: Level, reading: Reading, total: float, station: Station | None
     ) -> Texts:
-        place = Place.of(station, reading.station_id).name
+        place = Place.of(station, reading.station_id)
         local = hanoi_time(reading.measured_at)
-        hours = self.config.window_s / _S_PER_H
+        hours = f"{self.config.window_s / _S_PER_H:g}"
+        limit_vi, limit_en = number_vi(level.threshold, 0), number_en(level.threshold, 0)
+        above_vi, above_en = ("đạt", "reaching") if total == level.threshold else ("vượt", "above")
         return (
-            f"{level.name_vi}: {place}",
-            f"{level.name_en}: {place}",
-            f"Trạm đo mưa {place} ghi nhận {total:.0f} mm trong {hours:g} giờ qua "
-            f"(đến {local}, giờ Hà Nội), vượt ngưỡng {level.threshold:g} mm. Theo dõi các điểm "
-            "ngập phía hạ lưu.",
-            f"Rain gauge {place} measured {total:.0f} mm in the last {hours:g} h "
-            f"(to {local}, Hanoi time), above {level.threshold:g} mm. Watch the flood hotspots "
-            "downstream.",
+            f"{level.name_vi}: {place.name}",
+            f"{level.name_en}: {place.name}",
+            f"{_gauge(place)} ghi nhận {number_vi(total, 0)} mm trong {hours} giờ qua "
+            f"(đến {local}, giờ Hà Nội), {above_vi} ngưỡng {limit_vi} mm.",
+            f"{_gauge_en(place)} measured {number_en(total, 0)} mm in the last {hours} h "
+            f"(to {local}, Hanoi time), {above_en} {limit_en} mm.",
         )
+
+
+def _gauge(place: Place) -> str:
+    """``Trạm đo mưa Láng, Đống Đa`` (the kind once, whether the name says it or not)."""
+    return Place(place.titled(_GAUGE_VI), place.district).in_district
+
+
+def _gauge_en(place: Place) -> str:
+    named = place.name if place.titled(_GAUGE_VI) == place.name else f"Rain gauge {place.name}"
+    return Place(named, place.district).in_district

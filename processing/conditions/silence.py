@@ -284,15 +284,15 @@ def _texts(
     minutes: float,
 ) -> tuple[str, str, str, str]:
     place = Place.of(ref, station).name
-    district = f", {ref.district}" if ref else ""
+    where = Place.of(ref, station).in_district
     local = hanoi_time(datetime.fromtimestamp(last_seen_s, UTC))
     what_vi = ", ".join(QUANTITIES[q].label_vi for q in quantities) or "mọi số đo"
     what_en = ", ".join(QUANTITIES[q].label_en for q in quantities) or "all quantities"
     return (
         f"Mất tín hiệu: {place}",
         f"Sensor silent: {place}",
-        f"Không nhận được dữ liệu ({what_vi}) từ {place}{district} kể từ {local} (giờ Hà Nội), "
+        f"Không nhận được dữ liệu ({what_vi}) từ {where} kể từ {local} (giờ Hà Nội), "
         f"đã {minutes:.0f} phút. Kiểm tra nguồn điện, đường truyền và thiết bị.",
-        f"No data ({what_en}) from {place}{district} since {local} (Hanoi time), "
+        f"No data ({what_en}) from {where} since {local} (Hanoi time), "
         f"{minutes:.0f} min so far. Check the power supply, the link and the device.",
     )

@@ -95,23 +95,29 @@ def add_alert(
     quantity: str | None = None,
     dedup_key: str | None = None,
     value: float | None = 25.0,
+    rule: str = "test_rule",
+    category: str = "event",
+    details: Mapping[str, object] | None = None,
 ) -> tuple[int, int]:
     """An alert row plus its ``raised`` event; returns (alert_id, event_id)."""
     with conn.transaction():
         cur = conn.execute(
             "INSERT INTO alerts (dedup_key, rule, category, severity, state, station_id, "
             "quantity, domain, district, title_vi, title_en, message_vi, message_en, value, "
-            "threshold, observed_at) VALUES (%s, 'test_rule', 'event', %s, %s, %s, %s, %s, "
+            "threshold, observed_at, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
             "'Đống Đa', 'Ngập sâu', 'Deep flooding', 'Ngập 25 cm', 'Flooded 25 cm', %s, 20, "
-            "now()) RETURNING alert_id",
+            "now(), %s) RETURNING alert_id",
             (
                 dedup_key or f"test:{station_id}:{now().timestamp()}",
+                rule,
+                category,
                 severity,
                 state,
                 station_id,
                 quantity,
                 domain,
                 value,
+                Jsonb(dict(details or {})),
             ),
         )
         row = cur.fetchone()

@@ -276,7 +276,7 @@ def test_tokens_never_reach_the_logs() -> None:
 
 def test_absolute_links_come_from_the_public_base_url(api: TestClient, db: SyncConn) -> None:
     seed.add_station(db, "fd-thai-ha", "flood", {"water_depth": ("cm", 30.0)})
-    alert_id, _ = seed.add_alert(db, station_id="fd-thai-ha", domain="flood")
+    alert_id, _ = seed.add_alert(db, station_id="fd-thai-ha", domain="flood", rule="flood_depth")
     headers = {**bearer(VIEWER), "Host": "evil.example", "X-Forwarded-Host": "evil.example"}
     feed = api.get("/api/cap/flood.xml", headers=headers).text
     one = api.get(f"/api/cap/alerts/{alert_id}.xml", headers=headers).text
