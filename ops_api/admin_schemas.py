@@ -321,14 +321,15 @@ class AuditOut(_Out):
     at: UtcDatetime
     actor: str
     action: str
-    target_kind: Literal["token", "subscriber", "station"]
+    target_kind: Literal["token", "subscriber", "station", "delivery"]
     target_id: str
     details: dict[str, JsonValue]
 
     @classmethod
     def from_row(cls, row: AuditRow) -> Self:
         """Build from an audit row."""
-        kind: Literal["token", "subscriber", "station"] = row.target_kind  # type: ignore[assignment]
+        kind: Literal["token", "subscriber", "station", "delivery"]
+        kind = row.target_kind  # type: ignore[assignment]
         return cls(
             audit_id=row.audit_id,
             at=row.at,
