@@ -48,6 +48,12 @@ logger = logging.getLogger(__name__)
 
 _FINAL_WRITE_S: Final = 5.0
 _WITHHELD: Final = "not a public hazard: it stays in the operations centre"
+_COUNTER: Final = {
+    "delivered": "delivered",
+    "pending": "retried",
+    "dead": "dead",
+    "withheld": "withheld",
+}
 _KEY_CHANGED: Final = (
     "the server key is not the one this subscriber's secret was made with: "
     "set the same API_SECRET_KEY as the ops API, or rotate the subscriber's secret"
@@ -186,7 +192,7 @@ class WebhookService:
                 await asyncio.sleep(delay)
                 continue
             for outcome in outcomes:
-                self.counts[outcome.status] += 1
+                self.counts[_COUNTER[outcome.status]] += 1
             return
 
     async def _deliver(self, due: Due) -> Finished:
@@ -219,7 +225,6 @@ class WebhookService:
             logger.warning("delivery %s to subscriber %d is dead: %s", did, due.subscriber_id,
                            outcome.error)  # fmt: skip
         elif outcome.status == "pending":
-            self.counts["failed_attempts"] += 1
             logger.info("delivery %s to subscriber %d failed (attempt %d, again in %.1f s): %s",
                         did, due.subscriber_id, due.attempts, outcome.retry_in_s,
                         outcome.error)  # fmt: skip

@@ -25,7 +25,7 @@ _MIN_SECRET_CHARS = 32
 class WebhookSettings(ServiceSettings):
     """Settings of one webhook dispatcher instance (several may run on one database)."""
 
-    model_config = SettingsConfigDict(env_prefix="WEBHOOK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="WEBHOOK_", extra="ignore", populate_by_name=True)
     service: ClassVar[str] = "webhooks"
 
     env: Literal["dev", "test", "staging", "prod"] = Field(
