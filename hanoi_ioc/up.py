@@ -193,6 +193,7 @@ async def run_up(options: UpOptions, out: TextIO = sys.stdout) -> int:
         children = {
             "ingest": _spawn("ingest", ["ingest"], env, logs),
             "processing": _spawn("processing", ["processing"], env, logs),
+            "webhooks": _spawn("webhooks", ["webhooks"], env, logs),
             "api": _spawn("api", ["ops_api"], env, logs),
         }
         try:
@@ -254,7 +255,7 @@ async def _supervise(children: dict[str, subprocess.Popen[bytes]], out: TextIO) 
 
 
 def _stop(children: dict[str, subprocess.Popen[bytes]], out: TextIO) -> None:
-    order = ["simulator", "processing", "ingest", "api"]
+    order = ["simulator", "processing", "webhooks", "ingest", "api"]
     for name in order:
         proc = children.get(name)
         if proc is None or proc.poll() is not None:
