@@ -236,7 +236,7 @@ class RedeliverIn(_In):
     """Which deliveries to queue again (by default every dead letter)."""
 
     status: Literal["dead", "delivered", "pending"] = "dead"
-    subscriber_id: StrictInt | None = Field(default=None, ge=1, le=_SAFE_INT)
+    subscriber_id: int | None = Field(default=None, ge=1, le=_SAFE_INT)
 
 
 class RedeliveredOut(_Out):

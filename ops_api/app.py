@@ -150,6 +150,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     routers += [admin_tokens, admin_subscribers, admin_deliveries, admin_stations, admin_audit]
     for module in routers:
         app.include_router(module.router)
+    app.include_router(admin_deliveries.redeliveries)
     app.add_api_websocket_route("/ws", live_endpoint, name="live")
     app.mount("/static", StaticFiles(directory=console.STATIC_DIR), name="static")
     if settings.effective_docs:

@@ -15,9 +15,10 @@ from ops_api.errors import ConflictError, NotFoundError
 from ops_api.params import BIGINT_MAX
 from ops_api.responses import ADMIN, errors
 
-__all__ = ["router"]
+__all__ = ["redeliveries", "router"]
 
 router = APIRouter(prefix="/api/admin/deliveries", tags=["admin"])
+redeliveries = APIRouter(prefix="/api/admin/redeliveries", tags=["admin"])
 
 DeliveryIdPath = Annotated[uuid.UUID, Path()]
 _WITHHELD: Final = (
@@ -78,8 +79,8 @@ async def post_redeliver(
     raise ConflictError(*_WITHHELD)
 
 
-@router.post(
-    "/redeliver",
+@redeliveries.post(
+    "",
     summary="Gửi lại hàng loạt / Redeliver many",
     responses=errors(*ADMIN),
 )

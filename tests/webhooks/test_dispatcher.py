@@ -88,6 +88,8 @@ async def test_dead_letters_are_listed_and_redelivered_by_admins(
                 assert again.status_code == 200, again.text
                 assert (again.json()["status"], again.json()["attempts"]) == ("pending", 0)
                 await until(lambda: _status_of(aconn, ids[0], "delivered"))
+                none = await http.post("/api/admin/redeliveries", json={"subscriber_id": sid + 1})
+                assert none.json() == {"count": 0, "delivery_ids": []}  # another subscriber's
                 missing = await http.post(f"/api/admin/deliveries/{uuid.uuid4()}/redeliver")
                 assert missing.status_code == 404
                 refused = await http.get(
