@@ -109,8 +109,12 @@ class WebhookService:
         self._client = httpx.AsyncClient(
             transport=self._transport,
             limits=httpx.Limits(max_connections=self.settings.concurrency),
-            trust_env=False,
-        )
+        )  # HTTPS_PROXY / NO_PROXY from the environment are honoured
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT count(*) FROM alert_subscribers WHERE enabled")
+            row = await cur.fetchone()
+        logger.info("webhooks %s delivering to %s enabled subscriber(s)", self.settings.instance,
+                    row[0] if row else 0)  # fmt: skip
         return self
 
     async def _migrate(self) -> None:
