@@ -110,14 +110,15 @@ class OutboxCounts:
 
 
 _CLAIM: Final = """
-WITH due AS (
+WITH heads AS (
+    SELECT DISTINCT ON (subscriber_id, alert_id) delivery_id FROM webhook_outbox
+    WHERE status = 'pending'
+    ORDER BY subscriber_id, alert_id, event_id),
+due AS (
     SELECT o.delivery_id FROM webhook_outbox o
+    JOIN heads USING (delivery_id)
     JOIN alert_subscribers s USING (subscriber_id)
     WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND s.enabled
-      AND NOT EXISTS (
-          SELECT 1 FROM webhook_outbox p
-          WHERE p.subscriber_id = o.subscriber_id AND p.alert_id = o.alert_id
-            AND p.status = 'pending' AND p.event_id < o.event_id)
     ORDER BY o.event_id
     LIMIT %(limit)s
     FOR UPDATE OF o SKIP LOCKED)

@@ -51,8 +51,7 @@ $$;
 -- snapshot is the alert as this event left it.
 CREATE FUNCTION hanoi_webhook_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    a    alerts%ROWTYPE;
-    peak integer;
+    a alerts%ROWTYPE;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM alert_subscribers WHERE enabled) THEN
         RETURN NULL;
@@ -61,8 +60,6 @@ BEGIN
     IF NOT FOUND OR a.category <> 'event' THEN
         RETURN NULL;
     END IF;
-    SELECT greatest(max(hanoi_severity_rank(e.severity)), hanoi_severity_rank(a.severity))
-      INTO peak FROM alert_events e WHERE e.alert_id = NEW.alert_id;
     INSERT INTO webhook_outbox (subscriber_id, event_id, alert_id, rule, snapshot)
     SELECT s.subscriber_id, NEW.event_id, NEW.alert_id, a.rule,
            jsonb_build_object('alert', to_jsonb(a), 'event', to_jsonb(NEW))
@@ -70,7 +67,11 @@ BEGIN
     WHERE s.enabled
       AND (s.domains IS NULL OR a.domain = ANY (s.domains))
       AND (s.districts IS NULL OR a.district = ANY (s.districts))
-      AND hanoi_severity_rank(s.min_severity) <= peak
+      -- the alert is at the subscriber's severity now, or was at some earlier event
+      AND (hanoi_severity_rank(s.min_severity) <= hanoi_severity_rank(a.severity)
+           OR EXISTS (SELECT 1 FROM alert_events e
+                      WHERE e.alert_id = NEW.alert_id
+                        AND hanoi_severity_rank(e.severity) >= hanoi_severity_rank(s.min_severity)))
     ON CONFLICT ON CONSTRAINT webhook_outbox_once DO NOTHING;
     RETURN NULL;
 END $$;
