@@ -32,6 +32,7 @@ class Received:
     """One request that reached the receiver."""
 
     delivery_id: str
+    path: str
     event: str
     body: dict[str, Any]
     verified: bool
@@ -43,6 +44,7 @@ class Receiver:
     """A receiver for one subscriber's secret (set ``secret`` once the subscriber exists)."""
 
     secret: str = ""
+    secrets: dict[str, str] = field(default_factory=dict)  # by path, for several subscribers
     port: int = 0
     answer: int = 200
     requests: list[Received] = field(default_factory=list)
@@ -53,7 +55,10 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/ioc"
+        return self.url_at("/hooks/ioc")
+
+    def url_at(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
 
     @property
     def first_arrivals(self) -> list[dict[str, Any]]:
@@ -91,7 +96,7 @@ class Receiver:
     def handle(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
         delivery = request.headers.get(DELIVERY_HEADER, "")
         verified = verify(
-            self.secret,
+            self.secrets.get(request.path, self.secret),
             request.headers.get(TIMESTAMP_HEADER, ""),
             body,
             request.headers.get(SIGNATURE_HEADER, ""),
@@ -100,9 +105,8 @@ class Receiver:
         status = self.answer if verified else 401
         doc: dict[str, Any] = json.loads(body) if verified else {}
         with self._lock:
-            self.requests.append(
-                Received(delivery, request.headers.get(EVENT_HEADER, ""), doc, verified, status)
-            )
+            event = request.headers.get(EVENT_HEADER, "")
+            self.requests.append(Received(delivery, request.path, event, doc, verified, status))
             if verified and 200 <= status < 300:
                 self.accepted.setdefault(delivery, doc)  # a duplicate changes nothing
         request.send_response(status)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -14,9 +15,20 @@ import pytest
 
 from db import Conn
 from hanoi_ioc.cli import main as cli_main
+from processing.alerts import Severity
+from tests.fixtures.readings import AIR
 from tests.ops_api.conftest import ADMIN, VIEWER, bearer, make_settings
 from tests.ops_api.server import free_port, running_api
-from tests.webhooks.helpers import KEY, alert, cleared, raised, registered, subscribe, write
+from tests.webhooks.helpers import (
+    KEY,
+    alert,
+    cleared,
+    raised,
+    registered,
+    subscribe,
+    updated,
+    write,
+)
 from tests.webhooks.receiver import Receiver
 from webhooks.service import WebhookService
 from webhooks.settings import WebhookSettings
@@ -156,3 +168,40 @@ async def _attempted(conn: Conn, n: int) -> bool:
     cur = await conn.execute("SELECT coalesce(max(attempts), 0) FROM webhook_outbox")
     row = await cur.fetchone()
     return row is not None and int(row[0]) >= n
+
+
+async def test_two_dispatchers_share_the_work_in_order_without_duplicates(
+    aconn: Conn, db_url: str
+) -> None:
+    await registered(aconn)
+    receiver = Receiver().start()
+    _, receiver.secrets["/all"] = await subscribe(aconn, "everything", receiver.url_at("/all"))
+    _, receiver.secrets["/flood"] = await subscribe(
+        aconn, "flood", receiver.url_at("/flood"), domains=["flood"]
+    )
+    flood, air = alert(), alert("pm25_high", station=AIR)
+    await write(aconn, [raised(flood), raised(air)])
+    for step in range(6):
+        sev = (Severity.MODERATE, Severity.SEVERE)[step % 2]
+        await write(
+            aconn,
+            [
+                updated(alert(severity=sev, value=20.0 + step)),
+                updated(alert("pm25_high", sev, station=AIR, value=160.0 + step)),
+            ],
+        )
+    await write(aconn, [cleared(flood), cleared(air)])
+    async with (
+        dispatching(settings(db_url, batch=3, concurrency=2)),
+        dispatching(settings(db_url, batch=3, concurrency=2, instance="1")),
+    ):
+        await until(lambda: _all(aconn, "delivered"))
+    assert all(r.verified for r in receiver.requests)
+    ok = Counter(r.delivery_id for r in receiver.requests)
+    assert set(ok.values()) == {1}  # 16 events for one subscriber, 8 for the other, once each
+    assert len(ok) == 24
+    per_queue: dict[tuple[str, int], list[int]] = {}
+    for r in receiver.requests:
+        key = (r.path, r.body["alert"]["alert_id"])
+        per_queue.setdefault(key, []).append(r.body["event"]["event_id"])
+    assert all(ids == sorted(ids) for ids in per_queue.values()), per_queue
