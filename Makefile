@@ -25,6 +25,12 @@ $(STAMP): pyproject.toml
 	@if ! command -v mosquitto >/dev/null 2>&1 && ! test -x /usr/sbin/mosquitto; then \
 		echo "no mosquitto binary: installing the amqtt broker (no authentication)"; \
 		$(BIN)/python -m pip install --quiet 'amqtt>=0.11'; fi
+	@# Debian's Chromium for the console's browser test (tests/ops_api/test_console_browser.py,
+	@# skipped without it); Playwright drives it, no browser is downloaded.
+	@if ! command -v chromium >/dev/null 2>&1 && ! test -x /usr/bin/chromium \
+		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "no chromium binary: installing Debian's chromium"; \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || true; fi
 	@touch $(STAMP)
 
 up: $(STAMP)
@@ -54,6 +60,7 @@ test: tools lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_detectors.py
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/hanoi-ioc bench --json .hanoi/bench/report.json --plots .hanoi/bench
 
 dashboards: $(STAMP)
 	$(BIN)/python grafana/build_dashboards.py

@@ -26,7 +26,7 @@ from contract.payload import (
     encode_telemetry,
     to_utc,
 )
-from contract.quantities import QUANTITIES, Domain, Quantity, QuantitySpec
+from contract.quantities import QUANTITIES, Domain, Quantity, QuantitySpec, display_unit
 from contract.reading import Decoded, Reading, Rejection, Value, Values
 from contract.stations import Registry, Sensor, Station, decode_registry, encode_registry
 from contract.status import (
@@ -90,6 +90,7 @@ __all__ = [
     "decode_telemetry",
     "decode_truth",
     "decode_values",
+    "display_unit",
     "encode_registry",
     "encode_senml",
     "encode_status",

@@ -1,7 +1,9 @@
 """Quantities, units and domains: what the city network measures, and in which unit.
 
 Every stored value is in its quantity's canonical unit (:data:`QUANTITIES`); other spellings
-of a unit are accepted at the edge with a factor (``m`` for a flood depth in ``cm``).
+of a unit are accepted at the edge with a factor (``m`` for a flood depth in ``cm``). The
+canonical units are machine spellings (UCUM-like ``ug/m3``, ``Cel``); people are shown
+:func:`display_unit` (``µg/m³``, ``°C``, ``xe/phút (veh/min)``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["QUANTITIES", "Domain", "Quantity", "QuantitySpec"]
+__all__ = ["QUANTITIES", "Domain", "Quantity", "QuantitySpec", "display_unit"]
 
 
 class Domain(StrEnum):
@@ -149,3 +151,40 @@ QUANTITIES: Final[dict[Quantity, QuantitySpec]] = {
         "%", Domain.TRAFFIC, 0, 100, "Độ chiếm dụng", "Occupancy", (("/", 100.0),)
     ),
 }
+
+
+_DISPLAY: Final[dict[str, str]] = {
+    "ug/m3": "µg/m³",
+    "Cel": "°C",
+    "%RH": "%",
+    "uS/cm": "µS/cm",
+    "ug/L": "µg/L",
+    "pH": "",  # a pH value has no unit; its label says pH
+}
+_VEHICLES: Final = "veh"
+_MINUTE_S: Final = 60
+
+
+def display_unit(unit: str, interval_s: float | None = None) -> str:
+    """How a canonical unit is shown to people.
+
+    A vehicle count is a count per the sensor's counting interval (``interval_s``), shown in
+    Vietnamese with English alongside.
+
+    >>> display_unit("ug/m3"), display_unit("Cel"), display_unit("cm"), display_unit("pH")
+    ('µg/m³', '°C', 'cm', '')
+    >>> display_unit("veh", 60), display_unit("veh", 300), display_unit("veh", 30)
+    ('xe/phút (veh/min)', 'xe/5 phút (veh/5 min)', 'xe/30 s (veh/30 s)')
+    >>> display_unit("veh")
+    'xe (veh)'
+    """
+    if unit != _VEHICLES:
+        return _DISPLAY.get(unit, unit)
+    if interval_s is None or interval_s <= 0:
+        return "xe (veh)"
+    if interval_s == _MINUTE_S:
+        return "xe/phút (veh/min)"
+    if interval_s % _MINUTE_S == 0:
+        minutes = int(interval_s // _MINUTE_S)
+        return f"xe/{minutes} phút (veh/{minutes} min)"
+    return f"xe/{interval_s:g} s (veh/{interval_s:g} s)"

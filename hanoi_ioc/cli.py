@@ -334,6 +334,40 @@ def _webhooks(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from hanoi_ioc.bench.options import BenchOptions, Preset
+    from hanoi_ioc.bench.report import plot, table, write_json
+    from hanoi_ioc.bench.runner import run_bench
+
+    preset: Preset = "smoke" if args.smoke else "quick" if args.quick else "full"
+    options = BenchOptions.of(preset).but(
+        loads=_floats(args.loads) if args.loads else None, step_s=args.step_seconds,
+        drain_s=args.drain_seconds, stations=args.stations, max_total_s=args.max_seconds,
+        engine_sensors=_ints(args.engine_sensors) if args.engine_sensors else None,
+        fanout_clients=_ints(args.fanout_clients) if args.fanout_clients else None,
+        json_path=Path(args.json) if args.json else None,
+        plots_dir=Path(args.plots) if args.plots else None, keep=args.keep or None,
+    )  # fmt: skip
+    command = "hanoi-ioc " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "bench"
+    report = asyncio.run(run_bench(options, command))
+    sys.stdout.write(table(report) + "\n")
+    if options.json_path is not None:
+        write_json(report, options.json_path)
+        sys.stderr.write(f"report written to {options.json_path}\n")
+    if options.plots_dir is not None:
+        for path in plot(report, options.plots_dir):
+            sys.stderr.write(f"plot written to {path}\n")
+    return 0
+
+
 def _delegate(module: str, argv: list[str]) -> int:
     """Run another package's ``main(argv)`` (each service also runs as ``python -m``)."""
     import importlib
@@ -433,6 +467,25 @@ def _parser() -> argparse.ArgumentParser:
     hooks.add_argument("--limit", type=int, default=50)
     hooks.add_argument("--database-url")
     hooks.set_defaults(func=_webhooks)
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure the whole pipeline on private services (bounded; see docs/performance.md)",
+    )
+    size = bench.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="shorter steps (a few minutes)")
+    size.add_argument("--smoke", action="store_true", help="tiny sizes (about a minute)")
+    bench.add_argument("--loads", help="offered loads, readings/s, comma-separated")
+    bench.add_argument("--step-seconds", type=float, help="publishing time of each load step")
+    bench.add_argument("--drain-seconds", type=float, help="longest wait after a step")
+    bench.add_argument("--stations", type=int, help="load-mode stations (8 readings each)")
+    bench.add_argument("--engine-sensors", help="registry sizes of the engine measurement")
+    bench.add_argument("--fanout-clients", help="WebSocket client counts of the fan-out")
+    bench.add_argument("--max-seconds", type=float, help="cap on the whole run")
+    bench.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    bench.add_argument("--plots", metavar="DIR", help="draw latency/throughput/scaling plots")
+    bench.add_argument("--keep", action="store_true", help="keep the data directory and logs")
+    bench.set_defaults(func=_bench)
 
     for name, module, text in (
         ("simulate", "simulators.__main__", "run simulated Hanoi sensors"),

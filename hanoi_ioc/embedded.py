@@ -14,7 +14,9 @@ start their own services from these classes:
   pure-Python broker ``amqtt`` (MQTT 3.1.1 only, and no authentication: a first look only).
 
 Each class says which implementation it chose (``.kind``) and is a context manager that
-stops what it started (a cluster it merely found running is left running).
+stops what it started (a cluster it merely found running is left running). Both servers run
+in sessions of their own, so a Ctrl-C in the terminal never reaches them: their owner stops
+them, after the services that use them.
 """
 
 from __future__ import annotations
@@ -190,7 +192,11 @@ class EmbeddedPostgres:
         cmd = [str(self.bindir / args[0]), *args[1:]]
         if self._user is not None:
             cmd = ["runuser", "-u", self._user, "--", *cmd]
-        return subprocess.run(cmd, check=check, capture_output=True, text=True, cwd="/")
+        # A session of its own: the server pg_ctl leaves behind never gets a terminal's Ctrl-C
+        # (the owner stops it, after the services that use it).
+        return subprocess.run(
+            cmd, check=check, capture_output=True, text=True, cwd="/", start_new_session=True
+        )
 
     def _init(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -449,7 +455,10 @@ class EmbeddedBroker:
         """Start the broker and wait until it accepts connections."""
         cmd = self._command()
         with (self.data_dir / "stdout.log").open("ab") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd="/")
+            # its own session: a terminal's Ctrl-C reaches the owner, who stops it last
+            self._proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, cwd="/", start_new_session=True
+            )
         wait_for_port(self.port, _START_TIMEOUT_S, self._proc)
         if self.tls_port is not None:
             wait_for_port(self.tls_port, _START_TIMEOUT_S, self._proc)

@@ -10,7 +10,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from contract import QUANTITIES, Quantity, local_iso
+from contract import QUANTITIES, Quantity, display_unit, local_iso
 from ops_api.alert_queries import AlertRecord
 from ops_api.params import Text
 from ops_api.timefmt import UtcDatetime, maybe_local
@@ -82,6 +82,7 @@ class AlertOut(_Out):
     value: float | None
     threshold: float | None
     unit: str | None
+    unit_display: str | None = Field(description="the unit as people read it: µg/m³, °C, cm")
     observed_at: UtcDatetime
     observed_at_local: str
     raised_at: UtcDatetime
@@ -124,6 +125,7 @@ class AlertOut(_Out):
             value=alert.value,
             threshold=alert.threshold,
             unit=unit,
+            unit_display=None if unit is None else display_unit(unit),
             observed_at=alert.observed_at,
             observed_at_local=local_iso(alert.observed_at),
             raised_at=record.raised_at,

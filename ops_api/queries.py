@@ -74,6 +74,7 @@ class LatestRow:
     district: str
     quantity: str
     unit: str
+    interval_s: float
     time: datetime
     value: float
     quality: int
@@ -168,14 +169,15 @@ async def list_stations(
 
 
 _LATEST: Final = """
-SELECT sensor_id, station_id, domain, district, quantity, unit, time, value, quality,
-       received_at
-FROM latest_readings
-WHERE (%(domains)s::text[] IS NULL OR domain = ANY(%(domains)s))
-  AND (%(stations)s::text[] IS NULL OR station_id = ANY(%(stations)s))
-  AND (%(quantities)s::text[] IS NULL OR quantity = ANY(%(quantities)s))
-  AND (%(after)s::timestamptz IS NULL OR received_at > %(after)s)
-ORDER BY station_id, quantity
+SELECT l.sensor_id, l.station_id, l.domain, l.district, l.quantity, l.unit, s.interval_s,
+       l.time, l.value, l.quality, l.received_at
+FROM latest_readings l
+JOIN sensors s USING (sensor_id)
+WHERE (%(domains)s::text[] IS NULL OR l.domain = ANY(%(domains)s))
+  AND (%(stations)s::text[] IS NULL OR l.station_id = ANY(%(stations)s))
+  AND (%(quantities)s::text[] IS NULL OR l.quantity = ANY(%(quantities)s))
+  AND (%(after)s::timestamptz IS NULL OR l.received_at > %(after)s)
+ORDER BY l.station_id, l.quantity
 """
 
 

@@ -13,7 +13,7 @@ from typing import Final, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from contract import QUANTITIES, Domain, Quantity, StationStateName
+from contract import QUANTITIES, Domain, Quantity, StationStateName, display_unit
 from ops_api.history import HistoryPointRow
 from ops_api.queries import LatestRow, QuarantineRow, SensorRow, StatusRow
 from ops_api.timefmt import UtcDatetime
@@ -93,6 +93,7 @@ class LatestValueOut(_Out):
     label_vi: str
     label_en: str
     unit: str
+    unit_display: str = Field(description="the unit as people read it: µg/m³, °C, xe/phút")
     value: float
     quality: int
     time: UtcDatetime
@@ -108,6 +109,7 @@ class LatestValueOut(_Out):
             label_vi=vi,
             label_en=en,
             unit=row.unit,
+            unit_display=display_unit(row.unit, row.interval_s),
             value=row.value,
             quality=row.quality,
             time=row.time,
@@ -167,6 +169,7 @@ class SensorOut(_Out):
     label_vi: str
     label_en: str
     unit: str
+    unit_display: str = Field(description="the unit as people read it: µg/m³, °C, xe/phút")
     interval_s: float
     valid_min: float | None
     valid_max: float | None
@@ -181,6 +184,7 @@ class SensorOut(_Out):
             label_vi=vi,
             label_en=en,
             unit=row.unit,
+            unit_display=display_unit(row.unit, row.interval_s),
             interval_s=row.interval_s,
             valid_min=row.valid_min,
             valid_max=row.valid_max,
@@ -264,6 +268,7 @@ class HistoryOut(_Out):
 
     sensor: str
     unit: str
+    unit_display: str = Field(description="the unit as people read it: µg/m³, °C, xe/phút")
     start: UtcDatetime
     end: UtcDatetime
     max_points: int

@@ -82,6 +82,8 @@ class ApiSettings(BaseSettings):
         database_url: libpq URL; read from ``API_DATABASE_URL`` or ``DATABASE_URL``.
         host: interface to bind.
         port: TCP port.
+        instance: a name of this running API, echoed by ``/health`` (``hanoi-ioc up`` gives
+            each API it starts a random one, to know the port answers with its own API).
         tokens: token -> grant (JSON in ``API_TOKENS``).
         open_viewer: anonymous read-only access; defaults to on in dev, off elsewhere.
         ws_max_clients: concurrent WebSocket clients; more are refused with code 1013.
@@ -101,6 +103,8 @@ class ApiSettings(BaseSettings):
         history_default_points: points returned by /api/history without ``max_points``.
         history_max_points: the largest ``max_points`` accepted.
         indices_window_s: how far back /api/stations looks for each station's latest indices.
+        console_cleared_visible_s: how long the console keeps showing an alert after it was
+            cleared (greyed, labelled "Đã kết thúc / Cleared"), so a newcomer sees the story.
         cap_sender: the CAP 1.2 ``sender`` of the flood feed.
         cap_status: the CAP ``status``; defaults to ``Test`` in dev (simulated data), else
             ``Actual``.
@@ -154,6 +158,7 @@ class ApiSettings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    instance: str | None = Field(default=None, max_length=64)
     tokens: dict[str, TokenGrant] = Field(default_factory=dict)
     open_viewer: bool | None = None
 
@@ -183,6 +188,7 @@ class ApiSettings(BaseSettings):
     history_max_points: int = Field(default=5000, ge=2)
     indices_window_s: float = Field(default=2 * 86400.0, gt=0)
 
+    console_cleared_visible_s: float = Field(default=2 * 3600.0, ge=0, le=7 * 86400.0)
     cap_sender: str = Field(default="hanoi-ioc", pattern=r"^[^\s,<&]+$")
     cap_status: Literal["Actual", "Exercise", "System", "Test", "Draft"] | None = None
 

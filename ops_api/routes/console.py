@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Final
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import HTMLResponse
+
+from ops_api.deps import StateDep
 
 __all__ = ["STATIC_DIR", "router"]
 
@@ -22,10 +24,15 @@ _SECURITY_HEADERS: Final = {
     "Cache-Control": "no-cache",
 }
 
+_CLEARED_VISIBLE: Final = "__CLEARED_VISIBLE_S__"
+"""Placeholder in index.html: how long the console keeps showing an alert after it cleared."""
+
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-async def console() -> FileResponse:
-    """The console page."""
-    return FileResponse(STATIC_DIR / "index.html", headers=_SECURITY_HEADERS)
+async def console(state: StateDep) -> HTMLResponse:
+    """The console page, with the settings it reads from its ``<meta>`` tags."""
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    seconds = f"{state.settings.console_cleared_visible_s:g}"
+    return HTMLResponse(page.replace(_CLEARED_VISIBLE, seconds), headers=_SECURITY_HEADERS)

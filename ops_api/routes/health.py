@@ -10,7 +10,7 @@ import psycopg
 from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
 from psycopg_pool import PoolTimeout
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from contract import local_iso, now_utc
 from ops_api.deps import AppState, MetricsReaderDep, StateDep
@@ -70,6 +70,10 @@ class HealthOut(_Out):
     or the alert listener is disconnected; else ``ok``.
     """
 
+    system: Literal["hanoi-ioc"] = Field(
+        default="hanoi-ioc", description="always hanoi-ioc: tells this API from other programs"
+    )
+    instance: str | None = Field(description="API_INSTANCE: which running API answered")
     status: Literal["ok", "degraded", "down"]
     time: UtcDatetime
     time_local: str
@@ -130,6 +134,7 @@ async def health(state: StateDep, response: Response) -> HealthOut:
         status = "degraded"
     now = now_utc()
     return HealthOut(
+        instance=state.settings.instance,
         status=status,
         time=now,
         time_local=local_iso(now),

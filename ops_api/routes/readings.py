@@ -7,7 +7,7 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Query
 
-from contract import now_utc
+from contract import display_unit, now_utc
 from ops_api.deps import ConnDep, PrincipalDep, SettingsDep
 from ops_api.errors import NotFoundError
 from ops_api.history import HistoryPlan, HistoryPointRow, fetch_history
@@ -85,6 +85,7 @@ async def get_history(
     return HistoryOut(
         sensor=sensor,
         unit=row.unit,
+        unit_display=display_unit(row.unit, row.interval_s),
         start=start,
         end=end,
         max_points=points,

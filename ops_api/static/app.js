@@ -10,10 +10,19 @@
   const fmtClock = new Intl.DateTimeFormat("vi-VN", {
     timeZone: TZ, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
   });
-  const fmtWhen = new Intl.DateTimeFormat("vi-VN", {
+  // One time format for every card: "14:05 07/12", Hanoi time, built from parts so that no
+  // locale's own ordering or separators slip in.
+  const fmtWhen = new Intl.DateTimeFormat("en-GB", {
     timeZone: TZ, day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit",
-    hour12: false,
+    hourCycle: "h23",
   });
+  // How long an alert stays on screen (greyed) after it cleared; the server sets it
+  // (API_CONSOLE_CLEARED_VISIBLE_S), 2 h when the page is opened some other way.
+  const CLEARED_VISIBLE_MS = (() => {
+    const meta = document.querySelector('meta[name="hanoi-cleared-visible-s"]');
+    const seconds = meta ? Number(meta.content) : NaN;
+    return (Number.isFinite(seconds) ? seconds : 7200) * 1000;
+  })();
   const fmtDay = new Intl.DateTimeFormat("vi-VN", {
     timeZone: TZ, weekday: "short", day: "2-digit", month: "2-digit", year: "numeric",
   });
@@ -36,7 +45,8 @@
     extreme: { vi: "Cực kỳ nghiêm trọng", en: "Extreme", rank: 4 },
   };
   const ALERT_STATE = {
-    raised: "Mới / Raised", acknowledged: "Đã xác nhận / Acknowledged", cleared: "Đã đóng / Cleared",
+    raised: "Mới / Raised", acknowledged: "Đã xác nhận / Acknowledged",
+    cleared: "Đã kết thúc / Cleared",
   };
   const STATION_STATE = {
     online: "Trực tuyến / Online", offline: "Mất kết nối / Offline",
@@ -54,7 +64,7 @@
     [150, "Kém", "Poor", "#ff7e00"], [200, "Xấu", "Bad", "#ff0000"],
     [300, "Rất xấu", "Very bad", "#8f3f97"], [Infinity, "Nguy hại", "Hazardous", "#7e0023"],
   ];
-  // Street flood depth levels: project convention [U], no official thresholds exist.
+  // Street flood depth levels: a project convention (no official thresholds exist).
   const DEPTH_LEVELS = [
     [10, "#38b000", "< 10 cm"], [20, "#ffd60a", "10–20 cm"], [30, "#fb8500", "20–30 cm"],
     [50, "#e5484d", "30–50 cm"], [Infinity, "#7b2cbf", "≥ 50 cm"],
@@ -104,7 +114,13 @@
   }
 
   function when(iso) {
-    return iso ? fmtWhen.format(new Date(iso)) : "—";
+    if (!iso) return "—";
+    const p = Object.fromEntries(fmtWhen.formatToParts(new Date(iso)).map((x) => [x.type, x.value]));
+    return `${p.hour}:${p.minute} ${p.day}/${p.month}`;
+  }
+
+  function at(iso) {
+    return `Lúc / At ${when(iso)}`;
   }
 
   function ago(iso) {
@@ -122,6 +138,32 @@
     const abs = Math.abs(value);
     const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2;
     return `${value.toFixed(digits)}${unit ? " " + unit : ""}`;
+  }
+
+  // A depth gauge reads a little below zero on a dry street (its offset): shown as 0, dry.
+  // Only the display: stored values are never changed.
+  const DRY = "khô / dry";
+  function shown(quantity, value) {
+    if (quantity === "water_depth" && value !== null && value !== undefined && value < 0) return 0;
+    return value;
+  }
+
+  function unitOf(v) {
+    return v.unit_display !== undefined && v.unit_display !== null ? v.unit_display : v.unit;
+  }
+
+  function measure(quantity, value, unit) {
+    const v = shown(quantity, value);
+    if (quantity === "water_depth" && v !== null && v !== undefined && v <= 0) {
+      return `${num(0, unit)} (${DRY})`;
+    }
+    return num(v, unit);
+  }
+
+  function cell(quantity, value) {
+    const v = shown(quantity, value);
+    if (quantity === "water_depth" && v !== null && v !== undefined && v <= 0) return `0 ${DRY}`;
+    return num(v);
   }
 
   function toast(text, kind) {
@@ -167,6 +209,11 @@
     const body = await api(`/api/alerts?${query}`);
     state.alerts.clear();
     for (const a of body.alerts) state.alerts.set(a.alert_id, a);
+    if (state.alertFilter === "open" && CLEARED_VISIBLE_MS > 0) {
+      // the recently cleared stay on screen a while (greyed), so the story can be followed
+      const cleared = await api("/api/alerts?state=cleared&limit=300");
+      for (const a of cleared.alerts) if (recentlyCleared(a)) state.alerts.set(a.alert_id, a);
+    }
     if (state.lastEventId === null || body.last_event_id < state.lastEventId) {
       setLastEvent(body.last_event_id);
     }
@@ -243,21 +290,42 @@
     return s("circle", { ...common, r: 8 });
   }
 
+  // The part of the map shown: the stations' extent with a margin, widened to the box's own
+  // shape so that the map fills it (no letterboxing) and the stations are not specks.
+  function mapView() {
+    const svg = $("map");
+    const boxW = svg.clientWidth || MAP_W, boxH = svg.clientHeight || MAP_H;
+    let x0 = 0, y0 = 0, x1 = MAP_W, y1 = MAP_H;
+    if (state.stations.size) {
+      const pts = [...state.stations.values()].map((st) => project(st.lat, st.lon));
+      const pad = 40;
+      x0 = Math.min(...pts.map((p) => p[0])) - pad; x1 = Math.max(...pts.map((p) => p[0])) + pad;
+      y0 = Math.min(...pts.map((p) => p[1])) - pad; y1 = Math.max(...pts.map((p) => p[1])) + pad;
+    }
+    let w = x1 - x0, h = y1 - y0;
+    const aspect = boxW / Math.max(1, boxH);
+    if (w / h < aspect) { const nw = h * aspect; x0 -= (nw - w) / 2; w = nw; } else {
+      const nh = w / aspect; y0 -= (nh - h) / 2; h = nh;
+    }
+    return { x: x0, y: y0, w, h };
+  }
+
   function drawMap() {
     const svg = $("map");
-    svg.setAttribute("viewBox", `0 0 ${MAP_W} ${MAP_H.toFixed(0)}`);
+    const view = mapView();
+    svg.setAttribute("viewBox", [view.x, view.y, view.w, view.h].map((v) => v.toFixed(1)).join(" "));
     svg.replaceChildren();
-    svg.append(s("rect", { class: "land", x: 0, y: 0, width: MAP_W, height: MAP_H }));
+    svg.append(s("rect", { class: "land", x: view.x, y: view.y, width: view.w, height: view.h }));
     const grid = s("g", { class: "graticule" });
-    for (let lon = 105.75; lon < BBOX.east; lon += 0.05) {
+    for (let lon = 105.70; lon < BBOX.east; lon += 0.05) {
       const [x] = project(BBOX.north, lon);
-      grid.append(s("line", { x1: x, y1: 0, x2: x, y2: MAP_H }),
-        s("text", { x: x + 3, y: MAP_H - 6 }, `${lon.toFixed(2)}°E`));
+      grid.append(s("line", { x1: x, y1: view.y, x2: x, y2: view.y + view.h }),
+        s("text", { x: x + 3, y: view.y + view.h - 6 }, `${lon.toFixed(2)}°E`));
     }
     for (let lat = 20.95; lat < BBOX.north; lat += 0.05) {
       const [, y] = project(lat, BBOX.west);
-      grid.append(s("line", { x1: 0, y1: y, x2: MAP_W, y2: y }),
-        s("text", { x: 4, y: y - 3 }, `${lat.toFixed(2)}°N`));
+      grid.append(s("line", { x1: view.x, y1: y, x2: view.x + view.w, y2: y }),
+        s("text", { x: view.x + 4, y: y - 3 }, `${lat.toFixed(2)}°N`));
     }
     svg.append(grid);
     const riverPath = path(RED_RIVER);
@@ -282,23 +350,24 @@
       s("text", { class: "water-label river-label", x: rx, y: ry, transform: `rotate(-38 ${rx} ${ry})` },
         "Sông Hồng"),
     );
-    drawScale(svg);
+    drawScale(svg, view);
     const layer = s("g", { id: "stations" });
     svg.append(layer);
     drawStations();
   }
 
-  function drawScale(svg) {
+  function drawScale(svg, view) {
     const km = SCALE / 111.2; // px per km (1° of latitude ≈ 111.2 km)
-    const x0 = MAP_W - 40 - 2 * km;
-    const y0 = MAP_H - 28;
+    const right = view.x + view.w;
+    const x0 = right - 40 - 2 * km;
+    const y0 = view.y + view.h - 28;
     svg.append(s("g", { class: "scale" },
       s("rect", { x: x0, y: y0, width: km, height: 5 }),
       s("rect", { x: x0 + km, y: y0, width: km, height: 5, class: "alt" }),
       s("text", { x: x0, y: y0 - 5 }, "0"),
       s("text", { x: x0 + 2 * km - 16, y: y0 - 5 }, "2 km"),
-      s("text", { x: MAP_W - 28, y: 34, class: "north" }, "B"),
-      s("path", { d: `M${MAP_W - 24},40 l-7,16 l7,-4 l7,4 z`, class: "north-arrow" })));
+      s("text", { x: right - 28, y: view.y + 34, class: "north" }, "B"),
+      s("path", { d: `M${right - 24},${view.y + 40} l-7,16 l7,-4 l7,4 z`, class: "north-arrow" })));
   }
 
   function drawStations() {
@@ -320,7 +389,8 @@
         g.append(s("circle", { r: 15, class: `alert-ring sev-${p.max_open_severity || "minor"}` }));
       }
       g.append(marker(domain.shape, stationColor(p), "shape"));
-      const values = (p.latest || []).slice(0, 3).map((v) => `${v.label_vi}: ${num(v.value, v.unit)}`);
+      const values = (p.latest || []).slice(0, 3)
+        .map((v) => `${v.label_vi}: ${measure(v.quantity, v.value, unitOf(v))}`);
       g.append(s("title", {}, [
         `${p.name} (${p.station_id})`, `${p.district} · ${domain.vi} / ${domain.en}`,
         STATION_STATE[p.state] || p.state, ...values,
@@ -355,7 +425,7 @@
         h("span", { class: "stop", title: label, "data-color": color }, label))));
     legend.append(
       scaleRow("VN_AQI", AQI_LEVELS.map(([, vi, , color]) => [color, vi])),
-      scaleRow("Độ sâu ngập / Flood depth [U]", DEPTH_LEVELS.map(([, color, label]) => [color, label])),
+      scaleRow("Độ sâu ngập / Flood depth", DEPTH_LEVELS.map(([, color, label]) => [color, label])),
     );
     for (const stop of legend.querySelectorAll(".stop")) {
       stop.style.background = stop.dataset.color;
@@ -405,7 +475,8 @@
         ? h("p", {}, "VN_AQI: ", h("b", {}, String(Math.round(aqi.value))), ` — ${aqi.level || ""}`)
         : null,
       h("dl", { class: "values" }, byMainOrder(p).map((v) => [
-        h("dt", {}, `${v.label_vi} / ${v.label_en}`), h("dd", {}, num(v.value, v.unit))])),
+        h("dt", {}, `${v.label_vi} / ${v.label_en}`),
+        h("dd", {}, measure(v.quantity, v.value, unitOf(v)))])),
       h("div", { class: "spark", id: "spark" }, "…"),
     ].filter(Boolean));
     panel.hidden = false;
@@ -439,15 +510,18 @@
     if (pts.length < 2) { box.textContent = "Chưa đủ số liệu / Not enough data"; return; }
     const w = 300, ht = 60;
     const t0 = new Date(pts[0].t).getTime(), t1 = new Date(pts[pts.length - 1].t).getTime();
-    const lo = Math.min(...pts.map((p) => p.min)), hi = Math.max(...pts.map((p) => p.max));
+    const q = sensor.quantity;
+    const lo = shown(q, Math.min(...pts.map((p) => p.min)));
+    const hi = Math.max(lo, shown(q, Math.max(...pts.map((p) => p.max))));
     const x = (t) => ((new Date(t).getTime() - t0) / Math.max(1, t1 - t0)) * w;
     const y = (v) => ht - ((v - lo) / Math.max(1e-9, hi - lo)) * (ht - 4) - 2;
-    const band = pts.map((p) => `${x(p.t).toFixed(1)},${y(p.max).toFixed(1)}`)
-      .concat([...pts].reverse().map((p) => `${x(p.t).toFixed(1)},${y(p.min).toFixed(1)}`));
-    const line = pts.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.avg).toFixed(1)}`).join(" ");
+    const yv = (v) => y(shown(q, v));
+    const band = pts.map((p) => `${x(p.t).toFixed(1)},${yv(p.max).toFixed(1)}`)
+      .concat([...pts].reverse().map((p) => `${x(p.t).toFixed(1)},${yv(p.min).toFixed(1)}`));
+    const line = pts.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${yv(p.avg).toFixed(1)}`).join(" ");
     box.append(
       h("div", { class: "muted" }, `${sensor.label_vi} — 6 giờ / 6 h (${hist.source}` +
-        `${hist.bucket_s ? `, ${hist.bucket_s} s` : ""}) ${num(lo)}–${num(hi, hist.unit)}`),
+        `${hist.bucket_s ? `, ${hist.bucket_s} s` : ""}) ${num(lo)}–${num(hi, unitOf(hist))}`),
       s("svg", { viewBox: `0 0 ${w} ${ht}`, class: "spark-svg" },
         s("polygon", { points: band.join(" "), class: "spark-band" }),
         s("path", { d: line, class: "spark-line" })),
@@ -469,7 +543,7 @@
       const head = h("tr", {}, h("th", {}, "Trạm / Station"),
         key === "air" ? h("th", {}, "VN_AQI") : null,
         columns.map((q) => h("th", { class: "num", title: `${units.get(q).label_vi} / ${units.get(q).label_en}` },
-          SHORT[q] || units.get(q).label_vi, h("small", {}, units.get(q).unit))));
+          SHORT[q] || units.get(q).label_vi, h("small", {}, unitOf(units.get(q)) || "\u00a0"))));
       const rows = stations.map((st) => {
         const byQ = new Map((st.props.latest || []).map((v) => [v.quantity, v]));
         const aqi = (st.props.indices || []).find((i) => i.index.toUpperCase() === "VN_AQI");
@@ -486,7 +560,7 @@
             h("span", { class: `state-dot ${st.props.state}`, title: STATION_STATE[st.props.state] }),
             st.props.name, h("small", {}, st.props.district)),
           aqiCell,
-          columns.map((q) => h("td", { class: "num" }, byQ.has(q) ? num(byQ.get(q).value) : "—")));
+          columns.map((q) => h("td", { class: "num" }, byQ.has(q) ? cell(q, byQ.get(q).value) : "—")));
       });
       root.append(h("section", { class: "card panel" },
         h("h2", {}, d.vi, h("span", { class: "en" }, ` / ${d.en}`)),
@@ -496,10 +570,16 @@
 
   // --- the alert inbox -----------------------------------------------------------------------------
 
+  function recentlyCleared(a) {
+    return a.state === "cleared" && a.cleared_at
+      && Date.now() - new Date(a.cleared_at).getTime() <= CLEARED_VISIBLE_MS;
+  }
+
   function visibleAlerts() {
     const f = state.alertFilter;
     return [...state.alerts.values()]
-      .filter((a) => f === "all" || (f === "open" ? a.state !== "cleared" : a.state === "raised"))
+      .filter((a) => f === "all"
+        || (f === "open" ? a.state !== "cleared" || recentlyCleared(a) : a.state === "raised"))
       .sort((a, b) => (a.state === "cleared") - (b.state === "cleared")
         || b.severity_rank - a.severity_rank || b.raised_at.localeCompare(a.raised_at));
   }
@@ -509,7 +589,7 @@
     const alerts = visibleAlerts();
     const canAct = state.principal && ["operator", "admin"].includes(state.principal.role);
     list.replaceChildren(...alerts.map((a) => alertItem(a, canAct)));
-    $("alert-count").textContent = String(alerts.length);
+    $("alert-count").textContent = String(alerts.filter((a) => a.state !== "cleared").length);
     $("view-only").hidden = canAct || !state.principal;
     $("alerts-empty").hidden = alerts.length > 0;
     markAlertStations();
@@ -519,9 +599,10 @@
     const sev = SEVERITY[a.severity] || SEVERITY.info;
     const station = a.station_id ? state.stations.get(a.station_id) : null;
     const place = [station ? station.props.name : a.station_id, a.district].filter(Boolean).join(" · ");
-    const measure = a.value !== null
-      ? `${num(a.value, a.unit)}${a.threshold !== null ? ` (ngưỡng / threshold ${num(a.threshold, a.unit)})` : ""}`
-      : "";
+    const unit = unitOf(a);
+    const value = a.value !== null ? measure(a.quantity, a.value, unit) : "";
+    const limit = a.value !== null && a.threshold !== null
+      ? ` (ngưỡng / threshold ${num(a.threshold, unit)})` : "";
     const buttons = [];
     if (a.state === "raised") {
       buttons.push(h("button", { type: "button", class: "btn primary", disabled: !canAct,
@@ -537,13 +618,19 @@
       h("div", { class: "alert-top" },
         h("span", { class: `badge sev-${a.severity}` }, `${sev.vi} / ${sev.en}`),
         h("span", { class: "state-chip" }, ALERT_STATE[a.state] || a.state),
-        h("time", { datetime: a.raised_at, title: ago(a.raised_at) }, when(a.raised_at))),
+        h("time", { datetime: a.observed_at,
+          title: `Ghi nhận / Observed ${when(a.observed_at)} · báo / raised ${ago(a.raised_at)}` },
+        at(a.observed_at))),
       h("div", { class: "alert-title" }, a.title_vi, h("span", { class: "en" }, ` / ${a.title_en}`)),
       h("div", { class: "alert-msg" }, a.message_vi),
       h("div", { class: "alert-msg en" }, a.message_en),
-      h("div", { class: "alert-meta" }, [place, measure, `#${a.alert_id}`].filter(Boolean).join(" · ")),
-      a.acknowledged_by ? h("div", { class: "alert-meta" },
-        `Xác nhận bởi / Acknowledged by ${a.acknowledged_by} · ${when(a.acknowledged_at)}`) : null,
+      h("div", { class: "alert-meta" }, [place, value + limit, `#${a.alert_id}`].filter(Boolean).join(" · ")),
+      a.acknowledged_by ? h("div", { class: "alert-meta ack",
+        title: `${ago(a.acknowledged_at)}` }, `Xác nhận bởi / Acknowledged by ${a.acknowledged_by}`) : null,
+      a.state === "cleared" ? h("div", { class: "alert-meta cleared", title: ago(a.cleared_at) },
+        a.cleared_by && a.cleared_by !== "processing"
+          ? `Đóng bởi / Cleared by ${a.cleared_by}`
+          : "Tự kết thúc: điều kiện đã hết / Ended: the condition is over") : null,
       h("div", { class: "alert-actions" }, buttons));
   }
 
@@ -682,7 +769,7 @@
       const latest = st.props.latest || (st.props.latest = []);
       const found = latest.find((v) => v.quantity === r.quantity);
       if (found) Object.assign(found, { value: r.value, time: r.time, quality: r.quality });
-      else latest.push({ ...r, label_vi: r.quantity, label_en: r.quantity });
+      else latest.push({ ...r, label_vi: r.quantity, label_en: r.quantity, unit_display: "" });
     }
     scheduleRender();
   }
@@ -754,6 +841,12 @@
     tick();
     setInterval(tick, 1000);
     setInterval(() => loadStations().catch(() => {}), 60000);
+    setInterval(renderAlerts, 60000); // the recently cleared leave the screen in time
+    let resized = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resized);
+      resized = setTimeout(drawMap, 200);
+    });
   }
 
   // A wall display can be set up by URL: /#token=...&station=fd-thai-ha (the fragment never

@@ -1,0 +1,68 @@
+"""Process figures from ``/proc``: CPU seconds, peak and current memory, machine facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+__all__ = ["Machine", "busy_cores_s", "cpu_s", "machine", "memory_mb", "peak_rss_mb"]
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (None when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _status_kb(pid: int | str, key: str) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def peak_rss_mb(pid: int | str = "self") -> float | None:
+    """The process's peak resident memory (VmHWM), MB."""
+    kb = _status_kb(pid, "VmHWM")
+    return None if kb is None else kb / 1024
+
+
+def memory_mb(pid: int | str = "self") -> float | None:
+    """The process's resident memory now (VmRSS), MB."""
+    kb = _status_kb(pid, "VmRSS")
+    return None if kb is None else kb / 1024
+
+
+Machine = dict[str, object]
+
+
+def machine() -> Machine:
+    """CPU count and model, RAM, kernel and Python: the facts a figure needs beside it."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    load1 = float(Path("/proc/loadavg").read_text().split()[0])
+    return {
+        "nproc": os.cpu_count() or 0,
+        "cpu_model": model,
+        "ram_gib": round(mem_kb / 1024**2, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_1m_at_start": load1,
+    }
+
+
+def busy_cores_s() -> float:
+    """The machine's busy CPU seconds so far (all cores, idle and iowait excluded)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / _TICK
