@@ -34,7 +34,7 @@ from contract.webhook import secret_matches, subscriber_secret
 from db import Conn, Stats, heartbeat, upgrade
 from db.webhooks import Due, Finished, claim, expire, finish, outbox_counts, prune
 from processing.conditions.registry import RULES
-from stream.backoff import Backoff
+from stream.backoff import Backoff, GaveUpError
 from stream.pipeline import run_every
 from stream.service import when_reachable
 from webhooks.payload import event_type, render
@@ -163,6 +163,11 @@ class WebhookService:
                                str(exc).strip()[:300])  # fmt: skip
                 await self._pause(delay)
                 continue
+            except Exception:  # nothing stops us: a bug in one round is logged, not fatal
+                delay = min(backoff.next_delay(time.monotonic()), 10.0)
+                logger.exception("webhook round failed (next in %.1f s)", delay)
+                await self._pause(delay)
+                continue
             backoff.reset()
             if not worked:
                 await self._pause(self.settings.poll_s)
@@ -190,8 +195,12 @@ class WebhookService:
                 async with self.pool.connection() as conn:
                     await finish(conn, outcomes)
             except (psycopg.OperationalError, PoolTimeout) as exc:
-                # past the give-up time the leases end and the deliveries are sent again
-                delay = backoff.next_delay(time.monotonic())
+                try:
+                    delay = backoff.next_delay(time.monotonic())
+                except GaveUpError:
+                    # their leases end and they are sent again, under the same delivery ids
+                    logger.warning("%d outcome(s) not recorded: %s", len(outcomes), exc)
+                    return
                 logger.warning("outcomes not recorded yet (%s); again in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -201,7 +210,16 @@ class WebhookService:
 
     async def _deliver(self, due: Due) -> Finished:
         async with self._gate:
-            return await self._attempt(due)
+            try:
+                return await self._attempt(due)
+            except Exception as exc:  # a delivery we cannot make is retried, not fatal
+                logger.exception("delivery %s could not be attempted", due.delivery_id)
+                age_s = (datetime.now(UTC) - due.queued_at).total_seconds()
+                return self.policy.outcome(
+                    Attempt(None, f"internal error: {type(exc).__name__}: {exc}"),
+                    attempts=due.attempts, age_s=age_s, rng=self._rng,
+                    delivery_id=due.delivery_id,
+                )  # fmt: skip
 
     async def _attempt(self, due: Due) -> Finished:
         did = due.delivery_id

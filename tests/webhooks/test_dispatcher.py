@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from psycopg.types.json import Jsonb
 
 from db import Conn
 from hanoi_ioc.cli import main as cli_main
@@ -205,3 +206,29 @@ async def test_two_dispatchers_share_the_work_in_order_without_duplicates(
         key = (r.path, r.body["alert"]["alert_id"])
         per_queue.setdefault(key, []).append(r.body["event"]["event_id"])
     assert all(ids == sorted(ids) for ids in per_queue.values()), per_queue
+
+
+async def test_a_delivery_that_cannot_be_made_does_not_stop_the_others(
+    aconn: Conn, db_url: str
+) -> None:
+    await registered(aconn)
+    receiver = Receiver().start()
+    sid, receiver.secret = await subscribe(aconn, "everything", receiver.url)
+    # a row the trigger would never write: its event time is not a time
+    await aconn.execute(
+        "INSERT INTO webhook_outbox (subscriber_id, event_id, alert_id, rule, snapshot) "
+        "VALUES (%s, 999999, 999999, 'flood_depth', %s)",
+        (sid, Jsonb({"event": {"action": "raised", "at": "not a time"}, "alert": {}})),
+    )
+    await write(aconn, [raised(alert())])
+    async with dispatching(settings(db_url)):
+        await until(lambda: _status_of(aconn, None, "delivered"))
+        await until(lambda: _attempted(aconn, 2))
+    cur = await aconn.execute(
+        "SELECT status, last_error FROM webhook_outbox WHERE event_id = 999999"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    assert row[0] == "pending"
+    assert str(row[1]).startswith("internal error: ValueError")
+    assert [r.body["event"]["action"] for r in receiver.requests] == ["raised"]
