@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from db import Conn
 from hanoi_ioc.cli import main as cli_main
 from processing.alerts import Severity
+from tests.fixtures.proxy import TcpProxy
 from tests.fixtures.readings import AIR
 from tests.ops_api.conftest import ADMIN, VIEWER, bearer, make_settings
 from tests.ops_api.server import free_port, running_api
@@ -232,3 +233,29 @@ async def test_a_delivery_that_cannot_be_made_does_not_stop_the_others(
     assert row[0] == "pending"
     assert str(row[1]).startswith("internal error: ValueError")
     assert [r.body["event"]["action"] for r in receiver.requests] == ["raised"]
+
+
+async def test_the_dispatcher_rides_out_a_database_outage(
+    aconn: Conn, db_url: str, pg_proxy: TcpProxy
+) -> None:
+    await registered(aconn)
+    receiver = Receiver().start()
+    _, receiver.secret = await subscribe(aconn, "everything", receiver.url)
+    a = alert()
+    await write(aconn, [raised(a)])
+    config = settings(pg_proxy.url(db_url), pool_timeout_s=1.0, reconnect_timeout_s=1.0)
+    async with dispatching(config):
+        await until(lambda: _accepted(receiver, 1))
+        pg_proxy.cut()  # the dispatcher loses the database; alerts go on being written
+        await write(aconn, [updated(alert(severity=Severity.SEVERE))])
+        await write(aconn, [cleared(a)])
+        await asyncio.sleep(2.0)
+        assert len(receiver.requests) == 1
+        pg_proxy.restore()
+        await until(lambda: _all(aconn, "delivered"))
+    actions = [r.body["event"]["action"] for r in receiver.requests]
+    assert actions == ["raised", "updated", "cleared"]  # each once, in order
+
+
+async def _accepted(receiver: Receiver, n: int) -> bool:
+    return len(receiver.accepted) >= n
