@@ -43,11 +43,17 @@ class WebhookSettings(ServiceSettings):
     retry_initial_s: float = Field(
         2.0, gt=0, description="first backoff ceiling (retry n waits ½–1 × min(max, 2ⁿ·this))"
     )
-    retry_max_s: float = Field(600.0, gt=0, description="largest wait between two attempts")
+    retry_max_s: float = Field(
+        300.0,
+        gt=0,
+        description="largest wait between two attempts (a receiver back is served within this)",
+    )
     max_age_s: float = Field(
         86400.0, gt=0, description="a delivery not made this long after it was queued is dead"
     )
-    max_attempts: int = Field(100, ge=1, description="a delivery is dead after this many")
+    max_attempts: int = Field(
+        500, ge=1, description="a delivery is dead after this many (a backstop: the age rules)"
+    )
     max_body_bytes: int = Field(
         65536, ge=4096, le=1048576, description="larger bodies are sent without alert details"
     )

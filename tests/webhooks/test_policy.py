@@ -14,6 +14,7 @@ from webhooks.policy import Attempt, RetryPolicy
 from webhooks.settings import WebhookSettings
 
 POLICY = RetryPolicy(retry_initial_s=2.0, retry_max_s=600.0, max_age_s=86400.0, max_attempts=100)
+DEFAULTS = WebhookSettings.model_validate({"env": "dev"})
 SECRET = subscriber_secret(b"k" * 32, bytes(range(16)))
 BODY = '{"type":"alert.raised","alert":{"title_vi":"Ngập úng – Đống Đa"}}'.encode()
 
@@ -84,16 +85,27 @@ def test_dead_after_max_attempts_or_max_age() -> None:
     assert POLICY.outcome(Attempt(None), attempts=20, age_s=80000.0, rng=rng).status == "pending"
 
 
-def test_a_whole_outage_schedule() -> None:
-    # With the defaults, how many attempts does a 10-minute outage cost, and how soon after
-    # the receiver is back does the delivery go? (The outage test scales this schedule.)
+def test_the_default_schedule() -> None:
+    # With the defaults: how many attempts a 10-minute outage costs, how soon after the
+    # receiver is back a delivery goes, and what gives up first. (The outage test scales
+    # this schedule down.)
+    policy = RetryPolicy(DEFAULTS.retry_initial_s, DEFAULTS.retry_max_s, DEFAULTS.max_age_s,
+                         DEFAULTS.max_attempts)  # fmt: skip
     rng = random.Random(7)
     at, attempts, outage_s = 0.0, 0, 600.0
     while at < outage_s:
         attempts += 1
-        at += POLICY.outcome(Attempt(None), attempts=attempts, age_s=at, rng=rng).retry_in_s
+        at += policy.outcome(Attempt(None), attempts=attempts, age_s=at, rng=rng).retry_in_s
     assert 6 <= attempts <= 9
-    assert at - outage_s < 600.0  # delivered within one capped wait of the recovery
+    assert at - outage_s <= DEFAULTS.retry_max_s == 300.0  # within five minutes of recovery
+    # a receiver that never answers: the maximum age (24 h) decides, not the attempt count
+    at, attempts, status = 0.0, 0, "pending"
+    while status == "pending":
+        attempts += 1
+        outcome = policy.outcome(Attempt(None), attempts=attempts, age_s=at, rng=rng)
+        status, at = outcome.status, at + outcome.retry_in_s
+    assert attempts < DEFAULTS.max_attempts
+    assert DEFAULTS.max_age_s - DEFAULTS.retry_max_s < at <= DEFAULTS.max_age_s
 
 
 def _snapshot(note: str = "", details: dict[str, object] | None = None) -> dict[str, object]:
