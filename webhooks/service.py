@@ -71,7 +71,6 @@ class WebhookService:
     Args:
         settings: the instance's settings.
         rng: source of the backoff's jitter (seeded in tests).
-        transport: an httpx transport (tests; default: the network).
     """
 
     service: str = "webhooks"
@@ -81,7 +80,6 @@ class WebhookService:
         settings: WebhookSettings,
         *,
         rng: random.Random | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.policy = RetryPolicy(
@@ -97,7 +95,6 @@ class WebhookService:
             kwargs={"autocommit": True},
         )  # fmt: skip
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._stopping = asyncio.Event()
         self._gate = asyncio.Semaphore(settings.concurrency)
@@ -107,14 +104,8 @@ class WebhookService:
         await when_reachable("database", self._migrate)
         await when_reachable("database", self._open_pool)
         self._client = httpx.AsyncClient(
-            transport=self._transport,
             limits=httpx.Limits(max_connections=self.settings.concurrency),
         )  # HTTPS_PROXY / NO_PROXY from the environment are honoured
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT count(*) FROM alert_subscribers WHERE enabled")
-            row = await cur.fetchone()
-        logger.info("webhooks %s delivering to %s enabled subscriber(s)", self.settings.instance,
-                    row[0] if row else 0)  # fmt: skip
         return self
 
     async def _migrate(self) -> None:
@@ -122,6 +113,11 @@ class WebhookService:
 
     async def _open_pool(self) -> None:
         await self.pool.open(wait=True, timeout=30)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT count(*) FROM alert_subscribers WHERE enabled")
+            row = await cur.fetchone()
+        logger.info("webhooks %s delivering to %s enabled subscriber(s)", self.settings.instance,
+                    row[0] if row else 0)  # fmt: skip
 
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
