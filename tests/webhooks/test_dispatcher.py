@@ -110,6 +110,10 @@ async def test_dead_letters_are_listed_and_redelivered_by_admins(
                     "/api/admin/deliveries", headers=bearer(VIEWER)
                 )  # not an admin
                 assert refused.status_code == 403
+                # the dispatcher's heartbeat reaches /metrics
+                metrics = (await http.get("/metrics")).text
+                assert 'hanoi_webhooks_dead{instance="0"} 2' in metrics, metrics[-2000:]
+                assert "hanoi_webhooks_outbox_pending" in metrics
                 audit = (await http.get("/api/admin/audit", params={"kind": "delivery"})).json()
                 assert [e["action"] for e in audit["items"]] == ["delivery.redeliver"]
         # the other dead letter, through the CLI (its own event loop, in a thread)
