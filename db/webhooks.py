@@ -124,7 +124,8 @@ due AS (
     FOR UPDATE OF o SKIP LOCKED)
 UPDATE webhook_outbox o
 SET attempts = o.attempts + 1, last_attempt_at = now(),
-    next_attempt_at = now() + make_interval(secs => %(lease_s)s)
+    next_attempt_at = now() + make_interval(secs => %(lease_s)s),
+    leased_until = now() + make_interval(secs => %(lease_s)s)
 FROM due, alert_subscribers s
 WHERE o.delivery_id = due.delivery_id AND s.subscriber_id = o.subscriber_id
 RETURNING o.delivery_id, o.subscriber_id, o.event_id, o.alert_id, o.rule, o.snapshot,
@@ -147,12 +148,27 @@ UPDATE webhook_outbox SET
                            ELSE next_attempt_at END,
     last_status = %(http_status)s,
     last_error = %(error)s,
+    leased_until = NULL,
     finished_at = CASE WHEN %(status)s = 'pending' THEN NULL ELSE now() END
 WHERE delivery_id = %(delivery_id)s AND status = 'pending'"""
+_WAKE: Final = """
+UPDATE webhook_outbox SET next_attempt_at = now()
+WHERE status = 'pending' AND subscriber_id = ANY (%(subscribers)s)
+  AND next_attempt_at > now() AND (leased_until IS NULL OR leased_until < now())
+  AND (last_status IS NULL OR last_status >= 500)
+  AND delivery_id <> ALL (%(attempted)s)"""
 
 
-async def finish(conn: Conn, outcomes: Sequence[Finished]) -> None:
-    """Record what each attempt came to (one transaction)."""
+async def finish(conn: Conn, outcomes: Sequence[Finished], *, answered: Sequence[int] = ()) -> None:
+    """Record what each attempt came to (one transaction).
+
+    Args:
+        conn: the connection.
+        outcomes: the attempts' outcomes.
+        answered: subscribers whose receiver has just taken a delivery: their deliveries
+            waiting out a backoff after no answer or a server error are due now (the
+            receiver is back), not when each one's backoff ends.
+    """
     if not outcomes:
         return
     params = [
@@ -164,6 +180,9 @@ async def finish(conn: Conn, outcomes: Sequence[Finished]) -> None:
     ]  # fmt: skip
     async with conn.transaction(), conn.cursor() as cur:
         await cur.executemany(_FINISH, params)
+        if answered:
+            attempted = [o.delivery_id for o in outcomes]  # those wait out their own backoff
+            await cur.execute(_WAKE, {"subscribers": sorted(set(answered)), "attempted": attempted})
 
 
 async def expire(conn: Conn, max_age_s: float) -> int:

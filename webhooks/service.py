@@ -180,16 +180,19 @@ class WebhookService:
         if not due:
             return 0
         outcomes = await asyncio.gather(*(self._deliver(d) for d in due))
-        await self._record(outcomes)
+        answered = [
+            d.subscriber_id for d, o in zip(due, outcomes, strict=True) if o.status == "delivered"
+        ]
+        await self._record(outcomes, answered)
         return len(due)
 
-    async def _record(self, outcomes: list[Finished]) -> None:
+    async def _record(self, outcomes: list[Finished], answered: list[int]) -> None:
         """Record the round's outcomes, retried while the database is away (bounded)."""
         backoff = Backoff(initial_s=0.2, max_s=5.0, give_up_s=self.settings.lease_s / 2)
         while True:
             try:
                 async with self.pool.connection() as conn:
-                    await finish(conn, outcomes)
+                    await finish(conn, outcomes, answered=answered)
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 try:
                     delay = backoff.next_delay(time.monotonic())

@@ -15,6 +15,7 @@
 -- withheld (never sent: not a public rule). One delivery id per row, kept across attempts
 -- and redeliveries: receivers deduplicate on it. queued_at starts the current series of
 -- attempts (creation, or an admin's redelivery): its age decides when to give up.
+-- leased_until: an attempt is in flight until then (a claim's lease).
 
 CREATE TABLE webhook_outbox (
     delivery_id     uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -30,6 +31,7 @@ CREATE TABLE webhook_outbox (
     created_at      timestamptz NOT NULL DEFAULT now(),
     queued_at       timestamptz NOT NULL DEFAULT now(),
     last_attempt_at timestamptz,
+    leased_until    timestamptz,
     last_status     smallint,
     last_error      text,
     finished_at     timestamptz,

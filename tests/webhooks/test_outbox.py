@@ -172,3 +172,21 @@ async def test_removing_a_subscriber_removes_its_deliveries(conn: Conn) -> None:
             "VALUES (%s, 1, 1, 'x', '{}')",
             (sid,),
         )
+
+
+async def test_a_receiver_that_answers_again_gets_its_waiting_deliveries_at_once(
+    conn: Conn,
+) -> None:
+    sid, _ = await subscribe(conn, "everything", URL)
+    await write(conn, [raised(alert()), raised(alert("pm25_high", station=AIR))])
+    refused, throttled = await claim(conn, limit=10, lease_s=60)
+    await finish(conn, [
+        Finished(refused.delivery_id, "pending", retry_in_s=3600.0, error="ConnectError"),
+        Finished(throttled.delivery_id, "pending", 3600.0, 429, "HTTP 429"),
+    ])  # fmt: skip
+    await write(conn, [raised(alert("heavy_rain"))])
+    (fresh,) = await claim(conn, limit=10, lease_s=60)
+    await finish(conn, [Finished(fresh.delivery_id, "delivered", http_status=204)], answered=[sid])
+    woken = await claim(conn, limit=10, lease_s=60)
+    # the one that found no receiver is due now; the one told to slow down keeps its wait
+    assert [d.delivery_id for d in woken] == [refused.delivery_id]
