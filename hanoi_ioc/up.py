@@ -4,7 +4,9 @@ Uses ``DATABASE_URL`` / ``MQTT_URL`` when set; otherwise starts a project-manage
 (``.hanoi/pg``) and Mosquitto (``.hanoi/mqtt``). Then it migrates the schema (with the
 ``STORAGE_STRATEGY`` asked for, if any), registers the simulated Hanoi fleet, and runs every
 service as its own process — ingest, processing, the ops API and the simulator — with logs
-under ``.hanoi/logs``.
+under ``.hanoi/logs``. The simulator keeps its place in ``.hanoi/simulator.json``: started
+again, it goes on where it stopped instead of telling the scenario's story a second time
+(a database without readings starts the story afresh).
 
 Every child (service or embedded server) runs in a session of its own, so the SIGINT a
 terminal sends its foreground process group on Ctrl-C reaches ``up`` alone, and ``up`` stops
@@ -137,6 +139,17 @@ def _issue_users(store: CredentialStore) -> dict[str, str]:
     }
 
 
+async def _resume_file(database_url: str, home: Path) -> Path:
+    """The simulator's resume file; removed when the database holds no reading yet."""
+    path = home / "simulator.json"
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM readings)")
+        row = await cur.fetchone()
+    if not (row and row[0]):
+        path.unlink(missing_ok=True)
+    return path
+
+
 def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
     log = (logs / f"{name}.log").open("ab")
     with log:
@@ -265,10 +278,12 @@ async def run_up(options: UpOptions, out: TextIO = sys.stdout) -> int:
             if why is not None:
                 _say(out, port_taken_text(options.api_port, why))
                 return 2
+            resume = await _resume_file(database_url, home)
             children["simulator"] = _spawn(
                 "simulator",
                 ["simulators", "--scenario", options.scenario, "--speed", options.speed,
-                 "--seed", str(options.seed), "--mqtt-url", mqtt_url],
+                 "--seed", str(options.seed), "--mqtt-url", mqtt_url,
+                 "--resume-file", str(resume)],
                 env, logs,
             )  # fmt: skip
             _say(out, "")

@@ -51,7 +51,12 @@ from db import (
 from db import upgrade as migrate
 from db.timescale import job_health
 from processing.alerts.lifecycle import Command, Lifecycle
-from processing.alerts.sink import apply_commands, escalate_unacknowledged, open_alerts
+from processing.alerts.sink import (
+    apply_commands,
+    decided_alerts,
+    escalate_unacknowledged,
+    open_alerts,
+)
 from processing.bank import BANK_VERSION, DetectorBank
 from processing.conditions.operations import OperationsWatch
 from processing.conditions.thresholds import DEFAULT_RULES, ThresholdRule
@@ -184,10 +189,12 @@ class ProcessingService:
             committed = 0 if oldest is None else oldest - 1
         self._position = committed
         self._decided_through = committed if snapshot is None else min(snapshot, committed)
-        self.lifecycle.restore(await open_alerts(conn))
+        decided = await decided_alerts(conn)
+        self.lifecycle.restore(await open_alerts(conn), decided)
         logger.info(
-            "processing resumes at feed position %d (replaying from %d) with %d open alert(s)",
-            self._position, self._decided_through, len(self.lifecycle.open_keys),
+            "processing resumes at feed position %d (replaying from %d) with %d open alert(s) "
+            "and %d decided one(s)", self._position, self._decided_through,
+            len(self.lifecycle.open_keys), len(decided),
         )  # fmt: skip
 
     async def _listen(self) -> None:
@@ -281,7 +288,7 @@ class ProcessingService:
             return await asyncio.to_thread(self.engine.process, readings)
         except Exception as exc:
             async with self.pool.connection() as conn:
-                self.lifecycle.reset(await open_alerts(conn))
+                self.lifecycle.reset(await open_alerts(conn), await decided_alerts(conn))
             if len(readings) <= 1:
                 await self._quarantine(readings, batch, exc)
                 return EngineResult()

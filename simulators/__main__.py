@@ -3,6 +3,7 @@
 Examples::
 
     python -m simulators --scenario demo --speed 60
+    python -m simulators --scenario demo --speed 60 --resume-file .hanoi/simulator.json
     python -m simulators --scenario storm-2025-09-30 --speed max --truth-file truth.jsonl
     python -m simulators --scenario quiet-week --duration 1d --speed max --stations 'aq-*'
     python -m simulators --load --load-stations 5000 --load-rate 3000 --load-shape senml
@@ -18,6 +19,7 @@ import math
 import os
 import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from simulators.fleet import hanoi_fleet, select_stations
 from simulators.generator import generate
 from simulators.load import LoadPlan, load_fleet, run_load
 from simulators.publisher import Publisher
+from simulators.resume import ResumePoint, RunIdentity, load_point, save_point
 from simulators.scenario import Scenario, list_scenarios, load_scenario, parse_duration
 from simulators.settings import SimulatorSettings
 from simulators.truth import TruthFile
@@ -75,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--topic-root")
     p.add_argument("--truth-file", type=Path, help="append ground truth here (JSON lines)")
+    p.add_argument(
+        "--resume-file",
+        type=Path,
+        help="go on where the last run of this scenario stopped; kept up to date here",
+    )
     p.add_argument("--stations", help="comma-separated ids or patterns, e.g. 'aq-*,fd-thai-ha'")
     p.add_argument(
         "--fault",
@@ -107,6 +115,7 @@ def _settings(args: argparse.Namespace) -> SimulatorSettings:
     given: dict[str, object] = {}
     for name in (
         "scenario", "speed", "seed", "topic_root", "truth_file", "mqtt_url", "credentials_dir",
+        "resume_file",
     ):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
@@ -126,10 +135,13 @@ def _settings(args: argparse.Namespace) -> SimulatorSettings:
 
 
 def _period(
-    args: argparse.Namespace, settings: SimulatorSettings, scenario: Scenario
+    args: argparse.Namespace,
+    settings: SimulatorSettings,
+    scenario: Scenario,
+    anchor: datetime | None = None,
 ) -> tuple[datetime, datetime | None]:
     now = datetime.now(UTC)
-    start = settings.start or scenario.default_start(now)
+    start = anchor or settings.start or scenario.default_start(now)
     if args.start:
         start = Scenario("cli", "", "", "", args.start).default_start(now)
     if args.end:
@@ -164,11 +176,22 @@ async def _simulate(args: argparse.Namespace, settings: SimulatorSettings) -> in
         msg = f"no station matches {list(settings.stations)}"
         raise SimulatorError(msg)
     scenario = load_scenario(settings.scenario, hanoi_fleet())
-    start, end = _period(args, settings, scenario)
+    identity = RunIdentity(settings.scenario, settings.seed, settings.topic_root,
+                           settings.stations)  # fmt: skip
+    point = _resume_point(args, settings, identity)
+    start, end = _period(args, settings, scenario, point.start if point else None)
     rates = _rates(settings, scenario)
+    reached = point.reached if point is not None else start
     stream = generate(
-        scenario, fleet, start, end, settings.seed, faults=rates, root=settings.topic_root
-    )
+        scenario, fleet, start, end, settings.seed, faults=rates, root=settings.topic_root,
+        resume_at=reached if point is not None else None,
+    )  # fmt: skip
+    if point is not None:
+        logger.info("resuming scenario %s at %s (its start: %s)", scenario.name,
+                    reached.isoformat(), start.isoformat())  # fmt: skip
+        if end is not None and reached >= end:
+            logger.info("the run had ended at %s: nothing left to publish", end.isoformat())
+            return 0
     logger.info(
         "scenario %s (%s) for %d stations from %s to %s, speed %s, seed %d",
         scenario.name,
@@ -183,7 +206,11 @@ async def _simulate(args: argparse.Namespace, settings: SimulatorSettings) -> in
         truth = stack.enter_context(TruthFile(settings.truth_file)) if settings.truth_file else None
         if args.dry_run:
             return _dry_run(stream, truth)
-        publisher = Publisher(settings, fleet, SimClock(start, settings.speed), truth_file=truth)
+        checkpoint = _checkpoint(settings.resume_file, identity, start)
+        if checkpoint is not None:
+            checkpoint(reached)
+        publisher = Publisher(settings, fleet, SimClock(reached, settings.speed),
+                              truth_file=truth, checkpoint=checkpoint)  # fmt: skip
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, publisher.stop)
@@ -197,6 +224,31 @@ async def _simulate(args: argparse.Namespace, settings: SimulatorSettings) -> in
         stats.truth_records,
     )
     return 0
+
+
+def _resume_point(
+    args: argparse.Namespace, settings: SimulatorSettings, identity: RunIdentity
+) -> ResumePoint | None:
+    """Where the last run stopped (not when a start is given, nor for a dry run)."""
+    if settings.resume_file is None or args.dry_run or args.start or settings.start:
+        return None
+    return load_point(settings.resume_file, identity)
+
+
+def _checkpoint(
+    path: Path | None, identity: RunIdentity, start: datetime
+) -> Callable[[datetime], None] | None:
+    """What records the run's mark in the resume file (None without one)."""
+    if path is None:
+        return None
+
+    def record(reached: datetime) -> None:
+        try:
+            save_point(path, ResumePoint(identity, start, reached))
+        except OSError as exc:
+            logger.warning("resume file %s not written: %s", path, exc)
+
+    return record
 
 
 def _dry_run(stream, truth: TruthFile | None) -> int:  # type: ignore[no-untyped-def]

@@ -100,12 +100,17 @@ class Device:
         self.stats = DeviceStats()
         self.connected = asyncio.Event()
         self._offline = False
-        self._inflight = 0
+        self._inflight: list[Outgoing] = []
 
     @property
     def is_idle(self) -> bool:
         """Nothing queued and nothing awaiting an acknowledgement."""
-        return not self.outbox and self._inflight == 0
+        return not self.outbox and not self._inflight
+
+    def pending_since(self) -> datetime | None:
+        """Simulated time of the oldest item not acknowledged yet (None: all acknowledged)."""
+        times = [t for t in (self.outbox.oldest(), *(i.sim_time for i in self._inflight)) if t]
+        return min(times, default=None)
 
     def close(self) -> None:
         """Finish what is queued, publish ``offline`` (retained) and disconnect cleanly."""
@@ -210,7 +215,7 @@ class Device:
             await self._publish(client, items)
 
     async def _publish(self, client: aiomqtt.Client, items: list[Outgoing]) -> None:
-        self._inflight = len(items)
+        self._inflight = items
         try:
             results = await asyncio.gather(
                 *(client.publish(i.topic, i.payload, qos=i.qos, retain=i.retain) for i in items),
@@ -225,7 +230,7 @@ class Device:
             self.stats.requeued += len(again)
             raise
         finally:
-            self._inflight = 0
+            self._inflight = []
         failed = [
             item for item, r in zip(items, results, strict=True) if isinstance(r, BaseException)
         ]

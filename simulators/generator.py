@@ -102,6 +102,8 @@ class _Run:
     label_counts: dict[str, int] = field(default_factory=dict)
     flushed_s: float = -math.inf
     """Time of the latest item yielded: nothing is scheduled before it any more."""
+    resume_s: float = -math.inf
+    """Items before it are computed (the stream after it stays the same) but not yielded."""
 
     def push(self, at_s: float, item: Outgoing) -> None:
         if at_s < self.flushed_s:
@@ -130,11 +132,16 @@ class _Run:
             ),
         )
 
+    def skipped(self, at_s: float) -> bool:
+        """True for an item that would leave before the resume point (not even encoded)."""
+        return max(at_s, self.flushed_s) < self.resume_s
+
     def due(self, before_s: float) -> Iterator[Outgoing]:
         while self.heap and self.heap[0][0] < before_s:
             at_s, _, item = heapq.heappop(self.heap)
             self.flushed_s = max(self.flushed_s, at_s)
-            yield item
+            if at_s >= self.resume_s:
+                yield item
 
 
 def _build(
@@ -221,6 +228,8 @@ def _station_chunk(run: _Run, st: _Station, t0: float, t1: float, city: CityFram
     seqs = list(range(st.seq, st.seq + len(times)))
     st.seq += len(times)
     for emission in outcome.emissions:
+        if emission.malformed is None and run.skipped(emission.emit_s):
+            continue  # (a malformed one draws from its random stream: made, then skipped)
         readings = list(zip(st.quantities, rows[emission.index], strict=True))
         stamp = utc(emission.stamp_s)
         if emission.malformed is None:
@@ -281,6 +290,7 @@ def generate(
     faults: FaultRates | None = None,
     root: str = DEFAULT_ROOT,
     chunk_s: float = 3600.0,
+    resume_at: datetime | None = None,
 ) -> Iterator[Outgoing]:
     """Yield the scenario's messages for ``fleet`` from ``start`` to ``end``, in time order.
 
@@ -294,13 +304,17 @@ def generate(
         faults: fault rates (default: the scenario's).
         root: topic root.
         chunk_s: simulated seconds computed at a time (a multiple of 60).
+        resume_at: yield only the items from this time on (tz-aware): exactly the stream's
+            suffix, computed faster (what comes before is simulated, not encoded).
     """
-    if start.utcoffset() is None or (end is not None and end.utcoffset() is None):
-        msg = "start and end must be tz-aware"
+    if any(t is not None and t.utcoffset() is None for t in (start, end, resume_at)):
+        msg = "start, end and resume_at must be tz-aware"
         raise ValueError(msg)
     start_s = start.timestamp()
     end_s = end.timestamp() if end is not None else None
     run = _build(scenario, fleet, start_s, seed, faults or scenario.fault_rates, root)
+    if resume_at is not None:
+        run.resume_s = resume_at.timestamp()
     for st in run.stations:
         run.push(
             start_s,

@@ -13,6 +13,7 @@ outbox holds at most ``capacity`` items:
 import asyncio
 from collections import deque
 from collections.abc import Iterable
+from datetime import datetime
 
 from simulators.stream import Outgoing, OutgoingKind
 
@@ -43,6 +44,10 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def oldest(self) -> datetime | None:
+        """Simulated time of the first queued item (the oldest: requeued ones go first)."""
+        return self._items[0].sim_time if self._items else None
 
     def put_nowait(self, item: Outgoing) -> None:
         """Queue ``item``; when full, drop the oldest telemetry to make room."""

@@ -16,7 +16,9 @@ to their own client on the truth topic.
   nothing is lost.
 
 Progress (simulated time reached, messages sent, rate) is logged every
-``progress_interval_s`` real seconds.
+``progress_interval_s`` real seconds; at each report and at the end the *mark* (every item
+before it acknowledged, :meth:`Publisher.mark`) is handed to ``checkpoint``, so a later run
+can resume there (:mod:`simulators.resume`).
 """
 
 import asyncio
@@ -26,7 +28,7 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -88,6 +90,7 @@ class Publisher:
         clock: simulated time.
         truth_file: where truth records are also written (optional).
         window: messages in flight per device (default: 1 live, 16 in backfill).
+        checkpoint: called with :meth:`mark` at each progress report and at the end.
     """
 
     def __init__(
@@ -98,8 +101,10 @@ class Publisher:
         *,
         truth_file: TruthFile | None = None,
         window: int | None = None,
+        checkpoint: Callable[[datetime], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.checkpoint = checkpoint
         self.clock = clock
         self.truth_file = truth_file
         self.is_backfill = math.isinf(settings.speed)
@@ -144,6 +149,18 @@ class Publisher:
             ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
         )
 
+    def mark(self) -> datetime | None:
+        """Every item before this simulated time is acknowledged (None: nothing handed over).
+
+        The oldest item still queued or in flight on any device, else the last one handed
+        over (items at that very time may still come: the stream goes on from it).
+        """
+        devices = [*self.devices.values(), self.truth]
+        pending = [t for t in (d.pending_since() for d in devices) if t is not None]
+        if self._sim_now is None:
+            return min(pending, default=None)
+        return min([*pending, self._sim_now])
+
     def sim_now(self) -> datetime:
         """Simulated time: the clock's, or in backfill the last item handed over."""
         if self.is_backfill and self._sim_now is not None:
@@ -169,7 +186,13 @@ class Publisher:
             for task in pending:  # still unable to reach the broker: give up on the rest
                 logger.warning("%s did not finish in %.0f s", task.get_name(), _CLOSE_WAIT_S)
                 task.cancel()
+        self._checkpoint()
         return self._stats(time.monotonic() - started)
+
+    def _checkpoint(self) -> None:
+        mark = self.mark()
+        if self.checkpoint is not None and mark is not None:
+            self.checkpoint(mark)
 
     async def _await_connections(self, devices: Sequence[Device]) -> None:
         try:
@@ -199,6 +222,7 @@ class Publisher:
                 await self._hand_over(item)
                 if time.monotonic() >= next_report:
                     self._report(time.monotonic() - started)
+                    self._checkpoint()
                     next_report = time.monotonic() + self.settings.progress_interval_s
         self._report(time.monotonic() - started)
 

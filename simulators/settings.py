@@ -57,6 +57,13 @@ class SimulatorSettings(BaseSettings):
     end: datetime | None = None
     duration_s: float | None = Field(default=None, gt=0)
     truth_file: Path | None = None
+    resume_file: Path | None = Field(
+        default=None,
+        description=(
+            "a state file: a run of the same scenario, seed, root and stations goes on where "
+            "the last one stopped, on the same anchor (simulators/resume.py)"
+        ),
+    )
     stations: tuple[str, ...] = ()
     faults_enabled: bool = True
     fault_stuck_per_day: float | None = Field(default=None, ge=0)

@@ -16,6 +16,11 @@
   fault (drift against the neighbours) wants its verdict to persist for several readings;
   an open alert follows every reading.
 - Readings older than the newest one seen for a key are ignored (out-of-order delivery).
+- **Restart**: the lifecycle resumes from the database, from the open alerts and from the
+  last cleared alert of every other key (:meth:`Lifecycle.restore`): conditions older than
+  what was decided for a key are ignored, and its cooldown goes on, so a feed replayed from
+  an older snapshot, or late readings of an event already decided and cleared, raise no
+  second alert for it.
 
 Everything runs in **event time** (the conditions' ``at``), never the wall clock, so
 a fast backfill gives the same alerts as the live stream did. Each alert's ``details`` carry
@@ -28,6 +33,7 @@ Acknowledgement and escalation are done by people and by time, in the database
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -35,7 +41,21 @@ from contract import Station
 from processing.alerts import Alert, Severity
 from processing.conditions.base import Condition
 
-__all__ = ["Clear", "Command", "Lifecycle", "Raise", "Update", "iso_utc"]
+__all__ = [
+    "Clear",
+    "Command",
+    "DecidedAlert",
+    "Lifecycle",
+    "OpenAlert",
+    "Raise",
+    "Update",
+    "iso_utc",
+]
+
+OpenAlert = tuple[str, Severity, datetime]
+"""An open alert: dedup key, severity, observation time."""
+DecidedAlert = tuple[str, Severity, datetime, datetime | None]
+"""A cleared alert: dedup key, severity, last event time decided on, event time of its clear."""
 
 
 def iso_utc(moment: datetime) -> str:
@@ -98,17 +118,26 @@ class Lifecycle:
         self.suppressed = 0
         self.held_glitches = 0
 
-    def reset(self, open_alerts: list[tuple[str, Severity, datetime]]) -> None:
-        """Forget every track and hold, and go on from the alerts open in the database.
+    def reset(self, open_alerts: list[OpenAlert], decided: Sequence[DecidedAlert] = ()) -> None:
+        """Forget every track and hold, and go on from the alerts in the database.
 
         (After a step whose transitions were never committed: the database is the truth.)
         """
         self._tracks.clear()
         self._held.clear()
-        self.restore(open_alerts)
+        self.restore(open_alerts, decided)
 
-    def restore(self, open_alerts: list[tuple[str, Severity, datetime]]) -> None:
-        """Resume after a restart from the alerts still open in the database."""
+    def restore(self, open_alerts: list[OpenAlert], decided: Sequence[DecidedAlert] = ()) -> None:
+        """Resume after a restart from the alerts in the database.
+
+        Args:
+            open_alerts: key, severity and observation time of each open alert.
+            decided: key, severity, last event time decided on and event time of the
+                clear (None: cleared by an operator, no cooldown) of each key's last
+                cleared alert (:func:`processing.alerts.sink.decided_alerts`).
+        """
+        for key, severity, seen, cleared_at in decided:
+            self._tracks[key] = _Track(severity, False, seen, cleared_at=cleared_at)
         for key, severity, observed_at in open_alerts:
             self._tracks[key] = _Track(severity, True, observed_at)
 

@@ -32,7 +32,9 @@ from processing.errors import AlertNotFoundError
 
 __all__ = [
     "ACTOR",
+    "DECIDED_LOOKBACK_S",
     "apply_commands",
+    "decided_alerts",
     "escalate_unacknowledged",
     "open_alerts",
     "transition_alert",
@@ -171,6 +173,34 @@ async def open_alerts(conn: Conn) -> list[tuple[str, Severity, datetime]]:
         "SELECT dedup_key, severity, observed_at FROM alerts WHERE state <> 'cleared'"
     )
     return [(str(k), Severity(str(s)), t) for k, s, t in await cur.fetchall()]
+
+
+DECIDED_LOOKBACK_S: Final = 7 * 86400.0
+"""How far back (clearing time) :func:`decided_alerts` looks."""
+_DECIDED: Final = """
+SELECT DISTINCT ON (dedup_key) dedup_key, severity,
+       coalesce((details->>'cleared_observed_at')::timestamptz, observed_at),
+       (details->>'cleared_observed_at')::timestamptz
+FROM alerts
+WHERE state = 'cleared' AND cleared_at > now() - make_interval(secs => %s)
+  AND NOT EXISTS (SELECT 1 FROM alerts o WHERE o.dedup_key = alerts.dedup_key
+                  AND o.state <> 'cleared')
+ORDER BY dedup_key, alert_id DESC"""
+
+
+async def decided_alerts(
+    conn: Conn, within_s: float = DECIDED_LOOKBACK_S
+) -> list[tuple[str, Severity, datetime, datetime | None]]:
+    """The newest cleared alert of each key without an open one, cleared within ``within_s``.
+
+    Dedup key, severity, the last event time it was decided on (its clear's, else its last
+    observation's) and the event time of its clear by processing (None when an operator
+    cleared it): what the lifecycle needs after a restart so that replayed or late readings
+    of an event already decided raise nothing, and its cooldown holds.
+    """
+    cur = await conn.execute(_DECIDED, (within_s,))
+    return [(str(k), Severity(str(s)), seen, cleared)
+            for k, s, seen, cleared in await cur.fetchall()]  # fmt: skip
 
 
 async def escalate_unacknowledged(conn: Conn, after_s: float) -> int:

@@ -111,6 +111,46 @@ def test_restore_resumes_open_alerts() -> None:
     assert isinstance(commands[0], Clear)
 
 
+def test_restored_decided_alert_ignores_a_replay_of_its_event_and_keeps_its_cooldown() -> None:
+    # Decided before a restart: raised at minute 2, cleared (event time) at minute 10.
+    first = Lifecycle(clear_after=3, cooldown_s=600)
+    decided = run(first, [2, 5, 25, 30, 31, 20, 3, 2, 1, 1, 1])
+    raised, cleared = decided[0], decided[-1]
+    assert isinstance(raised, Raise)
+    assert isinstance(cleared, Clear)
+    life = Lifecycle(clear_after=3, cooldown_s=600)
+    life.restore([], [("flood_depth:fd-x", raised.alert.severity, cleared.observed_at,
+                       cleared.observed_at)])  # fmt: skip
+    # the same event told again at event times already decided: nothing
+    assert run(life, [2, 5, 25, 30, 31, 20, 3], start=1) == []
+    # within the cooldown after the clear, at a severity not worse: suppressed
+    assert run(life, [25, 26], start=14) == []
+    assert life.suppressed == 1
+    # after the cooldown, a new flood is a new event
+    assert [type(c).__name__ for c in run(life, [25, 26], start=30)] == ["Raise"]
+
+
+def test_without_its_decided_alert_a_restart_would_raise_the_replay_again() -> None:
+    # (what restoring the decided alerts prevents: the lifecycle alone knows nothing)
+    life = Lifecycle(clear_after=3, cooldown_s=600)
+    assert [type(c).__name__ for c in run(life, [2, 5, 25, 30], start=1)] == ["Raise"]
+
+
+def test_an_alert_cleared_by_an_operator_has_no_cooldown_but_its_past_is_decided() -> None:
+    life = Lifecycle(clear_after=3, cooldown_s=600)
+    seen = T0 + timedelta(minutes=10)
+    life.restore([], [("flood_depth:fd-x", Severity.MODERATE, seen, None)])
+    assert run(life, [25, 26], start=5) == []  # older than what was decided
+    assert [type(c).__name__ for c in run(life, [25, 26], start=11)] == ["Raise"]
+
+
+def test_an_open_alert_wins_over_an_older_decided_one_of_its_key() -> None:
+    life = Lifecycle(clear_after=1)
+    life.restore([("flood_depth:fd-x", Severity.MODERATE, T0 + timedelta(minutes=20))],
+                 [("flood_depth:fd-x", Severity.SEVERE, T0, T0)])  # fmt: skip
+    assert life.open_keys == {"flood_depth:fd-x"}
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(min_value=0, max_value=120), min_size=1, max_size=60))
 def test_raise_and_clear_alternate(series: list[float]) -> None:
