@@ -1,4 +1,4 @@
-# Hanoi IOC services (ingest, processing, ops_api, simulators, the hanoi-ioc CLI): one image,
+# Hanoi IOC services (ingest, processing, ops_api, webhooks, simulators, the hanoi-ioc CLI): one image,
 # the command picks the service (see docker-compose.yml).
 FROM python:3.11-slim
 

@@ -3,7 +3,8 @@
 Subcommands: ``up`` (everything, for a demo), ``simulate``, ``ingest``, ``process``, ``api``,
 ``db upgrade``, ``registry export|load``, ``quarantine list|replay``, ``credentials``
 (broker users: ``init|service|sync|issue|rotate|revoke|list``),
-``tokens create|list|rotate|revoke``, ``backtest``, ``evaluate``, ``bench``.
+``tokens create|list|rotate|revoke``, ``webhooks run|list|redeliver``, ``backtest``,
+``evaluate``, ``bench``.
 
 A configuration or database error ends the command with one line on stderr, not a
 traceback.
@@ -283,6 +284,56 @@ def _tokens(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _webhooks(args: argparse.Namespace) -> int:
+    """The dispatcher, or the outbox as admins see it (redeliveries audited as ``cli:<user>``)."""
+    import uuid
+
+    from db.webhooks import DeliveryRecord, list_deliveries
+
+    if args.action == "run":
+        from webhooks.__main__ import main as run_dispatcher
+
+        return run_dispatcher([])
+    from ops_api.deliveries import redeliver_many, redeliver_one
+
+    url = args.database_url or _database_url()
+
+    def show(r: DeliveryRecord) -> None:
+        error = f"  {r.last_error}" if r.last_error else ""
+        sys.stdout.write(
+            f"{r.delivery_id} {r.status:<9} sub {r.subscriber_id:<4} alert {r.alert_id:<7} "
+            f"event {r.event_id:<8} {r.action:<12} {r.attempts:>3} attempt(s){error}\n"
+        )
+
+    async def run() -> int:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            if args.action == "list":
+                for r in await list_deliveries(
+                    conn, status=args.status, subscriber_id=args.subscriber, limit=args.limit
+                ):
+                    show(r)
+                return 0
+            if args.dead == (args.id is not None):
+                sys.stderr.write("webhooks redeliver needs a delivery id, or --dead\n")
+                return 2
+            if args.dead:
+                found = await redeliver_many(
+                    conn, status="dead", subscriber_id=args.subscriber, actor=_cli_actor()
+                )
+            else:
+                one = await redeliver_one(conn, uuid.UUID(args.id), actor=_cli_actor())
+                if one is None:
+                    sys.stderr.write(f"no delivery {args.id} that can be sent again\n")
+                    return 1
+                found = [one]
+        for r in found:
+            show(r)
+        sys.stdout.write(f"queued again: {len(found)}\n")
+        return 0
+
+    return asyncio.run(run())
+
+
 def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.split(",") if x.strip())
 
@@ -404,6 +455,18 @@ def _parser() -> argparse.ArgumentParser:
     tok.add_argument("--all", action="store_true", help="list revoked and expired tokens too")
     tok.add_argument("--database-url")
     tok.set_defaults(func=_tokens)
+
+    hooks = sub.add_parser(
+        "webhooks", help="the webhook dispatcher (run); deliveries: list, redeliver (audited)"
+    )
+    hooks.add_argument("action", choices=["run", "list", "redeliver"])
+    hooks.add_argument("id", nargs="?", help="redeliver: the delivery id")
+    hooks.add_argument("--dead", action="store_true", help="redeliver: every dead letter")
+    hooks.add_argument("--status", choices=["pending", "delivered", "dead", "withheld"])
+    hooks.add_argument("--subscriber", type=int, help="only this subscriber's deliveries")
+    hooks.add_argument("--limit", type=int, default=50)
+    hooks.add_argument("--database-url")
+    hooks.set_defaults(func=_webhooks)
 
     bench = sub.add_parser(
         "bench",

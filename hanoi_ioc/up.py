@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_PG_PORT: Final = 55432
 _DEFAULT_MQTT_PORT: Final = 18830
-_STOP_ORDER: Final = ("simulator", "processing", "ingest", "api")
+_STOP_ORDER: Final = ("simulator", "processing", "webhooks", "ingest", "api")
 """Which children stop first on Ctrl-C; any other child stops after these, the servers last."""
 _STOP_TIMEOUT_S: Final = 20.0
 _HEALTH_TIMEOUT_S: Final = 15.0
@@ -268,6 +268,7 @@ async def run_up(options: UpOptions, out: TextIO = sys.stdout) -> int:
         children = {
             "ingest": _spawn("ingest", ["ingest"], env, logs),
             "processing": _spawn("processing", ["processing"], env, logs),
+            "webhooks": _spawn("webhooks", ["webhooks"], env, logs),
             "api": _spawn("api", ["ops_api"], env, logs),
         }
         try:

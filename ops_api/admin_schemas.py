@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from contract import QUANTITIES, Domain, Quantity
+from db.webhooks import DeliveryRecord
 from ops_api.audit import AuditRow
 from ops_api.auth import Role
 from ops_api.params import ApiDatetime, Label
@@ -35,6 +36,9 @@ from processing.alerts import Severity
 __all__ = [
     "AuditListOut",
     "AuditOut",
+    "DeliveryOut",
+    "RedeliverIn",
+    "RedeliveredOut",
     "StationDocOut",
     "StationIn",
     "SubscriberCreatedOut",
@@ -185,6 +189,63 @@ class SubscriberCreatedOut(_Out):
     record: SubscriberOut
 
 
+# --- webhook deliveries ---------------------------------------------------------------------
+
+
+class DeliveryState(StrEnum):
+    """Where a delivery is."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    WITHHELD = "withheld"
+
+
+class DeliveryOut(_Out):
+    """One webhook delivery: an alert event for one subscriber (never the body's secret)."""
+
+    delivery_id: str = Field(description="the id receivers deduplicate on (X-Hanoi-Delivery)")
+    subscriber_id: int
+    event_id: int
+    alert_id: int
+    rule: str
+    action: str
+    status: DeliveryState
+    attempts: int = Field(description="attempts in the current series (0 after a redelivery)")
+    created_at: UtcDatetime
+    queued_at: UtcDatetime
+    next_attempt_at: UtcDatetime
+    last_attempt_at: UtcDatetime | None
+    last_status: int | None = Field(description="the receiver's last HTTP status")
+    last_error: str | None
+    finished_at: UtcDatetime | None
+
+    @classmethod
+    def from_record(cls, r: DeliveryRecord) -> Self:
+        """Build from a stored delivery."""
+        return cls(
+            delivery_id=str(r.delivery_id), subscriber_id=r.subscriber_id, event_id=r.event_id,
+            alert_id=r.alert_id, rule=r.rule, action=r.action, status=DeliveryState(r.status),
+            attempts=r.attempts, created_at=r.created_at, queued_at=r.queued_at,
+            next_attempt_at=r.next_attempt_at, last_attempt_at=r.last_attempt_at,
+            last_status=r.last_status, last_error=r.last_error, finished_at=r.finished_at,
+        )  # fmt: skip
+
+
+class RedeliverIn(_In):
+    """Which deliveries to queue again (by default every dead letter)."""
+
+    status: Literal["dead", "delivered", "pending"] = "dead"
+    subscriber_id: int | None = Field(default=None, ge=1, le=_SAFE_INT)
+
+
+class RedeliveredOut(_Out):
+    """What was queued again."""
+
+    count: int
+    delivery_ids: list[str]
+
+
 # --- stations --------------------------------------------------------------------------------
 
 
@@ -321,14 +382,15 @@ class AuditOut(_Out):
     at: UtcDatetime
     actor: str
     action: str
-    target_kind: Literal["token", "subscriber", "station"]
+    target_kind: Literal["token", "subscriber", "station", "delivery"]
     target_id: str
     details: dict[str, JsonValue]
 
     @classmethod
     def from_row(cls, row: AuditRow) -> Self:
         """Build from an audit row."""
-        kind: Literal["token", "subscriber", "station"] = row.target_kind  # type: ignore[assignment]
+        kind: Literal["token", "subscriber", "station", "delivery"]
+        kind = row.target_kind  # type: ignore[assignment]
         return cls(
             audit_id=row.audit_id,
             at=row.at,

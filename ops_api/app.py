@@ -34,6 +34,7 @@ from ops_api.ratelimit import RateLimiter
 from ops_api.redact import install_redaction
 from ops_api.routes import (
     admin_audit,
+    admin_deliveries,
     admin_stations,
     admin_subscribers,
     admin_tokens,
@@ -146,9 +147,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     install_error_handlers(app)
     routers = [stations, readings, alerts, cap, quarantine, health, console]
-    routers += [admin_tokens, admin_subscribers, admin_stations, admin_audit]
+    routers += [admin_tokens, admin_subscribers, admin_deliveries, admin_stations, admin_audit]
     for module in routers:
         app.include_router(module.router)
+    app.include_router(admin_deliveries.redeliveries)
     app.add_api_websocket_route("/ws", live_endpoint, name="live")
     app.mount("/static", StaticFiles(directory=console.STATIC_DIR), name="static")
     if settings.effective_docs:

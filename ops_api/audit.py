@@ -20,7 +20,7 @@ from db import Conn
 
 __all__ = ["AuditRow", "TargetKind", "list_audit", "record_change"]
 
-TargetKind = Literal["token", "subscriber", "station"]
+TargetKind = Literal["token", "subscriber", "station", "delivery"]
 
 
 @dataclass(frozen=True, slots=True)

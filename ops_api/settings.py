@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract import DEFAULT_STALE_FACTOR, DEFAULT_STALE_MIN_S, Domain
+from contract.webhook import DEV_SECRET_KEY
 from ops_api.auth import Role
 
 __all__ = ["DEV_TOKENS", "ApiSettings", "TokenGrant"]
@@ -40,7 +41,7 @@ _PLACEHOLDERS: Final = frozenset(
 )
 _MIN_TOKEN_CHARS: Final = 16
 _MIN_SECRET_CHARS: Final = 32
-_DEV_SECRET_KEY: Final = b"hanoi-ioc-development-secret-key-not-for-production"
+_DEV_SECRET_KEY: Final = DEV_SECRET_KEY  # the one the webhook dispatcher derives with too
 
 
 class TokenGrant(BaseModel):

@@ -3,10 +3,11 @@
 A subscriber's secret is ``whsec_`` and the URL-safe base64 of
 ``HMAC-SHA256(API_SECRET_KEY, "hanoi-ioc/subscriber/" + secret_salt)``: the database keeps the
 random 16-byte ``secret_salt`` and the secret's SHA-256 (``secret_hash``), not the secret.
-Whoever signs webhooks (the delivery of issue 17) derives it with :func:`subscriber_secret`
-from the row and the server key, and can check with :func:`secret_matches` that the key
-has not changed since. A database dump alone gives no secret; rotating the server key
-changes every subscriber's secret (rotate each one to hand out the new value).
+The webhook dispatcher (:mod:`webhooks`) derives it with :func:`subscriber_secret` from the
+row and the server key, and checks with :func:`secret_matches` that the key has not changed
+since (both live in :mod:`contract.webhook`, the contract with receivers). A database dump
+alone gives no secret; rotating the server key changes every subscriber's secret (rotate
+each one to hand out the new value).
 
 Every change writes an audit row in the same transaction.
 
@@ -17,9 +18,6 @@ Every change writes an audit row in the same transaction.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ import psycopg
 from psycopg.rows import class_row
 from pydantic import JsonValue
 
+from contract.webhook import secret_digest, secret_matches, subscriber_secret
 from db import Conn
 from ops_api.audit import record_change
 
@@ -47,24 +46,7 @@ __all__ = [
     "update_subscriber",
 ]
 
-_CONTEXT: Final = b"hanoi-ioc/subscriber/"
 _SALT_BYTES: Final = 16
-
-
-def subscriber_secret(key: bytes, salt: bytes) -> str:
-    """The signing secret of the subscriber whose row holds ``salt``."""
-    mac = hmac.new(key, _CONTEXT + salt, hashlib.sha256).digest()
-    return "whsec_" + base64.urlsafe_b64encode(mac).decode().rstrip("=")
-
-
-def secret_digest(secret: str) -> bytes:
-    """What the database stores of a secret."""
-    return hashlib.sha256(secret.encode()).digest()
-
-
-def secret_matches(secret: str, digest: bytes) -> bool:
-    """Whether ``secret`` is the one recorded (constant time)."""
-    return hmac.compare_digest(secret_digest(secret), digest)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/admin", tags=["admin"])
 async def get_audit(
     conn: ConnDep,
     _admin: AdminDep,
-    kind: Literal["token", "subscriber", "station"] | None = None,
+    kind: Literal["token", "subscriber", "station", "delivery"] | None = None,
     target: Annotated[str | None, Query(max_length=64, pattern=LABEL_PATTERN)] = None,
     before: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -25,7 +25,7 @@ def test_up_shows_readings_and_an_alert_within_a_minute(tmp_path: Path) -> None:
     assert "alert over WebSocket after" in out
     assert "alerts listed by REST: " in out
     assert "Stopped / Đã dừng." in out
-    for log in ("ingest", "processing", "api", "simulator"):
+    for log in ("ingest", "processing", "webhooks", "api", "simulator"):
         text = (tmp_path / "home" / "logs" / f"{log}.log").read_text()
         assert "Traceback" not in text, f"{log}.log:\n{text[-3000:]}"
         assert "not authori" not in text.lower(), f"{log}.log:\n{text[-3000:]}"

@@ -124,10 +124,10 @@ def test_ctrl_c_in_a_terminal_stops_services_before_the_servers(tmp_path: Path) 
     assert "--api-port" in out
     stops = [line.strip() for line in out.splitlines() if "stopped" in line.lower()]
     names = [line.split(" ")[1] if line.startswith("stopped ") else line for line in stops]
-    services = ["simulator", "processing", "ingest", "api"]
+    services = ["simulator", "processing", "webhooks", "ingest", "api"]
     assert names == [*services, "the", "PostgreSQL", "Stopped / Đã dừng."], out
     # every service stopped on our SIGTERM (not killed, not interrupted by the terminal)
-    for name in ("simulator", "processing", "ingest"):
+    for name in ("simulator", "processing", "webhooks", "ingest"):
         assert f"stopped {name} (exit code 0)" in out, out
     # uvicorn re-raises the SIGTERM it handled, once it has shut down cleanly
     assert "stopped api (on SIGTERM)" in out, out
@@ -141,7 +141,7 @@ def test_ctrl_c_in_a_terminal_stops_services_before_the_servers(tmp_path: Path) 
     assert ingest_left, "\n".join(broker_log[-30:])
     assert devices_left, "\n".join(broker_log[-30:])
     assert max(devices_left) < ingest_left[-1], "\n".join(broker_log[-30:])
-    for name in ("ingest", "processing", "api", "simulator"):
+    for name in ("ingest", "processing", "webhooks", "api", "simulator"):
         text = (home / "logs" / f"{name}.log").read_text()
         assert "Traceback" not in text, f"{name}.log:\n{text[-3000:]}"
         assert "connection refused" not in text.lower(), f"{name}.log:\n{text[-3000:]}"

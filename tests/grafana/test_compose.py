@@ -21,6 +21,7 @@ SECRETS: Final = (
     "GRAFANA_DB_PASSWORD",
     "GRAFANA_ADMIN_PASSWORD",
     "API_TOKENS",
+    "API_SECRET_KEY",
 )
 OURS: Final = {
     "migrate": ["hanoi-ioc", "db", "upgrade"],
@@ -28,6 +29,7 @@ OURS: Final = {
     "ingest-1": ["python", "-m", "ingest"],
     "processing": ["python", "-m", "processing"],
     "api": ["python", "-m", "ops_api"],
+    "webhooks": ["python", "-m", "webhooks"],
     "simulator": ["python", "-m", "simulators", "--scenario", "demo"],
 }
 INFRA: Final = ("timescaledb", "mosquitto", "grafana")
@@ -193,6 +195,7 @@ DUMMY_ENV: Final = {
     "GRAFANA_DB_PASSWORD": "dummy-reader",
     "GRAFANA_ADMIN_PASSWORD": "dummy-admin",
     "API_TOKENS": '{"0123456789abcdef0123": {"role": "admin", "name": "ci"}}',
+    "API_SECRET_KEY": "dummy-server-key-0123456789abcdef0123",
 }
 
 
