@@ -624,6 +624,7 @@
       h("div", { class: "alert-title" }, a.title_vi, h("span", { class: "en" }, ` / ${a.title_en}`)),
       h("div", { class: "alert-msg" }, a.message_vi),
       h("div", { class: "alert-msg en" }, a.message_en),
+      instruction(a),
       h("div", { class: "alert-meta" }, [place, value + limit, `#${a.alert_id}`].filter(Boolean).join(" · ")),
       a.acknowledged_by ? h("div", { class: "alert-meta ack",
         title: `${ago(a.acknowledged_at)}` }, `Xác nhận bởi / Acknowledged by ${a.acknowledged_by}`) : null,
@@ -632,6 +633,15 @@
           ? `Đóng bởi / Cleared by ${a.cleared_by}`
           : "Tự kết thúc: điều kiện đã hết / Ended: the condition is over") : null,
       h("div", { class: "alert-actions" }, buttons));
+  }
+
+  // What the public should do (every public rule carries one; processing puts it in details).
+  function instruction(a) {
+    const d = a.details || {};
+    if (a.state === "cleared" || !d.instruction_vi) return null;
+    return h("div", { class: "alert-instr" },
+      h("span", { class: "instr-label" }, "Khuyến cáo / Advice: "), String(d.instruction_vi),
+      d.instruction_en ? h("span", { class: "en" }, ` / ${d.instruction_en}`) : null);
   }
 
   function markAlertStations() {

@@ -31,6 +31,7 @@ from hanoi_ioc.simfill import fill_with_simulation
 from processing.alerts import Alert, AlertAction, Severity
 from processing.alerts.lifecycle import Raise
 from processing.alerts.sink import apply_commands, transition_alert
+from processing.conditions.registry import RULES
 from tests.ops_api.conftest import OPERATOR, VIEWER, make_settings
 from tests.ops_api.server import free_port, running_api
 
@@ -96,6 +97,7 @@ def _raise_live(db_url: str) -> int:
             title_en="Deep flooding at Thái Hà", message_vi="Nước ngập 35 cm.",
             message_en="Water 35 cm deep.", value=35.0, threshold=30.0,
             observed_at=now_utc() - timedelta(seconds=30),
+            details=dict(RULES["flood_depth"].instructions()),
         )  # fmt: skip
         async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
             await apply_commands(conn, [Raise(alert, "browser-test")])
@@ -161,7 +163,7 @@ def _exercise(browser: playwright_sync.Browser, db_url: str, base: str, tmp_path
     # (the alert texts themselves are processing's wording, checked where they are written)
     text = page.evaluate(
         "(() => { const c = document.body.cloneNode(true);"
-        " c.querySelectorAll('.alert-msg').forEach((m) => m.remove()); return c.innerText; })()"
+        " c.querySelectorAll('.alert-msg, .alert-instr').forEach((m) => m.remove()); return c.innerText; })()"
     )
     for machine in ("ug/m3", "Cel", " veh", "[U]"):
         assert machine not in text, machine
@@ -209,6 +211,10 @@ def _exercise(browser: playwright_sync.Browser, db_url: str, base: str, tmp_path
     card.wait_for()  # arrived over the WebSocket, no reload
     assert "Ngập sâu tại Thái Hà" in card.inner_text()
     assert "35.0 cm" in card.inner_text()
+    advice = card.locator(".alert-instr").inner_text()  # what the public should do, vi + en
+    assert advice.startswith("Khuyến cáo / Advice: ")
+    assert RULES["flood_depth"].instruction_vi in advice
+    assert RULES["flood_depth"].instruction_en in advice
     other = second.locator(f"#alerts li.alert[data-id='{alert_id}']")
     other.wait_for()
     assert other.get_by_role("button", name="Xác nhận / Acknowledge").is_disabled()
