@@ -163,7 +163,8 @@ def _exercise(browser: playwright_sync.Browser, db_url: str, base: str, tmp_path
     # (the alert texts themselves are processing's wording, checked where they are written)
     text = page.evaluate(
         "(() => { const c = document.body.cloneNode(true);"
-        " c.querySelectorAll('.alert-msg, .alert-instr').forEach((m) => m.remove()); return c.innerText; })()"
+        " c.querySelectorAll('.alert-msg, .alert-instr').forEach((m) => m.remove());"
+        " return c.innerText; })()"
     )
     for machine in ("ug/m3", "Cel", " veh", "[U]"):
         assert machine not in text, machine
