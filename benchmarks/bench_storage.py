@@ -460,17 +460,43 @@ def _history_runner(
     return run
 
 
-async def run_probes(stores: Sequence[Store], probes: Sequence[Probe], runs: int) -> None:
-    """Every probe: one warm-up, then ``runs`` timed runs, the databases alternating."""
-    for probe in probes:
-        if any([await probe.run(store) is None for store in stores]):
+async def run_probes(
+    stores: Sequence[Store], probes: Sequence[Probe], runs: int, timeout_s: float
+) -> None:
+    """Every probe: one warm-up, then ``runs`` timed runs, the databases alternating.
+
+    A query that runs longer than ``timeout_s`` is cancelled and counted as timed out
+    (infinite), and not run again on that database.
+    """
+    for store in stores:
+        await store.c.execute(f"SET statement_timeout = {round(timeout_s * 1000)}")
+    for i, probe in enumerate(probes, 1):
+        if any([await _attempt(store, probe) is None for store in stores]):
             continue
         for _ in range(runs):
             for store in stores:
+                samples = store.samples.setdefault(probe.name, [])
+                if samples and math.isinf(samples[-1]):
+                    continue
                 t0 = time.perf_counter()
-                rows = await probe.run(store)
-                store.samples.setdefault(probe.name, []).append(time.perf_counter() - t0)
+                rows = await _attempt(store, probe)
+                took = time.perf_counter() - t0
+                samples.append(math.inf if rows == TIMED_OUT else took)
                 store.figures[f"rows {probe.name}"] = rows or 0
+        medians = ", ".join(
+            f"{s.strategy} {_secs(statistics.median(s.samples[probe.name]))}" for s in stores
+        )
+        _log(f"{i}/{len(probes)} {probe.name}: {medians}")
+
+
+TIMED_OUT: Final = -1
+
+
+async def _attempt(store: Store, probe: Probe) -> int | None:
+    try:
+        return await probe.run(store)
+    except psycopg.errors.QueryCanceled:
+        return TIMED_OUT
 
 
 async def upkeep(store: Store, data: CityData, end: datetime, first_day: datetime) -> None:
@@ -512,6 +538,8 @@ def _mib(n: float) -> str:
 
 
 def _secs(s: float) -> str:
+    if math.isinf(s):
+        return "timed out"
     return f"{s:,.2f} s" if s >= 1 else f"{s * 1000:,.1f} ms"
 
 
@@ -566,7 +594,8 @@ def report(stores: Sequence[Store], args: argparse.Namespace, rows: int, gen_s: 
         if ts and name in ts.samples:
             tm, tp = statistics.median(ts.samples[name]), _pct(ts.samples[name], 0.95)
             rows_t = int(ts.figures.get(f"rows {name}", 0))
-            ratios.append(tm / pm)
+            if math.isfinite(tm) and math.isfinite(pm):
+                ratios.append(tm / pm)
             out.append(
                 f"| {name} | {_secs(pm)} [{rows_p}] | {_secs(pp)} | {_secs(tm)} [{rows_t}] | "
                 f"{_secs(tp)} | {tm / pm:.2f} |"
@@ -611,6 +640,8 @@ async def bench(args: argparse.Namespace) -> int:
             gen_s += time.perf_counter() - t0
             for store in stores:
                 await store.copy_day(day_start, buf)
+            if day_start.day % 5 == 0 and day_start.hour == 0:
+                _log(f"loaded up to {day_start:%Y-%m-%d}: {data.rows:,} readings")
         _log(f"loaded {data.rows:,} readings")
         for store in stores:
             await fill_latest(store)
@@ -623,12 +654,11 @@ async def bench(args: argparse.Namespace) -> int:
                 await store.run_job("compression_s", "compression")
                 await store.c.execute("ANALYZE readings")
             await sizes(store, "final")
-        ranges: list[tuple[str, timedelta | None]] = [("default range", None)]
-        if args.days >= 7:
-            ranges.append(("7 d", timedelta(days=7)))
-        probes = _grafana_probes(end, ranges) + _history_probes(end, args.days)
+        probes = _grafana_probes(end, _ranges(args.ranges, args.days)) + _history_probes(
+            end, args.days
+        )
         _log(f"timing {len(probes)} queries × {args.runs} runs")
-        await run_probes(stores, probes, args.runs)
+        await run_probes(stores, probes, args.runs, args.timeout_s)
         for store in stores:
             await upkeep(store, data, end, first_day)
         print(report(stores, args, data.rows, gen_s))
@@ -639,6 +669,17 @@ async def bench(args: argparse.Namespace) -> int:
             else:
                 await store.drop()
     return 0
+
+
+def _ranges(text: str, days: int) -> list[tuple[str, timedelta | None]]:
+    """``default,24h,7d`` -> labelled ranges (None: the dashboard's own default range)."""
+    out: list[tuple[str, timedelta | None]] = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        if item == "default":
+            out.append(("default range", None))
+        elif parse_interval(item) <= timedelta(days=days):
+            out.append((item, parse_interval(item)))
+    return out
 
 
 def _days(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
@@ -659,7 +700,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--stations", type=int, default=len(hanoi_fleet()), help="the first N stations of the fleet"
     )
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per query")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per query")
+    parser.add_argument(
+        "--ranges",
+        default="default,24h",
+        help="Grafana time ranges, comma-separated: default (the dashboard's), 24h, 7d, …",
+    )
+    parser.add_argument(
+        "--timeout-s", type=float, default=60.0, help="a query running longer is cancelled"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--plain-url",
