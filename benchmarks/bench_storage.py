@@ -249,6 +249,7 @@ class Store:
         await self.c.execute(sql, params)
         took = time.perf_counter() - t0
         self.figures[key] = self.figures.get(key, 0.0) + took
+        _log(f"{self.strategy}: {key} += {took:.2f} s")
         return took
 
     async def value(self, sql: str, params: Sequence[object] = ()) -> float:
@@ -312,12 +313,30 @@ async def sizes(store: Store, when: str) -> None:
                 (f"readings_{agg}",),
             )
     f[f"size_database_{when}"] = await store.value("SELECT pg_database_size(current_database())")
+    _log(
+        f"{store.strategy} sizes {when}: "
+        + ", ".join(
+            f"{k} {_mib(v)}" for k, v in f.items() if k.startswith("size_") and k.endswith(when)
+        )
+    )
 
 
-async def materialise(store: Store) -> None:
-    """The aggregates over the whole month, as the policies would have kept them."""
+async def materialise(store: Store, days: Sequence[datetime]) -> None:
+    """The aggregates over the whole month, as the upkeep and the policies would have kept them.
+
+    Plain PostgreSQL's rollups are refreshed one day at a time, in time order, as ingest's
+    upkeep would have done it: one refresh over the whole month would leave the rollup
+    tables in hash order (no correlation between bucket and position on disk), and every
+    range query would then read most of the table.
+    """
     if store.strategy == "plain":
-        await store.timed("aggregates_s", "SELECT hanoi_refresh_rollups()")
+        for day in [*days[1:], None]:
+            until = "interval '1 minute'" if day is None else "now() - %s::timestamptz"
+            await store.timed(
+                "aggregates_s",
+                f"SELECT hanoi_refresh_rollups({until})",
+                () if day is None else (day,),
+            )
         return
     for view in ("readings_1m", "readings_1h"):
         await store.timed(
@@ -649,7 +668,7 @@ async def bench(args: argparse.Namespace) -> int:
         _log(f"loaded {data.rows:,} readings")
         for store in stores:
             await fill_latest(store)
-            await materialise(store)
+            await materialise(store, [d for d, _ in _days(start, end)])
             await analyse(store)
             await sizes(store, "loaded")
             _log(f"{store.strategy}: aggregates and sizes done")
