@@ -505,7 +505,8 @@ async def run_probes(
                 rows = await _attempt(store, probe)
                 took = time.perf_counter() - t0
                 samples.append(math.inf if rows == TIMED_OUT else took)
-                store.figures[f"rows {probe.name}"] = rows or 0
+                if rows is not None and rows >= 0:
+                    store.figures[f"rows {probe.name}"] = rows
         medians = ", ".join(
             f"{s.strategy} {_secs(statistics.median(s.samples[probe.name]))}" for s in stores
         )
@@ -566,6 +567,10 @@ def _secs(s: float) -> str:
     return f"{s:,.2f} s" if s >= 1 else f"{s * 1000:,.1f} ms"
 
 
+def _n(rows: int) -> str:
+    return f"[{rows}]" if rows >= 0 else ""
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None or b == 0:
         return "–"
@@ -596,6 +601,8 @@ def report(stores: Sequence[Store], args: argparse.Namespace, rows: int, gen_s: 
     line("readings, with indexes and chunks (uncompressed)", "size_readings_loaded", _mib)
     line("readings after the columnstore policy", "size_readings_final", _mib)
     line("columnstore policy job (compress chunks > 7 days)", "compression_s", _secs)
+    line("compressed chunks: before", "compressed_before", _mib)
+    line("compressed chunks: after", "compressed_after", _mib)
     line("readings_1m aggregate", "size_readings_1m_loaded", _mib)
     line("readings_1h aggregate", "size_readings_1h_loaded", _mib)
     line("whole database (after compression)", "size_database_final", _mib)
@@ -613,18 +620,18 @@ def report(stores: Sequence[Store], args: argparse.Namespace, rows: int, gen_s: 
     ratios = []
     for name, samples in plain.samples.items():
         pm, pp = statistics.median(samples), _pct(samples, 0.95)
-        rows_p = int(plain.figures.get(f"rows {name}", 0))
+        rows_p = int(plain.figures.get(f"rows {name}", -1))
         if ts and name in ts.samples:
             tm, tp = statistics.median(ts.samples[name]), _pct(ts.samples[name], 0.95)
-            rows_t = int(ts.figures.get(f"rows {name}", 0))
+            rows_t = int(ts.figures.get(f"rows {name}", -1))
             if math.isfinite(tm) and math.isfinite(pm):
                 ratios.append(tm / pm)
             out.append(
-                f"| {name} | {_secs(pm)} [{rows_p}] | {_secs(pp)} | {_secs(tm)} [{rows_t}] | "
+                f"| {name} | {_secs(pm)} {_n(rows_p)} | {_secs(pp)} | {_secs(tm)} {_n(rows_t)} | "
                 f"{_secs(tp)} | {tm / pm:.2f} |"
             )
         else:
-            out.append(f"| {name} | {_secs(pm)} [{rows_p}] | {_secs(pp)} | – | – | – |")
+            out.append(f"| {name} | {_secs(pm)} {_n(rows_p)} | {_secs(pp)} | – | – | – |")
     if ratios:
         geo = math.exp(statistics.fmean(math.log(r) for r in ratios))
         out += ["", f"Geometric mean of the median ratios over {len(ratios)} queries: {geo:.2f}"]
@@ -676,6 +683,18 @@ async def bench(args: argparse.Namespace) -> int:
             if store.strategy == "timescale":
                 await store.run_job("compression_s", "compression")
                 await store.c.execute("ANALYZE readings")
+                cur = await store.c.execute(
+                    "SELECT count(*), sum(before_compression_total_bytes), "
+                    "sum(after_compression_total_bytes) FROM chunk_compression_stats('readings') "
+                    "WHERE compression_status = 'Compressed'"
+                )
+                row = await cur.fetchone()
+                if row and row[0]:
+                    n, before, after = int(row[0]), float(row[1]), float(row[2])
+                    store.figures["compressed_chunks"] = n
+                    store.figures["compressed_before"] = before
+                    store.figures["compressed_after"] = after
+                    _log(f"{n} chunks compressed: {_mib(before)} -> {_mib(after)}")
             await sizes(store, "final")
         probes = _grafana_probes(end, _ranges(args.ranges, args.days)) + _history_probes(
             end, args.days
