@@ -3,7 +3,7 @@
 Run::
 
     HANOI_BENCH_TIMESCALE_URL=postgresql://postgres@127.0.0.1:5440/postgres \
-    .venv/bin/python benchmarks/bench_storage.py [--days 30] [--stations 76] [--runs 5]
+    .venv/bin/python benchmarks/bench_storage.py [--days 30] [--stations 76] [--runs 3]
 
 Both URLs are administrative: the run creates a fresh database on each server
 (``hanoi_bench_<strategy>_<hex>``), migrates it with our own migrations forced to that
@@ -24,7 +24,7 @@ rows go to both databases. Then, on each:
    aggregate; on TimescaleDB before and after the columnstore policy's job, which is timed;
 3. **queries**: every Grafana panel query that reads readings (``grafana/dashboards``, macros
    expanded as Grafana does, template variables resolved by their own SQL with "All"
-   selected) over the dashboards' default range and over 7 days, and ``/api/history``
+   selected) over the dashboards' default range and 24 h (``--ranges``), and ``/api/history``
    (:func:`ops_api.history.fetch_history`) on each of its plans; one warm-up, then
    ``--runs`` runs each, alternating the two databases; median and p95 (nearest rank);
 4. **upkeep**: one upkeep round after a minute of new readings (plain:
