@@ -21,7 +21,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from contract import Reading, now_utc
-from db import Conn, load_registry, register_stations, strategy_for
+from db import Conn, load_registry, register_stations, strategy_for, upgrade
 from ingest.writer import Writer, configure_connection
 from processing.alerts import AlertAction
 from processing.alerts.lifecycle import Lifecycle
@@ -67,6 +67,8 @@ async def _flush(
 async def fill_with_simulation(db_url: str, *, hours: float = 2.0, seed: int = 7) -> SimulatedData:
     """Fill the database at ``db_url`` (migrated, empty) with ``hours`` of the demo scenario."""
     fleet = hanoi_fleet()
+    # the strategy the database was built with (nothing is applied to a migrated one)
+    strategy, _ = await upgrade(db_url)
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         await register_stations(conn, fleet)
         registry = await load_registry(conn)
@@ -81,7 +83,7 @@ async def fill_with_simulation(db_url: str, *, hours: float = 2.0, seed: int = 7
     )
     messages = 0
     async with pool:
-        writer = Writer(pool, strategy_for("plain"))
+        writer = Writer(pool, strategy_for(strategy))
         outcomes: list[Outcome] = []
         for item in generate(scenario, fleet, start, end, seed):
             if item.kind is OutgoingKind.TRUTH:

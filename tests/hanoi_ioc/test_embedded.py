@@ -7,6 +7,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from db import StrategyName
 from hanoi_ioc.cli import main
 from hanoi_ioc.embedded import EmbeddedBroker, EmbeddedPostgres, _mosquitto_conf, repo_file
 
@@ -100,23 +101,27 @@ def test_cli_upgrade_and_registry(
 
 
 @pytest.mark.db
-def test_the_cli_honours_storage_strategy_and_says_why_in_one_line(db_url: str) -> None:
+def test_the_cli_honours_storage_strategy_and_says_why_in_one_line(
+    db_url: str, storage_strategy: StrategyName
+) -> None:
     import os
     import subprocess
     import sys
 
+    other = "plain" if storage_strategy == "timescale" else "timescale"
     result = subprocess.run(
         [sys.executable, "-m", "hanoi_ioc", "db", "upgrade", "--database-url", db_url],
         capture_output=True, text=True, check=False,
-        env=os.environ | {"STORAGE_STRATEGY": "timescale"},
+        env=os.environ | {"STORAGE_STRATEGY": other},
     )  # fmt: skip
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     (line,) = [x for x in result.stderr.splitlines() if "lỗi" in x]
-    assert "'plain'" in line  # the database was built plain: that wins, and it says so
+    # the strategy the database was built with wins, and the one line says so
+    assert f"built with the {storage_strategy!r} storage strategy, not {other!r}" in line
     ok = subprocess.run(
         [sys.executable, "-m", "hanoi_ioc", "db", "upgrade", "--database-url", db_url],
         capture_output=True, text=True, check=False,
-        env=os.environ | {"STORAGE_STRATEGY": "plain"},
+        env=os.environ | {"STORAGE_STRATEGY": storage_strategy},
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr

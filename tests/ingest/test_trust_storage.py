@@ -16,7 +16,14 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from contract import Quantity, encode_status, encode_telemetry
-from db import Conn, load_registry, purge_quarantine, register_stations, strategy_for
+from db import (
+    Conn,
+    StrategyName,
+    load_registry,
+    purge_quarantine,
+    register_stations,
+    strategy_for,
+)
 from ingest.writer import Writer, configure_connection
 from stream.batcher import Batch
 from stream.consumer import RawMessage
@@ -32,7 +39,9 @@ TELEMETRY = f"hanoi/v1/air/{AIR.station_id}/telemetry"
 
 
 @pytest.fixture
-async def writing(db_url: str) -> AsyncIterator[tuple[Writer, Validator, str]]:
+async def writing(
+    db_url: str, storage_strategy: StrategyName
+) -> AsyncIterator[tuple[Writer, Validator, str]]:
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         await register_stations(conn, TEST_STATIONS)
         registry = await load_registry(conn)
@@ -40,7 +49,9 @@ async def writing(db_url: str) -> AsyncIterator[tuple[Writer, Validator, str]]:
         db_url, min_size=1, max_size=2, configure=configure_connection, open=False
     )
     async with pool:
-        writer = Writer(pool, strategy_for("plain"), QuarantinePolicy(payload_prefix_bytes=1024))
+        writer = Writer(
+            pool, strategy_for(storage_strategy), QuarantinePolicy(payload_prefix_bytes=1024)
+        )
         validator = Validator(registry, sampler=QuarantineSampler(rate_per_min=60.0, burst=10))
         yield writer, validator, db_url
 
