@@ -28,15 +28,32 @@ CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
 ATOM = "{http://www.w3.org/2005/Atom}"
 CAP_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00$")
 _XSD_ENV = "HANOI_CAP_XSD"
-_XSD_DEFAULT = Path(__file__).resolve().parents[2].parent / "shared/reference/CAP-v1.2.xsd"
+_XSD_REL = Path("shared/reference/CAP-v1.2.xsd")
+
+
+def _xsd_path() -> Path:
+    """``$HANOI_CAP_XSD``, else ``shared/reference/`` beside the checkout or an ancestor of it.
+
+    The schema lives outside the repository, next to the checkout (``../shared``); a checkout
+    made elsewhere (a worktree, CI's clean clone) finds it in the nearest ancestor holding one.
+    """
+    named = os.environ.get(_XSD_ENV)
+    if named:
+        return Path(named)
+    repo = Path(__file__).resolve().parents[2]
+    for folder in repo.parents:
+        if (folder / _XSD_REL).is_file():
+            return folder / _XSD_REL
+    return repo.parent / _XSD_REL
+
 
 Node = Any  # an lxml element (lxml ships no type stubs)
 
 
 @pytest.fixture(scope="module")
 def cap_schema() -> Any:
-    """The official OASIS CAP 1.2 schema (``$HANOI_CAP_XSD`` or ../shared/reference)."""
-    path = Path(os.environ.get(_XSD_ENV, _XSD_DEFAULT))
+    """The official OASIS CAP 1.2 schema (see :func:`_xsd_path`)."""
+    path = _xsd_path()
     if not path.is_file():
         pytest.skip(
             f"the OASIS CAP 1.2 schema is missing: put CAP-v1.2.xsd at {path} "

@@ -185,7 +185,7 @@ async def test_two_dispatchers_share_the_work_in_order_without_duplicates(
     _, receiver.secrets["/flood"] = await subscribe(
         aconn, "flood", receiver.url_at("/flood"), domains=["flood"]
     )
-    flood, air = alert(), alert("pm25_high", station=AIR)
+    flood, air = alert(), alert("air_quality", station=AIR)
     await write(aconn, [raised(flood), raised(air)])
     for step in range(6):
         sev = (Severity.MODERATE, Severity.SEVERE)[step % 2]
@@ -193,7 +193,7 @@ async def test_two_dispatchers_share_the_work_in_order_without_duplicates(
             aconn,
             [
                 updated(alert(severity=sev, value=20.0 + step)),
-                updated(alert("pm25_high", sev, station=AIR, value=160.0 + step)),
+                updated(alert("air_quality", sev, station=AIR, value=160.0 + step)),
             ],
         )
     await write(aconn, [cleared(flood), cleared(air)])
