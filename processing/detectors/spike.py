@@ -173,7 +173,7 @@ class SpikeDetector(VectorDetector):
         return {key: self._state[f"t_{key}"][slots] for key in TAIL_FIELDS}
 
     def _evaluate(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
-        """Rows: distance in scales, raw score, whether scored (pure, memoised)."""
+        """Rows: distance in scales, raw score, whether scored, median, scale (pure, memoised)."""
 
         def compute() -> FloatArray:
             st = self._state
@@ -181,9 +181,15 @@ class SpikeDetector(VectorDetector):
             z = np.abs(values - median) / scale
             ready = (st["count"][slots] >= self.window) & (st["n"][slots] >= self.warmup)
             ready &= np.isfinite(z) & (times_s - st["t_last"][slots] <= self.stale_s)
-            p = tail_p_many(self._tails(slots), np.where(ready, z, 0.0), self.tail,
-                            np.array(True), np.array(Z_FLOOR))  # fmt: skip
-            return np.stack([z, np.where(ready, rarity_many(p), 0.0), ready.astype(np.float64)])
+            # Most readings lie under their calibration threshold: only the others are worked on.
+            u = st["t_m"][slots] + self.tail.spread * st["t_d"][slots]
+            rare = np.flatnonzero(ready & (z > np.maximum(u, Z_FLOOR)))
+            raw = np.zeros(slots.size)
+            if rare.size:
+                p = tail_p_many(self._tails(slots[rare]), z[rare], self.tail, np.array(True),
+                                np.array(Z_FLOOR))  # fmt: skip
+                raw[rare] = rarity_many(p)
+            return np.stack([z, raw, ready.astype(np.float64), median, scale])
 
         return self._memoised("spike", slots, values, times_s, compute)
 
@@ -197,9 +203,8 @@ class SpikeDetector(VectorDetector):
         self, slots: IntArray, values: FloatArray, times_s: FloatArray, train: BoolArray
     ) -> None:
         del train  # every reading trains, with bounded influence
-        z, raw, ready = self._evaluate(slots, values, times_s)
+        z, raw, ready, median, scale = self._evaluate(slots, values, times_s)
         st = self._state
-        median, scale = self._reference(slots)
         residual = np.abs(values - median)
         learn = np.isfinite(residual)
         s = slots[learn]
