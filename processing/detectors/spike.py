@@ -27,7 +27,7 @@ from processing.detectors._tail import (
 )
 from processing.detectors.base import ParamValue, StateField, VectorDetector
 from processing.errors import DetectorConfigError
-from processing.windows import nan_median_rows, ring_ordered, ring_push
+from processing.windows import nan_median_rows, ring_push
 
 __all__ = ["SpikeDetector"]
 
@@ -36,7 +36,8 @@ Z_FLOOR: Final = 3.0
 (a sensor that has sat on one value for days has a calibration with nothing in its tail)."""
 _U0: Final = 2.0
 """Starting calibration threshold of the distance, in scales."""
-_TAIL: Final = {f"t_{key}": value for key, value in zip(TAIL_FIELDS, tail_init(_U0), strict=True)}
+_TAIL0: Final = np.array(tail_init(_U0))
+"""A new sensor's calibration (the columns of its ``tails`` row are :data:`TAIL_FIELDS`)."""
 
 
 class SpikeDetector(VectorDetector):
@@ -159,18 +160,19 @@ class SpikeDetector(VectorDetector):
         fields |= {key: StateField() for key in ("count", "n", "spread", "long_spread")}
         fields |= {"quantum": StateField(), "last": StateField((), np.nan)}
         fields |= {"t_last": StateField((), np.nan), "quiet_until": StateField((), -np.inf)}
-        return fields | {key: StateField((), fill) for key, fill in _TAIL.items()}
+        return fields | {"tails": StateField((len(TAIL_FIELDS),))}
 
     def _reference(self, slots: IntArray) -> tuple[FloatArray, FloatArray]:
         st = self._state
-        median = nan_median_rows(ring_ordered(st["ring"], st["pos"], slots))
+        median = nan_median_rows(st["ring"][slots])  # a median needs no order
         floor = scale_floor(np.nan_to_num(median), self.min_scale, self.rel_scale)
         floor = np.maximum(floor, self.long_floor * MEAN_ABS_TO_SIGMA * st["long_spread"][slots])
         floor = np.maximum(floor, 0.5 * st["quantum"][slots])
         return median, np.maximum(MEAN_ABS_TO_SIGMA * st["spread"][slots], floor)
 
-    def _tails(self, slots: IntArray) -> dict[str, FloatArray]:
-        return {key: self._state[f"t_{key}"][slots] for key in TAIL_FIELDS}
+    def _tails(self, slots: IntArray) -> tuple[FloatArray, dict[str, FloatArray]]:
+        block = self._state["tails"][slots]  # one gather, then a column per field
+        return block, {key: block[:, j] for j, key in enumerate(TAIL_FIELDS)}
 
     def _evaluate(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
         """Rows: distance in scales, raw score, whether scored, median, scale (pure, memoised)."""
@@ -182,11 +184,12 @@ class SpikeDetector(VectorDetector):
             ready = (st["count"][slots] >= self.window) & (st["n"][slots] >= self.warmup)
             ready &= np.isfinite(z) & (times_s - st["t_last"][slots] <= self.stale_s)
             # Most readings lie under their calibration threshold: only the others are worked on.
-            u = st["t_m"][slots] + self.tail.spread * st["t_d"][slots]
+            md = st["tails"][slots, :2]
+            u = md[:, 0] + self.tail.spread * md[:, 1]
             rare = np.flatnonzero(ready & (z > np.maximum(u, Z_FLOOR)))
             raw = np.zeros(slots.size)
             if rare.size:
-                p = tail_p_many(self._tails(slots[rare]), z[rare], self.tail, np.array(True),
+                p = tail_p_many(self._tails(slots[rare])[1], z[rare], self.tail, np.array(True),
                                 np.array(Z_FLOOR))  # fmt: skip
                 raw[rare] = rarity_many(p)
             return np.stack([z, raw, ready.astype(np.float64), median, scale])
@@ -207,20 +210,26 @@ class SpikeDetector(VectorDetector):
         st = self._state
         residual = np.abs(values - median)
         learn = np.isfinite(residual)
-        s = slots[learn]
+        s = slots
+        if not learn.all():  # a sensor's first reading: nothing to measure against yet
+            s, residual, scale = slots[learn], residual[learn], scale[learn]
         n, spread = st["n"][s], st["spread"][s]
-        limit = np.where(n < self.warmup, np.inf, self.clip * scale[learn])
-        clipped = np.minimum(residual[learn], limit)
+        if (n == 0).any():
+            st["tails"][s[n == 0]] = _TAIL0  # a new (or reset) sensor: a fresh calibration
+        limit = np.where(n < self.warmup, np.inf, self.clip * scale)
+        clipped = np.minimum(residual, limit)
         st["spread"][s] = spread + ewma_rate(n, self.alpha) * (clipped - spread)
         long = st["long_spread"][s]
         st["long_spread"][s] = long + ewma_rate(n, self.long_alpha) * (clipped - long)
         st["n"][s] = n + 1.0
         scored = ready > 0
         if scored.any():
-            c = slots[scored]
-            new = tail_learn_many(self._tails(c), z[scored], self.tail, np.array(Z_FLOOR))
-            for key in TAIL_FIELDS:
-                st[f"t_{key}"][c] = new[key]
+            c, zc = (slots, z) if scored.all() else (slots[scored], z[scored])
+            block, tails = self._tails(c)
+            new = tail_learn_many(tails, zc, self.tail, np.array(Z_FLOOR))
+            for j, key in enumerate(TAIL_FIELDS):
+                block[:, j] = new[key]
+            st["tails"][c] = block
         alarms = scored & (raw >= self.alarm)
         a = slots[alarms]
         st["quiet_until"][a] = np.maximum(st["quiet_until"][a], times_s[alarms] + self.refractory_s)
