@@ -31,9 +31,10 @@ from processing.windows import nan_median_rows, ring_push
 
 __all__ = ["SpikeDetector"]
 
-Z_FLOOR: Final = 3.0
-"""A reading within three scales of the median is never rare, whatever its calibration says
-(a sensor that has sat on one value for days has a calibration with nothing in its tail)."""
+Z_FLOOR: Final = 4.0
+"""A reading within four scales of the median is never rare, whatever its calibration says
+(a sensor that has sat on one value for days has a calibration with nothing in its tail);
+it also spares most rounds the tail arithmetic."""
 _U0: Final = 2.0
 """Starting calibration threshold of the distance, in scales."""
 _TAIL0: Final = np.array(tail_init(_U0))
@@ -56,7 +57,7 @@ class SpikeDetector(VectorDetector):
     outliers stay ordinary. The score is :func:`~processing.detectors._tail.rarity_many` of
     it: the default threshold 0.4 flags a distance this sensor shows once in about 10 000
     readings (a week of one-minute readings, five weeks of five-minute ones), and the lanes
-    report a flag only once the next reading shows it isolated; a distance within three
+    report a flag only once the next reading shows it isolated; a distance within four
     scales is never rare. A young calibration (its first few hundred readings) inflates its
     probabilities, so a new sensor's spikes must be far larger to be called.
 
