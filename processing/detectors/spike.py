@@ -64,7 +64,10 @@ class SpikeDetector(VectorDetector):
     **Learning never locks.** Every reading teaches, with bounded influence: it enters the
     median window (one spike barely moves a median; a new level takes it over after half a
     window), the scale learns residuals clipped at ``clip`` scales and the calibration's
-    moments move a bounded amount per value. Protection is ignored.
+    moments move a bounded amount per value; only alarms and the readings of their
+    refractory periods stay out of the calibration (a burst of glitches must not make
+    glitches ordinary), while the distances under the alarm keep teaching it, so a sensor
+    whose noise truly grows heavier is learnt. Protection is ignored.
 
     **One event, one alarm; time in seconds.** A raw score at or above ``alarm`` opens a
     refractory period of ``refractory_s`` (extended while raw alarms go on) during which
@@ -224,8 +227,12 @@ class SpikeDetector(VectorDetector):
         st["long_spread"][s] = long + ewma_rate(n, self.long_alpha) * (clipped - long)
         st["n"][s] = n + 1.0
         scored = ready > 0
-        if scored.any():
-            c, zc = (slots, z) if scored.all() else (slots[scored], z[scored])
+        # An event (an alarm and its refractory period) does not teach the calibration what
+        # is ordinary: a burst of glitches would otherwise fatten the tail that judges them.
+        quiet = times_s < st["quiet_until"][slots]
+        teach = scored & ~quiet & (raw < self.alarm)
+        if teach.any():
+            c, zc = (slots, z) if teach.all() else (slots[teach], z[teach])
             block, tails = self._tails(c)
             new = tail_learn_many(tails, zc, self.tail, np.array(Z_FLOOR))
             for j, key in enumerate(TAIL_FIELDS):
