@@ -20,7 +20,8 @@ Registered detectors (name: what it catches, default threshold):
 - ``rate_of_rise``: unusually fast rises (or falls), 0.5 (rate z >= 5)
 - ``flatline``: stuck sensors, 0.5 (run with probability < 1e-4)
 - ``dropout``: missing readings, 0.5 (three intervals missed)
-- ``spike``: isolated spikes, 0.5 (z >= 5 against the recent median)
+- ``spike``: isolated spikes, their distance from the recent median calibrated like
+  ``calibrated``'s scores, 0.4 (one reading in about 10 000 as far)
 - ``spatial``: disagreement with neighbours, 0.5 (outlier z >= 5 or drift z >= 2.5)
 - ``oxygen_risk``: DO heading below 2 mg/L, 0.5
 

@@ -12,7 +12,7 @@ import numpy as np
 from processing.detectors._calibrated_model import N_STATS, ModelConfig, column, next_check
 from processing.detectors._period import find_period, initial_profile, snap_period
 from processing.detectors._private import FloatArray, IntArray
-from processing.detectors._tail import SETTLED, TAIL_FIELDS
+from processing.detectors._tail import SETTLED, TAIL_FIELDS, rarity_many
 
 __all__ = ["learn_grid", "learn_profile", "raw_scores", "time_rows"]
 
@@ -116,10 +116,7 @@ def _look_for_period(st: dict[str, FloatArray], cfg: ModelConfig, slot: int) -> 
 
 def raw_scores(p_min: FloatArray) -> FloatArray:
     """Scores of the smallest tail probabilities (see ``raw_score`` of the series path)."""
-    p = np.minimum(1.0, N_STATS * p_min)
-    with np.errstate(divide="ignore"):
-        logp = np.maximum(np.log10(np.where(p > 0, p, 1e-300)), -10.0)
-    return np.where(p >= 1.0, 0.0, np.minimum(1.0, -logp / 10.0))
+    return rarity_many(N_STATS * p_min)
 
 
 def time_rows(

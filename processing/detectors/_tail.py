@@ -51,6 +51,7 @@ __all__ = [
     "gpd_shape",
     "learn_tails",
     "min_tail_p",
+    "rarity_many",
     "tail_init",
     "tail_learn",
     "tail_learn_many",
@@ -83,6 +84,8 @@ _MAX_LOG_EXCESS: Final = 4.6
 _CLIP_U: Final = 4.0
 _U_MIN: Final = 1e-6
 _XI_EXP: Final = 1e-6
+_LOG_P_FLOOR: Final = -10.0
+"""Rarities are told apart down to one in 10**10; rarer is as rare."""
 _RATIO_MIN: Final = 1.5
 """Least ``M2 / M1**2``: a point mass in the tail (ratio 1) must not read as an endless scale."""
 
@@ -272,3 +275,17 @@ def tail_learn_many(
     d = d + rate * (np.abs(clipped - m) - d)
     m = m + rate * (clipped - m)
     return {"m": m, "d": d, "exc": exc, "tot": tot, "h": h, "h2": h2, "ne": ne}
+
+
+def rarity_many(p: FloatArray) -> FloatArray:
+    """Scores in [0, 1] of tail probabilities: a tenth of their decimal log-rarity.
+
+    A probability of 1 (an ordinary value) scores 0; 10**-3.5 (one value in about 3000)
+    scores 0.35; 10**-5 scores 0.5; 10**-10 and rarer score 1. Every calibrated detector
+    turns probabilities into scores here, so a threshold means the same rarity in each.
+    """
+    q = np.minimum(1.0, p)
+    with np.errstate(divide="ignore"):
+        logp = np.maximum(np.log10(np.where(q > 0, q, 1e-300)), _LOG_P_FLOOR)
+    scores: FloatArray = np.where(q >= 1.0, 0.0, np.minimum(1.0, -logp / 10.0))
+    return scores

@@ -153,7 +153,7 @@ def test_main_runs_on_a_csv(tmp_path: Path) -> None:
             handle.write(f"{datetime.fromtimestamp(when, UTC).isoformat()},{value}\n")
     target = tmp_path / "out.csv"
     argv = ["--csv", str(source), "--detector", "spike", "--out", str(target)]
-    assert main([*argv, "--param", "z_half=6", "--param", "window=5"]) == 0
+    assert main([*argv, "--param", "refractory_s=600", "--param", "window=5"]) == 0
     rows = list(csv.DictReader(target.open(encoding="utf-8")))
     assert rows[350]["flag"] == "1"
     assert sum(int(r["flag"]) for r in rows) <= 3

@@ -109,3 +109,27 @@ def test_malformed_flavours_are_varied() -> None:
     assert len(payloads) == len(MALFORMED_FLAVOURS)
     with pytest.raises(ValueError, match="unknown"):
         malformed_payload("nope", "aq-kim-lien", STAMP, READINGS, rng)
+
+
+def test_every_injected_spike_is_labelled_where_it_was_injected() -> None:
+    # The spike lane's catches count as true only if each glitch is in the ground truth, at
+    # its sample and quantity (the instruments' ordinary heavy-tailed noise is not a glitch).
+    faults = StationFaults(
+        "aq-kim-lien", [Q.PM25, Q.PM10], 60.0, FaultRates(spike_rate=0.01),
+        np.random.default_rng(4),
+    )  # fmt: skip
+    injected: set[tuple[float, Quantity]] = set()
+    labelled: set[tuple[float, Quantity]] = set()
+    for hour in range(48):
+        times = STAMP.timestamp() + 3600.0 * hour + np.arange(0.0, 3600.0, 60.0)
+        clean = {Q.PM25: np.full(len(times), 40.0), Q.PM10: np.full(len(times), 60.0)}
+        outcome = faults.apply(times, {q: v.copy() for q, v in clean.items()})
+        for q, values in outcome.values.items():
+            injected |= {(float(times[i]), q) for i in np.flatnonzero(values != clean[q])}
+        for label in outcome.labels:
+            assert label.kind == "spike"
+            assert label.category == "fault"
+            assert label.start_s == label.end_s
+            labelled |= {(label.start_s, q) for q in label.quantities}
+    assert injected
+    assert injected == labelled
