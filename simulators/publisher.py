@@ -58,6 +58,7 @@ class PublishStats:
     handed_over: int
     acked: int
     dropped: int
+    refused: int
     retries: int
     crashes: int
     truth_records: int
@@ -257,12 +258,13 @@ class Publisher:
         stats = self._stats(elapsed_s)
         logger.info(
             "simulated time %s: %d messages handed over, %d acknowledged (%.0f/s), "
-            "%d dropped, %d reconnect attempts, %d truth records",
+            "%d dropped, %d refused by the broker, %d reconnect attempts, %d truth records",
             self._sim_now.isoformat() if self._sim_now else "-",
             stats.handed_over,
             stats.acked,
             stats.rate_per_s,
             stats.dropped,
+            stats.refused,
             stats.retries,
             stats.truth_records,
         )
@@ -273,6 +275,7 @@ class Publisher:
             self._handed,
             sum(d.stats.acked for d in devices),
             sum(d.outbox.dropped for d in devices),
+            sum(d.stats.refused for d in devices),
             sum(d.stats.retries for d in devices),
             sum(d.stats.crashes for d in devices),
             self._truth_count,

@@ -109,6 +109,13 @@ class RunSpec:
 @dataclass(slots=True)
 class _Tally:
     telemetry: int = 0
+    refused: int = 0
+    """Telemetry the broker refused for good (over its size limit): never reaches ingest."""
+
+    @property
+    def expected(self) -> int:
+        """The telemetry messages ingest must receive."""
+        return self.telemetry - self.refused
 
 
 def _counted(
@@ -154,15 +161,16 @@ async def _drained(ingest: IngestService, processing: ProcessingService, tally: 
         buffered = ingest.consumer.buffered
         lag = await processing.lag()
         done = lag.position
-        if seen >= tally.telemetry and pending == 0 and not buffered and lag.readings == 0:
+        if seen >= tally.expected and pending == 0 and not buffered and lag.readings == 0:
             return
         now = (done, seen, pending, buffered)
         if now != last:
             last, moved = now, time.monotonic()
         elif time.monotonic() - moved > _STALL_S:
             msg = (
-                f"stalled: published {tally.telemetry}, ingest received {seen} with {pending} "
-                f"records pending, processing at feed position {done}"
+                f"stalled: published {tally.telemetry} ({tally.refused} refused by the broker), "
+                f"ingest received {seen} with {pending} records pending, processing at feed "
+                f"position {done}"
             )
             raise EvaluationError(msg)
         await asyncio.sleep(0.1)
@@ -241,8 +249,10 @@ async def _publish(
         publisher = Publisher(settings, fleet, SimClock(period[0], math.inf),
                               truth_file=truth_file, window=_PACE)  # fmt: skip
         stats = await publisher.run(_counted(stream, tally, processed, spec.max_backlog))
-    logger.info("%s: published %d telemetry messages (%d acknowledged by the broker)",
-                spec.scenario, tally.telemetry, stats.acked)  # fmt: skip
+    tally.refused = stats.refused
+    logger.info("%s: published %d telemetry messages (%d acknowledged by the broker, %d refused "
+                "by it as oversized)", spec.scenario, tally.telemetry, stats.acked,
+                stats.refused)  # fmt: skip
 
 
 async def run_scenario(
