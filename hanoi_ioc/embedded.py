@@ -64,9 +64,42 @@ def repo_file(*parts: str) -> Path:
     return _REPO.joinpath(*parts)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+_PICK_SPAN: Final = 12_000  # ports below the ephemeral range we pick from
+_PICK_TRIES: Final = 64
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (32768 when it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing uses right now, for a server started later.
+
+    Picked *below* the kernel's ephemeral range: a port the kernel hands out (port 0) can be
+    given to any outgoing connection in the moment between this pick and the server's bind
+    (seen with a busy test suite: "port belongs to another program"); a port outside that
+    range is only taken by someone binding it on purpose.
+    """
+    low = _ephemeral_low()
+    first = max(1024, low - _PICK_SPAN)
+    for _ in range(_PICK_TRIES):
+        port = first + secrets.randbelow(max(1, low - first))
+        if _bindable(port):
+            return port
+    with socket.socket() as sock:  # everything there taken: the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

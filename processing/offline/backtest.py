@@ -22,7 +22,7 @@ built for them). The log line counts flagged points and events (runs of flags).
 >>> v[250] = 60.0
 >>> result = backtest(t, v, detector="spike")
 >>> [int(i) for i in np.flatnonzero(result.flags)], result.threshold
-([250], 0.5)
+([250], 0.4)
 """
 
 from __future__ import annotations

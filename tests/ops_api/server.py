@@ -6,7 +6,6 @@ cap and the WebSocket frame limit are the production ones.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,18 +13,11 @@ from contextlib import contextmanager
 
 import uvicorn
 
+from hanoi_ioc.embedded import free_port
 from ops_api.app import uvicorn_config
 from ops_api.settings import ApiSettings
 
 __all__ = ["free_port", "running_api"]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
