@@ -2,11 +2,14 @@
 
 Redirects are not followed (a 3xx is a failed attempt: configure the final URL). At most
 :data:`MAX_ANSWER_BYTES` of the receiver's answer are read, for the error text; the rest is
-discarded with the connection.
+discarded with the connection. ``timeout_s`` bounds the whole exchange, not each read: a
+receiver that trickles its answer a byte at a time cannot hold a round (and its lease) for
+longer than that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Final
@@ -50,12 +53,18 @@ async def post(
         EVENT_HEADER: event,
     }
     try:
-        async with client.stream(
-            "POST", url, content=body, headers=headers, timeout=timeout_s, follow_redirects=False
-        ) as response:
+        async with (
+            asyncio.timeout(timeout_s),
+            client.stream(
+                "POST", url, content=body, headers=headers, timeout=timeout_s,
+                follow_redirects=False,
+            ) as response,
+        ):  # fmt: skip
             answer = await _head_of(response)
             status = response.status_code
             wait = retry_after_s(response.headers.get("Retry-After"))
+    except TimeoutError:
+        return Attempt(None, f"no complete answer within {timeout_s:g} s")
     except httpx.HTTPError as exc:
         return Attempt(None, f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS] or type(exc).__name__)
     if 200 <= status < 300:
