@@ -50,16 +50,16 @@ import psycopg
 import websockets
 
 from db import upgrade
+from hanoi_ioc.bench import procstat
 from hanoi_ioc.embedded import EmbeddedPostgres, free_port
 from hanoi_ioc.simfill import fill_with_simulation
 
 TOKEN = "bench-viewer-token-0000000000000001"  # noqa: S105 - a private, throwaway API
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """CPU seconds of the server process (0 once it has gone)."""
+    return procstat.cpu_s(pid) or 0.0
 
 
 def pct(values: Sequence[float], q: float) -> float:

@@ -50,6 +50,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from contract import SENML_PREFIX, Domain, Quantity, Registry, Sensor, Station, StationId
 from db import Conn, load_registry, register_stations, strategy_for, upgrade
+from hanoi_ioc.bench.procstat import busy_cores_s, child_pids, cpu_s, peak_rss_mb
 from hanoi_ioc.embedded import EmbeddedBroker, EmbeddedPostgres
 from ingest.settings import IngestSettings
 from ingest.writer import Writer, configure_connection
@@ -168,16 +169,6 @@ def publish(
 
 # -- process accounting -----------------------------------------------------------------------
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICK
-
 
 def pids_matching(text: str) -> list[int]:
     found = []
@@ -193,28 +184,7 @@ def pids_matching(text: str) -> list[int]:
 
 def postgres_pids(pg: EmbeddedPostgres) -> list[int]:
     master = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == master:
-                children.append(int(entry.name))
-    return [master, *children]
-
-
-def machine_busy_s() -> float:
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / TICK  # minus idle and iowait
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return [master, *child_pids(master)]
 
 
 @dataclass
@@ -236,7 +206,7 @@ class Cpu:
 
     def begin(self) -> None:
         self.sample()
-        self.busy0 = machine_busy_s()
+        self.busy0 = busy_cores_s()
 
     async def run(self) -> None:
         while True:
@@ -248,7 +218,7 @@ class Cpu:
         used = dict.fromkeys(self.groups, 0.0) | extra
         for name, first, last in self.seen.values():
             used[name] += last - first
-        used["other"] = machine_busy_s() - self.busy0 - sum(used.values())
+        used["other"] = busy_cores_s() - self.busy0 - sum(used.values())
         return {n: round(100 * v / wall_s) for n, v in used.items()}
 
 
@@ -346,9 +316,9 @@ async def quiet(limit_cores: float = 0.3, patience_s: float = 30.0) -> float:
     """Wait (bounded) until the machine is nearly idle; returns the busy cores last seen."""
     deadline = time.monotonic() + patience_s
     while True:
-        before = machine_busy_s()
+        before = busy_cores_s()
         await asyncio.sleep(1.0)
-        busy = machine_busy_s() - before
+        busy = busy_cores_s() - before
         if busy < limit_cores or time.monotonic() > deadline:
             return busy
 
@@ -414,7 +384,7 @@ async def measure(pg: EmbeddedPostgres, broker: EmbeddedBroker, phase: Phase, pi
     if spy is not None:
         await spy.wait()
     usage = cpu.end(time.time() - result["started"], {"publisher": result["cpu_s"]})
-    rss = peak_rss_mb(pid)
+    rss = peak_rss_mb(pid) or 0.0
     last_commit, p50, p99 = await commit_figures(pg.url)
     rate = stored / (last_commit - result["started"])
     return Run(published, stored, rate, p50, p99, rss, usage, await heartbeat(pg.url))

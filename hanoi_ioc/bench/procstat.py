@@ -6,7 +6,15 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["Machine", "busy_cores_s", "cpu_s", "machine", "memory_mb", "peak_rss_mb"]
+__all__ = [
+    "Machine",
+    "busy_cores_s",
+    "child_pids",
+    "cpu_s",
+    "machine",
+    "memory_mb",
+    "peak_rss_mb",
+]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -18,6 +26,20 @@ def cpu_s(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (a PostgreSQL postmaster's backends)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == parent:
+                out.append(int(entry.name))
+    return out
 
 
 def _status_kb(pid: int | str, key: str) -> int | None:

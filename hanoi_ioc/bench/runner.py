@@ -67,7 +67,7 @@ class _Cpu:
             groups["broker"] = [int(self.stack.broker.pid_file.read_text().split()[0])]
         if self.stack.pg is not None:
             master = int((self.stack.pg.data_dir / "postmaster.pid").read_text().split()[0])
-            groups["postgres"] = [master, *_children(master)]
+            groups["postgres"] = [master, *procstat.child_pids(master)]
         groups["bench"] = [os.getpid()]
         return groups
 
@@ -88,19 +88,6 @@ class _Cpu:
         used["other"] = max(0.0, procstat.busy_cores_s() - self.busy0 - sum(used.values()))
         wall = max(time.monotonic() - self.wall0, 1e-9)
         return {name: round(100 * v / wall) for name, v in used.items()}, used
-
-
-def _children(parent: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == parent:
-                out.append(int(entry.name))
-    return out
 
 
 async def _bases(stack: PrivateStack, options: BenchOptions, say: _Progress) -> dict[str, Any]:
