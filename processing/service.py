@@ -68,14 +68,13 @@ from processing.settings import ProcessingSettings
 from processing.store import load_snapshot, save_snapshot, store_indices
 from stream.backoff import Backoff
 from stream.pipeline import run_every
-from stream.service import Job, when_reachable
+from stream.service import Job, final_writes, when_reachable
 from stream.validate import storable
 
 __all__ = ["ProcessingService"]
 
 logger = logging.getLogger(__name__)
 
-_FINAL_WRITE_S: Final = 5.0
 _FEED_ROWS: Final = 256
 """Feed batches read per query at most (each is one ingest batch)."""
 _CHANNEL: Final = "reading_feed"
@@ -169,12 +168,7 @@ class ProcessingService:
             await self._consume()
             for task in background:
                 task.cancel()
-            for job in sorted((j for j in jobs if j.at_stop), key=lambda j: j.name == "heartbeat"):
-                try:
-                    async with asyncio.timeout(_FINAL_WRITE_S):
-                        await job.run()
-                except (TimeoutError, psycopg.Error) as exc:
-                    logger.warning("%s at stop not recorded: %s", job.name, exc)
+            await final_writes(jobs)
         logger.info("processing %s stopped: %s", s.instance, self.stats())
 
     # -- the feed ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -69,6 +69,7 @@ __all__ = [
     "Service",
     "StreamService",
     "describe_invalid",
+    "final_writes",
     "main",
     "run_service",
     "when_reachable",
@@ -117,6 +118,20 @@ class Job:
     interval_s: float
     run: Callable[[], Awaitable[object]]
     at_stop: bool = False
+
+
+async def final_writes(jobs: Iterable[Job]) -> None:
+    """Run the jobs that also run at stop, once each and the heartbeat last, each bounded.
+
+    The last snapshot and counters, if the database is there to take them: a stop must end
+    even when it is not (what cannot be written is logged, not raised).
+    """
+    for job in sorted((j for j in jobs if j.at_stop), key=lambda j: j.name == "heartbeat"):
+        try:
+            async with asyncio.timeout(_FINAL_WRITE_S):
+                await job.run()
+        except (TimeoutError, psycopg.Error, PoolTimeout) as exc:
+            logger.warning("%s at stop not recorded: %s", job.name, exc)
 
 
 class StreamService:
@@ -316,14 +331,7 @@ class StreamService:
             await self.pipeline.run()
             for task in background:
                 task.cancel()
-            # The last snapshot and counters, if the database is there to take them: a stop
-            # must end even when it is not.
-            for job in sorted((j for j in jobs if j.at_stop), key=lambda j: j.name == "heartbeat"):
-                try:
-                    async with asyncio.timeout(_FINAL_WRITE_S):
-                        await job.run()
-                except (TimeoutError, psycopg.Error) as exc:
-                    logger.warning("%s at stop not recorded: %s", job.name, exc)
+            await final_writes(jobs)
         logger.info("%s %s stopped: %s", self.service, s.instance, self.stats())
 
     async def refresh(self) -> None:

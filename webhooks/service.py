@@ -36,7 +36,7 @@ from db.webhooks import Due, Finished, claim, expire, finish, outbox_counts, pru
 from processing.conditions.registry import RULES
 from stream.backoff import Backoff, GaveUpError
 from stream.pipeline import run_every
-from stream.service import when_reachable
+from stream.service import Job, final_writes, when_reachable
 from webhooks.payload import event_type, render
 from webhooks.policy import Attempt, RetryPolicy
 from webhooks.sender import post
@@ -46,7 +46,6 @@ __all__ = ["WebhookService", "public_rules"]
 
 logger = logging.getLogger(__name__)
 
-_FINAL_WRITE_S: Final = 5.0
 _WITHHELD: Final = "not a public hazard: it stays in the operations centre"
 _COUNTER: Final = {
     "delivered": "delivered",
@@ -141,11 +140,7 @@ class WebhookService:
             await self._deliver_until_stopped()
             for task in background:
                 task.cancel()
-        try:
-            async with asyncio.timeout(_FINAL_WRITE_S):
-                await self.heartbeat()
-        except (TimeoutError, psycopg.Error, PoolTimeout) as exc:
-            logger.warning("heartbeat at stop not recorded: %s", exc)
+        await final_writes([Job("heartbeat", s.heartbeat_interval_s, self.heartbeat, at_stop=True)])
         logger.info("webhooks %s stopped: %s", s.instance, self.stats())
 
     async def _deliver_until_stopped(self) -> None:
