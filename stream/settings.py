@@ -143,7 +143,7 @@ class StreamSettings(ServiceSettings):
     receive_maximum: int = Field(20000, ge=10, le=65535)
     buffer_max_mb: float = Field(64.0, gt=0)
     batch_max_readings: int = Field(50000, ge=1)
-    batch_max_age_s: float = Field(0.2, gt=0)
+    batch_max_age_s: float = Field(0.1, gt=0)
     max_future_s: float = Field(
         300.0, ge=0, validation_alias=AliasChoices("MAX_FUTURE_S", "max_future_s"),
         description="measurement times further ahead of arrival are refused (future_time)",
