@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from contract import Quantity, Reading, SensorId, Station, sensor_id
+from processing.columns import QUANTITY_CODE, Columns
 from processing.detectors import (
     DETECTORS,
     DetectorSnapshot,
@@ -68,7 +69,7 @@ Cadence = Literal["reading", "hourly"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
-_QUANTITY_CODE: Final = {q: i for i, q in enumerate(Quantity)}
+_QUANTITY_CODE: Final = QUANTITY_CODE
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,12 @@ class BankResult:
 
     readings: Sequence[Reading]
     lanes: tuple[LaneResult, ...]
+    sensor_ids: Sequence[str] = ()
+    """The readings' sensor ids, position by position (empty: not computed)."""
+
+    def sensor_at(self, position: int) -> str:
+        """The sensor id of the reading at ``position``."""
+        return self.sensor_ids[position] if self.sensor_ids else self.readings[position].sensor_id
 
     def detections(self) -> list[Detection]:
         """Flagged readings, lane by lane in batch order."""
@@ -158,21 +165,6 @@ class BankResult:
         for lane in self.lanes:
             np.maximum.at(best, lane.indices, lane.scores)
         return best
-
-
-class _Batch:
-    """A batch of readings as arrays, built once and shared by every lane."""
-
-    def __init__(self, readings: Sequence[Reading]) -> None:
-        n = len(readings)
-        self.readings = readings
-        self.values = np.fromiter((r.value for r in readings), dtype=np.float64, count=n)
-        self.times = np.fromiter(
-            (r.measured_at.timestamp() for r in readings), dtype=np.float64, count=n
-        )
-        codes = _QUANTITY_CODE
-        self.codes = np.fromiter((codes[r.quantity] for r in readings), dtype=np.intp, count=n)
-        self.sensor_ids = [r.sensor_id for r in readings]
 
 
 class _Lane:
@@ -254,24 +246,31 @@ class DetectorBank:
                         slots[placed], np.full(n, station.lat), np.full(n, station.lon), codes
                     )
 
-    def process(self, readings: Sequence[Reading], cadence: Cadence = "reading") -> BankResult:
+    def process(
+        self, readings: Sequence[Reading], cadence: Cadence = "reading",
+        columns: Columns | None = None,
+    ) -> BankResult:  # fmt: skip
         """Score, decide and learn a batch in every lane of ``cadence`` (stream semantics).
 
         Args:
             readings: raw readings, or hourly means as readings (measured at the hour's end).
             cadence: which lanes take them.
+            columns: the readings' columns, when the caller has them.
         """
-        batch = _Batch(readings)
+        batch = Columns.of(readings) if columns is None else columns
         results = []
         for lane in self._lanes:
             if lane.spec.cadence != cadence:
                 continue
             self._apply_context(lane, batch)
             chosen = np.flatnonzero(lane.mask[batch.codes])
-            slots = lane.assign([batch.sensor_ids[i] for i in chosen.tolist()], batch.times[chosen])
+            ids = batch.sensor_ids
+            everything = chosen.size == len(ids)
+            slots = lane.assign(ids if everything else [ids[i] for i in chosen.tolist()],
+                                batch.times_s[chosen])  # fmt: skip
             kept = chosen[slots >= 0]
             scores, flags = lane.detector.process_many(
-                slots[slots >= 0], batch.values[kept], batch.times[kept], lane.thresholder
+                slots[slots >= 0], batch.values[kept], batch.times_s[kept], lane.thresholder
             )
             spec = lane.spec
             results.append(
@@ -279,10 +278,10 @@ class DetectorBank:
                     spec.name, spec.detector, lane.thresholder.threshold, kept, scores, flags
                 )
             )
-        return BankResult(readings, tuple(results))
+        return BankResult(readings, tuple(results), batch.sensor_ids)
 
     @staticmethod
-    def _apply_context(lane: _Lane, batch: _Batch) -> None:
+    def _apply_context(lane: _Lane, batch: Columns) -> None:
         primary = lane.detector.primary_quantity
         if primary is None:
             return
@@ -294,7 +293,7 @@ class DetectorBank:
             slots = lane.assign(targets, np.full(chosen.size, -np.inf))
             ok = slots >= 0
             lane.detector.update_context(
-                slots[ok], quantity, batch.values[chosen[ok]], batch.times[chosen[ok]]
+                slots[ok], quantity, batch.values[chosen[ok]], batch.times_s[chosen[ok]]
             )
 
     def check_silence(self, now_s: float) -> list[tuple[str, SensorId, float]]:

@@ -11,12 +11,13 @@ measurement time, so a fast backfill gives what the live stream gave.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
 from contract import Quantity, Reading, Sensor, Station, StationId
+from processing.columns import Columns
 from processing.indices.hourly import AqiTracker, HourlyAggregator, HourlyMean
 from processing.indices.vn_aqi import Pollutant
 from processing.nowcast import FloodNowcast, FloodNowcaster
@@ -56,18 +57,23 @@ class DerivedSeries:
                 self._nowcaster.link(station.station_id, [gauge])
 
     def observe(
-        self, readings: Iterable[Reading], sensors: Mapping[tuple[str, Quantity], Sensor]
+        self,
+        readings: Sequence[Reading],
+        sensors: Mapping[tuple[str, Quantity], Sensor],
+        columns: Columns | None = None,
     ) -> list[IndexRow]:
-        """Feed readings; returns index rows for every hour that closed."""
+        """Feed readings; returns index rows for every hour that closed.
+
+        ``columns``: the readings' columns, when the caller has them.
+        """
+        cols = Columns.of(readings) if columns is None else columns
         closed: dict[tuple[str, datetime], None] = {}
         hourly, aqi_quantities = self._hourly, _AQI_QUANTITIES
-        for reading in readings:
+        for reading, sensor, at_s in zip(readings, cols.sensor_ids, cols.times_s.tolist(),
+                                         strict=True):  # fmt: skip
             if reading.quantity in aqi_quantities:
                 ref = sensors.get((reading.station_id, reading.quantity))
-                means = hourly.add_value(
-                    reading.station_id + "." + reading.quantity, reading.measured_at,
-                    reading.value, ref.interval_s if ref else None,
-                )  # fmt: skip
+                means = hourly.add_at(sensor, at_s, reading.value, ref.interval_s if ref else None)
                 for mean in means:
                     if mean.valid:
                         self._means.append(mean)

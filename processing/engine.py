@@ -35,12 +35,13 @@ thousands of readings spanning many minutes) therefore gives the alerts the live
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from contract import Reading, Registry, Station
 from processing.alerts.lifecycle import Command, Lifecycle
 from processing.bank import DetectorBank, LaneSpec
+from processing.columns import Columns, time_runs
 from processing.conditions.base import Condition, ConditionSource, Step
 from processing.conditions.dry_weather import DryWeatherCheck
 from processing.conditions.lanes import DEFAULT_LANES, spike_positions
@@ -49,7 +50,7 @@ from processing.conditions.thresholds import DEFAULT_RULES, ThresholdRule, Thres
 from processing.derived import DerivedSeries, IndexRow
 from processing.errors import DetectorConfigError
 
-__all__ = ["Engine", "EngineResult", "time_slices"]
+__all__ = ["Engine", "EngineResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,23 +66,6 @@ class EngineResult:
     commands: list[Command] = field(default_factory=list)
     index_rows: list[IndexRow] = field(default_factory=list)
     detections: int = 0
-
-
-def time_slices(readings: Sequence[Reading], slice_s: float) -> Iterator[list[Reading]]:
-    """Readings sorted by measurement time, in runs spanning at most ``slice_s`` seconds."""
-    ordered = sorted(readings, key=lambda r: r.measured_at)
-    chunk: list[Reading] = []
-    start = 0.0
-    for reading in ordered:
-        at = reading.measured_at.timestamp()
-        if chunk and at - start > slice_s:
-            yield chunk
-            chunk = []
-        if not chunk:
-            start = at
-        chunk.append(reading)
-    if chunk:
-        yield chunk
 
 
 class Engine:
@@ -138,21 +122,26 @@ class Engine:
         self.bank.register(registry.stations.values())
         self.derived.link(registry.stations.values())
 
-    def process(self, readings: Sequence[Reading]) -> EngineResult:
-        """Decide on a batch, slice by slice in measurement-time order."""
+    def process(self, readings: Sequence[Reading], columns: Columns | None = None) -> EngineResult:
+        """Decide on a batch, slice by slice in measurement-time order.
+
+        ``columns``: the readings' columns when the caller has them (the service builds
+        them from the feed); computed here otherwise.
+        """
+        batch = Columns.of(readings) if columns is None else columns
         result = EngineResult()
         detections = 0
-        self.silence.arriving(readings)
-        clocks = self._ask([self.sources.clock], self._step_of(readings))
-        for chunk in time_slices(readings, self.slice_s):
+        self.silence.arriving(readings, batch)
+        clocks = self._ask([self.sources.clock], self._step_of(batch))
+        for chunk in time_runs(batch, self.slice_s):
             detections += self._slice(chunk, result)
         self.silence.arrived()
         self._decide(clocks, result)
         return dataclasses.replace(result, detections=detections)
 
-    def _slice(self, chunk: list[Reading], result: EngineResult) -> int:
-        scored = self.bank.process(chunk)
-        rows = self.derived.observe(chunk, self._registry.sensors)
+    def _slice(self, chunk: Columns, result: EngineResult) -> int:
+        scored = self.bank.process(chunk.readings, columns=chunk)
+        rows = self.derived.observe(chunk.readings, self._registry.sensors, chunk)
         result.index_rows.extend(rows)
         hourly = self.derived.take_hourly()
         step = dataclasses.replace(
@@ -163,19 +152,19 @@ class Engine:
             hourly=self.bank.process(hourly, "hourly") if hourly else None,
         )
         self._decide(self._ask(self.sources.per_slice, step), result)
-        self.silence.advance(chunk)
+        self.silence.advance(chunk.readings, chunk.times_s)
         watermark = dataclasses.replace(
             self._step_of(chunk),
             watermark_s=self.silence.watermark_s,
-            reported={r.station_id for r in chunk},
+            reported={r.station_id for r in chunk.readings},
             silences=self.bank.silences(self.silence.watermark_s, since_s=self.silence.since_s),
         )
         self._decide(self.silence.conditions(watermark), result, ordered=False)
         return sum(int(lane.flags.sum()) for lane in scored.lanes)
 
-    def _step_of(self, readings: Sequence[Reading]) -> Step:
-        return Step(readings, self._registry, self.lifecycle.watched_keys,
-                    self.lifecycle.open_keys)  # fmt: skip
+    def _step_of(self, columns: Columns) -> Step:
+        return Step(columns.readings, self._registry, self.lifecycle.watched_keys,
+                    self.lifecycle.open_keys, columns=columns)  # fmt: skip
 
     @staticmethod
     def _ask(sources: Sequence[ConditionSource], step: Step) -> list[Condition]:

@@ -29,13 +29,14 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, NamedTuple, Self
 
 import msgspec
+import numpy as np
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from contract import Quantity, Reading, Registry, StationId, utc_iso
+from contract import Quantity, Reading, Registry, StationId, sensor_id, utc_iso
 from db import (
     Conn,
     Pool,
@@ -59,6 +60,7 @@ from processing.alerts.sink import (
     open_alerts,
 )
 from processing.bank import BANK_VERSION, DetectorBank
+from processing.columns import QUANTITY_CODE, Columns
 from processing.conditions.operations import OperationsWatch
 from processing.conditions.thresholds import DEFAULT_RULES, ThresholdRule
 from processing.derived import IndexRow
@@ -78,6 +80,15 @@ logger = logging.getLogger(__name__)
 _FEED_ROWS: Final = 256
 """Feed batches read per query at most (each is one ingest batch)."""
 _CHANNEL: Final = "reading_feed"
+
+
+class _Sensor(NamedTuple):
+    """What a storage key stands for, as the engine's columns need it."""
+
+    station: StationId
+    quantity: Quantity
+    sensor_id: str
+    code: int
 
 
 class ProcessingService:
@@ -113,7 +124,7 @@ class ProcessingService:
         self._engine_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        self._sensors: dict[int, tuple[StationId, Quantity]] = {}
+        self._sensors: dict[int, _Sensor] = {}
         self._position = 0
         """The last feed number whose decisions are committed."""
         self._decided_through = 0
@@ -259,7 +270,7 @@ class ProcessingService:
             self.counts["feed_batches_missed"] += first - self._decided_through - 1
             logger.error("feed batches %d..%d were pruned before processing read them",
                          self._decided_through + 1, first - 1)  # fmt: skip
-        readings = self._readings(batches)
+        readings = self._columns(batches)
         replay = last <= self._position  # committed before a restart: rebuild state only
         async with self._engine_lock:
             result = await self._engine_step(readings, batches[0])
@@ -271,7 +282,7 @@ class ProcessingService:
             self.counts["detections"] += result.detections
             await self._commit(result, last)
 
-    async def _engine_step(self, readings: list[Reading], batch: feed.FeedBatch) -> EngineResult:
+    async def _engine_step(self, readings: Columns, batch: feed.FeedBatch) -> EngineResult:
         """The engine's decision on ``readings``; a reading it raises on is isolated.
 
         Whatever the engine raises (a bug some input triggers), processing goes on: the
@@ -281,17 +292,17 @@ class ProcessingService:
         (transitions made before the error were never committed).
         """
         try:
-            return await asyncio.to_thread(self.engine.process, readings)
+            return await asyncio.to_thread(self.engine.process, readings.readings, readings)
         except Exception as exc:
             async with self.pool.connection() as conn:
                 self.lifecycle.reset(await open_alerts(conn), await decided_alerts(conn))
                 self.lifecycle.resume_following(await open_alert_rows(conn))
             if len(readings) <= 1:
-                await self._quarantine(readings, batch, exc)
+                await self._quarantine(list(readings.readings), batch, exc)
                 return EngineResult()
         middle = len(readings) // 2
-        first = await self._engine_step(readings[:middle], batch)
-        second = await self._engine_step(readings[middle:], batch)
+        first = await self._engine_step(readings.take(np.arange(middle)), batch)
+        second = await self._engine_step(readings.take(np.arange(middle, len(readings))), batch)
         return EngineResult(
             first.commands + second.commands, first.index_rows + second.index_rows,
             first.detections + second.detections,
@@ -346,24 +357,38 @@ class ProcessingService:
         self._position = seq
         self._pending = []
 
-    def _readings(self, batches: Sequence[feed.FeedBatch]) -> list[Reading]:
-        """Feed columns to readings (one datetime per distinct time: stations share them)."""
+    def _columns(self, batches: Sequence[feed.FeedBatch]) -> Columns:
+        """The feed's columns as the engine's, with a reading object per reading.
+
+        One datetime per distinct time (stations share them); readings of sensors the
+        registry does not know are counted and left out.
+        """
         sensors = self._sensors
-        out: list[Reading] = []
+        readings: list[Reading] = []
+        ids: list[str] = []
+        codes: list[int] = []
+        known: list[bool] = []
         moments: dict[float, datetime] = {}
         for batch in batches:
             received = batch.received_at
             for t, key, value in zip(batch.times_s.tolist(), batch.sensor_keys.tolist(),
                                      batch.values.tolist(), strict=True):  # fmt: skip
                 sensor = sensors.get(key)
+                known.append(sensor is not None)
                 if sensor is None:
                     self.counts["unknown_sensor_readings"] += 1
                     continue
                 moment = moments.get(t)
                 if moment is None:
                     moment = moments[t] = datetime.fromtimestamp(t, UTC)
-                out.append(Reading(sensor[0], sensor[1], value, moment, received))
-        return out
+                readings.append(Reading(sensor.station, sensor.quantity, value, moment, received))
+                ids.append(sensor.sensor_id)
+                codes.append(sensor.code)
+        mask = np.array(known, dtype=bool)
+        times = np.concatenate([b.times_s for b in batches]) if batches else np.empty(0)
+        values = np.concatenate([b.values for b in batches]) if batches else np.empty(0)
+        return Columns(readings, times[mask].astype(np.float64), values[mask].astype(np.float64),
+                       ids, np.array(codes, dtype=np.intp))  # fmt: skip
 
     # -- registry, snapshots, operations -----------------------------------------------------
 
@@ -371,7 +396,8 @@ class ProcessingService:
         """The engine adopts the registry (sensors get detector slots); keys are mapped."""
         async with self._engine_lock:
             self.engine.use(registry)
-            self._sensors = {key: (StationId(s), q) for (s, q), key in registry.keys.items()}
+            self._sensors = {key: _Sensor(StationId(s), q, sensor_id(s, q), QUANTITY_CODE[q])
+                             for (s, q), key in registry.keys.items()}  # fmt: skip
 
     async def refresh(self) -> None:
         """Reload the registry (stations are added while we run)."""

@@ -23,6 +23,7 @@ from contract import Quantity, Reading, Registry, Station
 from processing.alerts.model import Category, Severity
 from processing.alerts.wording import Figure
 from processing.bank import BankResult, Silence
+from processing.columns import Columns
 from processing.derived import IndexRow
 
 __all__ = [
@@ -184,6 +185,7 @@ class Step:
         watermark_s: the event-time watermark (epoch s), for the watermark phase.
         reported: stations with a reading in the slice.
         silences: what the bank's dropout lanes say at the watermark (watermark phase).
+        columns: ``readings`` as columns (the engine's; None: a caller without them).
     """
 
     readings: Sequence[Reading]
@@ -197,6 +199,7 @@ class Step:
     watermark_s: float = float("-inf")
     reported: Collection[str] = ()
     silences: Sequence[Silence] = ()
+    columns: Columns | None = None
 
     @property
     def stations(self) -> Mapping[str, Station]:

@@ -59,6 +59,7 @@ import numpy as np
 from contract import Reading, Station, StationId, hanoi_time
 from processing.alerts import Severity
 from processing.alerts.wording import Place, number_en, number_vi
+from processing.columns import Columns
 from processing.conditions.base import Condition, Phase, RuleSpec, Step, Subject
 from processing.errors import DetectorConfigError
 from processing.windows import arrival_percentile
@@ -117,19 +118,29 @@ class ClockWatch:
 
     def conditions(self, step: Step) -> list[Condition]:
         """The clock verdicts of a batch, judged on its messages in arrival order."""
-        return self.observe(step.readings, step.stations, step.open_keys)
+        return self.observe(step.readings, step.stations, step.open_keys, step.columns)
 
     def observe(
         self,
         readings: Sequence[Reading],
         stations: Mapping[str, Station],
         open_keys: Collection[str],
+        columns: Columns | None = None,
     ) -> list[Condition]:
-        """A batch as it arrived (in arrival order): clock conditions, one per sample judged."""
-        messages = list({(r.station_id, r.measured_at): r for r in readings}.values())
-        if not messages:
+        """A batch as it arrived (in arrival order): clock conditions, one per sample judged.
+
+        ``columns``: the readings' columns, when the caller has them.
+        """
+        cols = Columns.of(readings) if columns is None else columns
+        # one sample per message: a station's readings of one measurement time
+        last = {(r.station_id, t): i for i, (r, t) in enumerate(zip(readings,
+                cols.times_s.tolist(), strict=True))}  # fmt: skip
+        if not last:
             return []
-        times = np.array([r.measured_at.timestamp() for r in messages], dtype=np.float64)
+        # (a dict keeps each key's first-seen place and its last reading)
+        index = np.fromiter(last.values(), dtype=np.intp, count=len(last))
+        messages = [readings[i] for i in index.tolist()]
+        times = cols.times_s[index]
         refs = arrival_percentile(self._recent, times, self.window, 50.0, own=False)
         self._recent.extend(times.tolist())
         raw = (times - refs).tolist()

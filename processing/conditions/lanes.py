@@ -186,13 +186,19 @@ def conditions_from(
         if profile is None:
             continue
         watched = set(open_keys)
-        for position, score, verdict in zip(lane.indices, lane.scores, lane.flags, strict=True):
-            reading = result.readings[int(position)]
-            flag = verdict and (profile.min_value is None or reading.value >= profile.min_value)
-            key = f"{lane.lane}:{reading.sensor_id}"
-            if not flag and key not in watched:
+        prefix = f"{lane.lane}:"
+        any_watched = any(k.startswith(prefix) for k in watched)
+        for position, score, verdict in zip(lane.indices.tolist(), lane.scores.tolist(),
+                                            lane.flags.tolist(), strict=True):  # fmt: skip
+            if not verdict and not any_watched:
                 continue  # the common case: nothing to say
+            reading = result.readings[position]
+            flag = verdict and (profile.min_value is None or reading.value >= profile.min_value)
+            key = prefix + result.sensor_at(position)
+            if not flag and key not in watched:
+                continue
             watched.add(key)
+            any_watched = True
             station = stations.get(reading.station_id)
             district = station.district if station else "?"
             out.append(
@@ -277,7 +283,7 @@ class LaneSource:
                 continue
             for position, flag in zip(lane.indices.tolist(), lane.flags.tolist(), strict=True):
                 reading = scored.readings[position]
-                sensor = reading.sensor_id
+                sensor = scored.sensor_at(position)
                 pending = self._spikes.pop(sensor, None)
                 if pending is not None and not flag:
                     held, before = pending

@@ -55,7 +55,6 @@ flood of per-station alerts; ingest's station status and the service heartbeats 
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -68,6 +67,7 @@ from contract import QUANTITIES, Quantity, Reading, SensorId, Station, hanoi_tim
 from processing.alerts import Severity
 from processing.alerts.wording import Place
 from processing.bank import Silence
+from processing.columns import Columns
 from processing.conditions.base import Condition, Phase, RuleSpec, Step, Subject
 from processing.errors import DetectorConfigError
 from processing.windows import arrival_percentile
@@ -127,11 +127,13 @@ class SilenceWatch:
         self._marks: FloatArray = np.empty(0)
         self._positions: dict[str, list[int]] | None = None
 
-    def arriving(self, readings: Sequence[Reading]) -> None:
-        """A batch arrived (in this order): note, per reading, when in event time it came."""
-        times = np.fromiter(
-            (r.measured_at.timestamp() for r in readings), dtype=np.float64, count=len(readings)
-        )
+    def arriving(self, readings: Sequence[Reading], columns: Columns | None = None) -> None:
+        """A batch arrived (in this order): note, per reading, when in event time it came.
+
+        ``columns``: the readings' columns, when the caller has them.
+        """
+        cols = Columns.of(readings) if columns is None else columns
+        times = cols.times_s
         self._sensors, self._marks, self._positions = [], np.empty(0), None
         if not times.size:
             return
@@ -139,7 +141,7 @@ class SilenceWatch:
         marks = self._fronts(times, bulk)
         self.front_s = float(marks[-1])
         self._recent.extend(times[-self.arrival_window :].tolist())
-        self._sensors = [r.sensor_id for r in readings]
+        self._sensors = list(cols.sensor_ids)
         self._marks = marks
 
     def _fronts(self, times: FloatArray, bulk: FloatArray) -> FloatArray:
@@ -186,18 +188,21 @@ class SilenceWatch:
                 heard = max(heard, float(marks[i - 1]))
         return heard
 
-    def advance(self, readings: Sequence[Reading]) -> None:
-        """Move the watermark with a slice's readings (never backwards, never past the front)."""
-        finite = []
-        for r in readings:
-            t = r.measured_at.timestamp()
-            if math.isfinite(t):
-                finite.append(t)
-                if t > self._latest.get(r.station_id, -math.inf):
-                    self._latest[r.station_id] = t
-        if not finite:
+    def advance(self, readings: Sequence[Reading], times_s: FloatArray | None = None) -> None:
+        """Move the watermark with a slice's readings (never backwards, never past the front).
+
+        ``times_s``: their measurement times in epoch seconds, when the caller has them.
+        """
+        if times_s is None:
+            times_s = Columns.of(readings).times_s
+        latest, get = self._latest, self._latest.get
+        for r, t in zip(readings, times_s.tolist(), strict=True):
+            if t > get(r.station_id, -math.inf):  # NaN never is
+                latest[r.station_id] = t
+        finite = times_s[np.isfinite(times_s)]
+        if not finite.size:
             return
-        candidate = statistics.median(finite)
+        candidate = float(np.median(finite))
         if math.isfinite(self.front_s):
             # a slice of one device's far-future clock alone must not move "now"
             candidate = min(candidate, self.front_s)

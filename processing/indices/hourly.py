@@ -117,12 +117,18 @@ class HourlyAggregator:
         self, sensor_id: str, measured_at: datetime, value: float, interval_s: float | None = None
     ) -> list[HourlyMean]:
         """Add one value of ``sensor_id``; returns the hourly means this closes."""
-        if not math.isfinite(value):
-            return []
         if measured_at.tzinfo is None:
             msg = "hourly means need tz-aware times"
             raise DetectorConfigError(msg)
-        hour = math.ceil(measured_at.timestamp() / _HOUR)  # the hour-ending label, in hours
+        return self.add_at(sensor_id, measured_at.timestamp(), value, interval_s)
+
+    def add_at(
+        self, sensor_id: str, at_s: float, value: float, interval_s: float | None = None
+    ) -> list[HourlyMean]:
+        """:meth:`add_value` with the measurement time in epoch seconds."""
+        if not math.isfinite(value):
+            return []
+        hour = math.ceil(at_s / _HOUR)  # the hour-ending label, in hours
         if hour <= self._closed_until.get(sensor_id, -1):
             self.late_dropped += 1
             return []

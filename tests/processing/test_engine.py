@@ -9,7 +9,8 @@ import numpy as np
 from contract import Domain, Quantity, Reading, Registry, Sensor, Station, StationId
 from processing.alerts import Severity
 from processing.alerts.lifecycle import Clear, Command, Lifecycle, Raise, Update
-from processing.engine import Engine, time_slices
+from processing.columns import Columns, time_runs
+from processing.engine import Engine
 
 T0 = datetime(2025, 9, 30, tzinfo=UTC)  # an old period: nothing here may use the wall clock
 
@@ -164,13 +165,22 @@ def test_silence_is_not_blamed_for_the_time_nobody_listened() -> None:
     assert [c.alert.dedup_key for c in later if isinstance(c, Raise)] == ["sensor_silent:rg-a"]
 
 
-def test_time_slices_are_sorted_and_bounded() -> None:
-    readings = [reading("aq-a", Quantity.PM25, 1.0, m / 2) for m in (9, 0, 3, 1, 7, 2)]
-    slices = list(time_slices(readings, 60.0))
-    flat = [r.measured_at for chunk in slices for r in chunk]
+def test_time_runs_are_sorted_bounded_and_keep_their_columns() -> None:
+    minutes = (9, 0, 3, 1, 7, 2, 0, 1.5, 4)  # in half minutes
+    readings = [reading("aq-a", Quantity.PM25, float(i), m / 2) for i, m in enumerate(minutes)]
+    runs = list(time_runs(Columns.of(readings), 60.0))
+    flat = [r.measured_at for run in runs for r in run.readings]
     assert flat == sorted(flat)
-    for chunk in slices:
-        assert (chunk[-1].measured_at - chunk[0].measured_at).total_seconds() <= 60.0
+    assert sorted(r.value for run in runs for r in run.readings) == list(map(float, range(9)))
+    # equal times keep their arrival order (stable)
+    zeros = [r.value for run in runs for r in run.readings if r.measured_at == T0]
+    assert zeros == [1.0, 6.0]
+    assert [len(run) for run in runs] == [5, 2, 2]  # 0–1 min, 1.5–2 min, 3.5–4.5 min
+    for run in runs:
+        assert (run.readings[-1].measured_at - run.readings[0].measured_at).total_seconds() <= 60
+        assert run.times_s.tolist() == [r.measured_at.timestamp() for r in run.readings]
+        assert run.values.tolist() == [r.value for r in run.readings]
+        assert list(run.sensor_ids) == [r.sensor_id for r in run.readings]
 
 
 def test_a_device_running_behind_is_late_not_silent() -> None:
