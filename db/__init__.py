@@ -12,7 +12,13 @@ from db.errors import DatabaseError, RefusedError, StorageError, translate
 from db.heartbeats import Stats, heartbeat
 from db.migrate import Capabilities, Migration, choose_strategy, migrations, probe, upgrade
 from db.quarantine import QuarantineCount, QuarantineRecord, add_quarantine, purge_quarantine
-from db.registry import load_registry, register_stations, retire_sensors, retire_station
+from db.registry import (
+    RegistryReader,
+    load_registry,
+    register_stations,
+    retire_sensors,
+    retire_station,
+)
 from db.strategies import PlainStrategy, Strategy, TimescaleStrategy, strategy_for
 from db.types import Conn, Pool, StrategyName
 
@@ -26,6 +32,7 @@ __all__ = [
     "QuarantineCount",
     "QuarantineRecord",
     "RefusedError",
+    "RegistryReader",
     "Stats",
     "StorageError",
     "Strategy",

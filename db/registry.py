@@ -9,7 +9,20 @@ from collections.abc import Callable, Iterable
 from contract import QUANTITIES, Domain, Quantity, Registry, Sensor, Station, StationId
 from db.types import Conn
 
-__all__ = ["load_registry", "register_stations", "retire_sensors", "retire_station"]
+__all__ = [
+    "RegistryReader",
+    "load_registry",
+    "register_stations",
+    "retire_sensors",
+    "retire_station",
+]
+
+_FINGERPRINT = """
+SELECT md5(coalesce((SELECT string_agg(s::text, ',' ORDER BY s.station_id) FROM stations s
+                     WHERE s.retired_at IS NULL), '')
+           || '|' ||
+           coalesce((SELECT string_agg(x::text, ',' ORDER BY x.sensor_id) FROM sensors x
+                     WHERE x.retired_at IS NULL), ''))"""
 
 
 def _station(sensors: dict[str, list[Sensor]]) -> Callable[..., Station]:
@@ -51,6 +64,36 @@ async def load_registry(conn: Conn) -> Registry:
     station = _station(sensors)
     stations = [station(*row) for row in await cur.fetchall()]
     return Registry.of(stations, keys)
+
+
+class RegistryReader:
+    """Reads the registry again only when it changed (a service's periodic refresh).
+
+    Building the registry in Python costs about 60 µs a sensor (a quarter of a second at
+    4,000 stations, on the service's event loop) and adopting it costs the service more; a
+    fingerprint of the rows, computed by the database, costs about 1 µs a sensor there.
+    """
+
+    def __init__(self) -> None:
+        self.fingerprint: str | None = None
+
+    async def read(self, conn: Conn) -> Registry:
+        """The whole registry (its fingerprint remembered)."""
+        self.fingerprint = None
+        registry = await self.changed(conn)
+        assert registry is not None  # noqa: S101 - nothing remembered: always read
+        return registry
+
+    async def changed(self, conn: Conn) -> Registry | None:
+        """The registry if it changed since the last read, else None."""
+        cur = await conn.execute(_FINGERPRINT)
+        row = await cur.fetchone()
+        fingerprint = None if row is None else str(row[0])
+        if self.fingerprint is not None and fingerprint == self.fingerprint:
+            return None
+        registry = await load_registry(conn)
+        self.fingerprint = fingerprint
+        return registry
 
 
 async def register_stations(conn: Conn, stations: Iterable[Station]) -> int:

@@ -116,11 +116,27 @@ class Engine:
         assert isinstance(source, ThresholdSource)  # noqa: S101 - default_sources' first
         return source.dry
 
+    @property
+    def registry(self) -> Registry:
+        """The registry in force."""
+        return self._registry
+
     def use(self, registry: Registry) -> None:
-        """Adopt a (new) registry: sensors get detector slots, hotspots their gauges."""
+        """Adopt a (new) registry: what changed gets detector slots, positions and gauges.
+
+        New or changed stations' sensors get their slots and positions in the bank, flood
+        hotspots their upstream gauges; stations as they were need nothing again.
+        """
+        before = self._registry.stations
+        changed = [s for sid, s in registry.stations.items() if before.get(sid) != s]
         self._registry = registry
-        self.bank.register(registry.stations.values())
-        self.derived.link(registry.stations.values())
+        self.bank.register(changed)
+        self.derived.link(changed)
+
+    def restore(self, bank: DetectorBank) -> None:
+        """Adopt a detector bank restored from a snapshot (every station registered in it)."""
+        self.bank = bank
+        bank.register(self._registry.stations.values())
 
     def process(self, readings: Sequence[Reading], columns: Columns | None = None) -> EngineResult:
         """Decide on a batch, slice by slice in measurement-time order.

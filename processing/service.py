@@ -41,13 +41,13 @@ from db import (
     Conn,
     Pool,
     QuarantineRecord,
+    RegistryReader,
     Stats,
     StorageError,
     StrategyName,
     add_quarantine,
     feed,
     heartbeat,
-    load_registry,
 )
 from db import upgrade as migrate
 from db.timescale import job_health
@@ -125,6 +125,7 @@ class ProcessingService:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._sensors: dict[int, _Sensor] = {}
+        self._registry_reader = RegistryReader()
         self._position = 0
         """The last feed number whose decisions are committed."""
         self._decided_through = 0
@@ -149,7 +150,7 @@ class ProcessingService:
         logger.info("storage strategy: %s (migrations applied now: %s)", name, applied or "none")
         await when_reachable("database", lambda: self.pool.open(wait=True, timeout=30))
         async with self.pool.connection() as conn:
-            await self.use_registry(await load_registry(conn))
+            await self.use_registry(await self._registry_reader.read(conn))
             await self._resume(conn)
         return self
 
@@ -402,8 +403,9 @@ class ProcessingService:
     async def refresh(self) -> None:
         """Reload the registry (stations are added while we run)."""
         async with self.pool.connection() as conn:
-            registry = await load_registry(conn)
-        await self.use_registry(registry)
+            registry = await self._registry_reader.changed(conn)
+        if registry is not None:
+            await self.use_registry(registry)
 
     async def _restore_snapshot(self, conn: Conn) -> int | None:
         """The detector bank of the last snapshot; returns its feed position."""
@@ -419,7 +421,7 @@ class ProcessingService:
         if position is None:
             logger.info("detector snapshot of %s has no feed position; starting cold", saved_at)
             return None
-        self.engine.bank = bank
+        self.engine.restore(bank)
         logger.info("detector state restored from the snapshot of %s (feed position %d)",
                     saved_at, position)  # fmt: skip
         return position

@@ -46,12 +46,12 @@ from db import (
     DatabaseError,
     Pool,
     RefusedError,
+    RegistryReader,
     Stats,
     StorageError,
     StrategyName,
     add_quarantine,
     heartbeat,
-    load_registry,
     translate,
     upgrade,
 )
@@ -167,6 +167,7 @@ class StreamService:
     ) -> None:
         self.settings = settings
         self.service = settings.service
+        self._registry_reader = RegistryReader()
         # A database that went away is asked again by every retried write (each asks the
         # pool for a connection, which then tries to connect at once): the pool's own
         # reconnection backoff grows without a cap, and after a long outage it would wait
@@ -305,7 +306,7 @@ class StreamService:
     async def _open_pool(self) -> None:
         await self.pool.open(wait=True, timeout=30)
         async with self.pool.connection() as conn:
-            await self.use_registry(await load_registry(conn))
+            await self.use_registry(await self._registry_reader.read(conn))
             await self.prepare(conn)
 
     async def __aexit__(
@@ -337,8 +338,9 @@ class StreamService:
     async def refresh(self) -> None:
         """Reload the registry (periodically: stations are added while we run)."""
         async with self.pool.connection() as conn:
-            registry = await load_registry(conn)
-        await self.use_registry(registry)
+            registry = await self._registry_reader.changed(conn)
+        if registry is not None:
+            await self.use_registry(registry)
 
     async def heartbeat(self) -> None:
         """Record that this instance is alive, with its counters."""
