@@ -19,6 +19,14 @@ from db.types import Conn, StrategyName
 __all__ = ["PlainStrategy", "Strategy", "TimescaleStrategy", "strategy_for"]
 
 _PARTITION_LOCK_KEY: Final = 0x48414E4F50  # one partition maker at a time
+ROLLUP_1M_RETENTION_DAYS: Final = 90
+"""Minute buckets older than this are dropped (TimescaleDB: the ``readings_1m`` retention
+policy of the same age, in ``0002_readings.timescale.sql``); hourly ones are kept."""
+_PRUNE_ROWS: Final = 500_000
+"""Most minute buckets dropped by one upkeep round (a bounded delete; the rest next time)."""
+_PRUNE_1M: Final = """
+DELETE FROM readings_1m_rollup WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM readings_1m_rollup WHERE bucket < %s LIMIT %s))"""
 
 
 class Strategy(Protocol):
@@ -101,7 +109,11 @@ class PlainStrategy:
         )
 
     async def maintain(self, conn: Conn, retention_days: int) -> str:
-        """Premake partitions, refresh rollups, drop partitions past retention."""
+        """Premake partitions, refresh rollups, drop what is past retention.
+
+        Partitions go after ``retention_days``, minute buckets after
+        :data:`ROLLUP_1M_RETENTION_DAYS` (at most ``_PRUNE_ROWS`` a round).
+        """
         today = datetime.now(UTC).date()
         made = await self.ensure_partitions(
             conn, today - timedelta(days=1), today + timedelta(days=self._days_ahead)
@@ -114,9 +126,12 @@ class PlainStrategy:
         dropped = await cur.fetchone()
         if dropped and dropped[0]:
             self._known = {d for d in self._known if d >= today - timedelta(days=retention_days)}
+        cutoff = today - timedelta(days=min(ROLLUP_1M_RETENTION_DAYS, retention_days))
+        cur = await conn.execute(_PRUNE_1M, (cutoff, _PRUNE_ROWS))
+        pruned = max(cur.rowcount, 0)
         return (
             f"partitions made={made} rollup rows={refreshed[0] if refreshed else 0} "
-            f"partitions dropped={dropped[0] if dropped else 0}"
+            f"partitions dropped={dropped[0] if dropped else 0} minute buckets dropped={pruned}"
         )
 
     def stats(self) -> dict[str, float | int | str]:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+import db.strategies
 from db import (
     Capabilities,
     PlainStrategy,
@@ -16,6 +17,7 @@ from db import (
     upgrade,
 )
 from db.migrate import _recorded_or_chosen
+from db.strategies import ROLLUP_1M_RETENTION_DAYS
 
 pytestmark = [pytest.mark.db, pytest.mark.anyio]
 
@@ -155,6 +157,42 @@ async def test_partitions_rollups_and_retention(
     assert "partitions dropped=1" in summary
     cur = await aconn.execute("SELECT to_regclass(%s)", (f"readings_p{old:%Y%m%d}",))
     assert await cur.fetchone() == (None,)
+
+
+@pytest.mark.usefixtures("plain_only")
+async def test_minute_buckets_past_their_retention_are_dropped_a_bounded_number_at_a_time(
+    aconn: psycopg.AsyncConnection[tuple[object, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The minute rollup is as large as the readings at a 60 s interval: it must not grow
+    for ever (TimescaleDB drops its minute aggregate after the same 90 days)."""
+    monkeypatch.setattr(db.strategies, "_PRUNE_ROWS", 50)
+    strategy = PlainStrategy()
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    kept_day = today - timedelta(days=ROLLUP_1M_RETENTION_DAYS - 1)
+    old_day = today - timedelta(days=ROLLUP_1M_RETENTION_DAYS + 1)
+    async with aconn.transaction(), aconn.cursor() as cur:
+        for day, hours in ((old_day, 0), (kept_day, 0), (old_day, 1)):
+            await cur.execute(
+                "INSERT INTO readings_1m_rollup (bucket, sensor_id, avg, min, max, n) "
+                "SELECT %s + make_interval(hours => %s, mins => m), 1, 1, 1, 1, 1 "
+                "FROM generate_series(0, 59) m",
+                (day, hours),
+            )
+        await cur.execute(
+            "INSERT INTO readings_1h_rollup (bucket, sensor_id, avg, min, max, n) "
+            "VALUES (%s, 1, 1, 1, 1, 60)",
+            (old_day,),
+        )
+    first = await strategy.maintain(aconn, retention_days=400)
+    assert "minute buckets dropped=50" in first
+    second = await strategy.maintain(aconn, retention_days=400)
+    assert "minute buckets dropped=50" in second
+    third = await strategy.maintain(aconn, retention_days=400)
+    assert "minute buckets dropped=20" in third
+    cur = await aconn.execute("SELECT min(bucket), count(*) FROM readings_1m_rollup")
+    assert await cur.fetchone() == (kept_day, 60)
+    cur = await aconn.execute("SELECT count(*) FROM readings_1h_rollup")
+    assert await cur.fetchone() == (1,)  # hourly buckets stay
 
 
 @pytest.mark.db
