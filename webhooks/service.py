@@ -20,6 +20,7 @@ import contextlib
 import logging
 import random
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from processing.conditions.registry import RULES
 from stream.backoff import Backoff, GaveUpError
 from stream.pipeline import run_every
 from stream.service import Job, final_writes, when_reachable
+from webhooks.destinations import guarded_transport
 from webhooks.payload import event_type, render
 from webhooks.policy import Attempt, RetryPolicy
 from webhooks.sender import post
@@ -102,9 +104,13 @@ class WebhookService:
     async def __aenter__(self) -> Self:
         await when_reachable("database", self._migrate)
         await when_reachable("database", self._open_pool)
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=self.settings.concurrency),
-        )  # HTTPS_PROXY / NO_PROXY from the environment are honoured
+        limits = httpx.Limits(max_connections=self.settings.concurrency)
+        if urllib.request.getproxies():  # HTTPS_PROXY …: the proxy polices egress
+            self._client = httpx.AsyncClient(limits=limits)
+        else:  # connections only where the destination rule allows
+            self._client = httpx.AsyncClient(
+                transport=guarded_transport(self.settings.destinations, limits), limits=limits
+            )
         return self
 
     async def _migrate(self) -> None:

@@ -9,6 +9,7 @@ required. What every service shares (``DATABASE_URL`` …) is described in
 
 from __future__ import annotations
 
+import ipaddress
 from typing import ClassVar, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -16,6 +17,7 @@ from pydantic_settings import SettingsConfigDict
 
 from contract.webhook import DEV_SECRET_KEY
 from stream.settings import ServiceSettings
+from webhooks.destinations import DestinationRule
 
 __all__ = ["WebhookSettings"]
 
@@ -62,11 +64,31 @@ class WebhookSettings(ServiceSettings):
     )
     dead_keep_s: float = Field(30 * 86400.0, gt=0, description="dead letters are kept this long")
     upkeep_s: float = Field(60.0, gt=0, description="how often expiry and pruning run")
+    allowed_networks: str = Field(
+        "",
+        description=(
+            "comma-separated private networks deliveries may go to (e.g. 10.20.0.0/16); "
+            "outside dev and test only public addresses are allowed otherwise"
+        ),
+    )
 
     @field_validator("secret_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for net in filter(None, (n.strip() for n in value.split(","))):
+            ipaddress.ip_network(net, strict=False)  # ValueError names the bad one
+        return value
+
+    @property
+    def destinations(self) -> DestinationRule:
+        """Where deliveries may connect (every address in dev and test)."""
+        nets = [n.strip() for n in self.allowed_networks.split(",") if n.strip()]
+        return DestinationRule(nets, everything=self.env in ("dev", "test"))
 
     @model_validator(mode="after")
     def _need_a_key(self) -> Self:
