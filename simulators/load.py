@@ -136,6 +136,9 @@ class WorkerReport:
     readings: int
     elapsed_s: float
     bytes_sent: int
+    cpu_s: float = 0.0
+    """CPU the worker's process used from its first publish to its last acknowledgement
+    (its start-up and connections are not in it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,11 @@ class LoadReport:
         return self.acked / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     @property
+    def cpu_s(self) -> float:
+        """CPU the workers used while publishing (start-up and connections not counted)."""
+        return sum(w.cpu_s for w in self.workers)
+
+    @property
     def achieved_readings_s(self) -> float:
         """Acknowledged readings per second."""
         return self.readings * (self.acked / self.sent) / self.elapsed_s if self.sent else 0.0
@@ -168,6 +176,7 @@ class LoadReport:
         out = asdict(self)
         out["achieved_msgs_s"] = round(self.achieved_msgs_s, 1)
         out["achieved_readings_s"] = round(self.achieved_readings_s, 1)
+        out["publishing_cpu_s"] = round(self.cpu_s, 2)
         return out
 
 
@@ -326,6 +335,7 @@ def _worker(plan: LoadPlan, worker: int, workers: int) -> WorkerReport:
     streams = [_messages(plan, g, rng) for g in served]
     rate = plan.rate_msgs_s / workers
     sent = readings = size = 0
+    cpu0 = time.process_time()
     started = time.monotonic()
     end = started + plan.duration_s
     while (now := time.monotonic()) < end:
@@ -347,9 +357,11 @@ def _worker(plan: LoadPlan, worker: int, workers: int) -> WorkerReport:
     elapsed = time.monotonic() - started
     for sender in senders:
         sender.wait_acks(10.0)
+    cpu_s = time.process_time() - cpu0
+    for sender in senders:
         sender.disconnect()
     acked = sum(sender.acked for sender in senders)
-    return WorkerReport(worker, sent, acked, readings, elapsed, size)
+    return WorkerReport(worker, sent, acked, readings, elapsed, size, cpu_s)
 
 
 def _wait_readable(senders: Sequence[_Sender], timeout_s: float) -> None:
