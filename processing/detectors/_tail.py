@@ -38,7 +38,7 @@ from typing import Final
 
 import numpy as np
 
-from processing.detectors._private import BoolArray, FloatArray
+from processing.detectors._private import BoolArray, FloatArray, IntArray
 
 __all__ = [
     "H_MIN",
@@ -52,11 +52,14 @@ __all__ = [
     "learn_tails",
     "min_tail_p",
     "rarity_many",
+    "tail_columns",
     "tail_init",
     "tail_learn",
     "tail_learn_many",
     "tail_p",
     "tail_p_many",
+    "tail_rarity_rows",
+    "tail_teach_rows",
     "threshold",
 ]
 
@@ -289,3 +292,48 @@ def rarity_many(p: FloatArray) -> FloatArray:
         logp = np.maximum(np.log10(np.where(q > 0, q, 1e-300)), _LOG_P_FLOOR)
     scores: FloatArray = np.where(q >= 1.0, 0.0, np.minimum(1.0, -logp / 10.0))
     return scores
+
+
+def tail_columns(block: FloatArray) -> dict[str, FloatArray]:
+    """A block of tail rows (one per slot, columns :data:`TAIL_FIELDS`) as named columns."""
+    return {key: block[:, j] for j, key in enumerate(TAIL_FIELDS)}
+
+
+def tail_rarity_rows(
+    tails: FloatArray,
+    slots: IntArray,
+    s: FloatArray,
+    cfg: TailConfig,
+    floors: FloatArray,
+    heavy: bool = True,
+) -> FloatArray:
+    """Scores (:func:`rarity_many`) of a statistic ``s`` of ``slots``, calibrated by rows.
+
+    The calibrations are the rows ``slots`` of ``tails`` (a detector's per-slot state,
+    columns :data:`TAIL_FIELDS`).
+
+    Only values above their threshold (never under ``floors``) are worked on: most are
+    ordinary, and a round of many sensors is spared the tail arithmetic.
+    """
+    md = tails[slots, :2]
+    u = np.maximum(np.maximum(md[:, 0] + cfg.spread * md[:, 1], floors), _U_MIN)
+    out = np.zeros(s.shape)
+    rare = np.flatnonzero(s > u)
+    if rare.size:
+        rows = tail_columns(tails[slots[rare]])
+        p = tail_p_many(rows, s[rare], cfg, np.array(heavy), floors[rare])
+        out[rare] = rarity_many(p)
+    return out
+
+
+def tail_teach_rows(
+    tails: FloatArray, slots: IntArray, s: FloatArray, cfg: TailConfig, floors: FloatArray
+) -> None:
+    """:func:`tail_learn_many` of ``s`` into the rows ``slots`` of ``tails``, in place."""
+    if not slots.size:
+        return
+    block = tails[slots]
+    new = tail_learn_many(tail_columns(block), s, cfg, floors)
+    for j, key in enumerate(TAIL_FIELDS):
+        block[:, j] = new[key]
+    tails[slots] = block

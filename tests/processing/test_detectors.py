@@ -202,7 +202,7 @@ def test_flatline_stuck_sensor_and_exempt_value() -> None:
     quantised = np.round(rng.normal(5, 0.6, t.size))  # integers: repeats are common
     assert one_sensor("flatline", t, quantised).mean() < 0.01
     with pytest.raises(DetectorConfigError):
-        FlatlineDetector(prior_p=0.999)
+        FlatlineDetector(min_still=0.0)
 
 
 def test_dropout_gap_and_silence() -> None:
