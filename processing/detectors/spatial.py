@@ -33,10 +33,11 @@ __all__ = ["SpatialDetector"]
 _TRIM: Final = 3.0  # residuals beyond this many spreads do not train the baseline
 _TAIL0: Final = np.array(tail_init(1.0))
 """A new sensor's calibration of its evidence (in spreads)."""
-_TAILS: Final = ("tails", "tails_next", "tails_judge")
+_TAILS: Final = ("tails", "tails_next", "tails_judge", "tails_aside")
 """The calibration as it learns, as it stood at the last checkpoint, and as it stood at the
 one before: the last judges (so what an emerging drift teaches judges nothing for at least
-``teach_lag_s``), and an alarm puts the learning one back to it."""
+``teach_lag_s``), and an alarm puts the learning one back to it; and the one an excursion
+teaches until it is over."""
 _KM_PER_DEG_LAT: Final = 110.574
 _KM_PER_DEG_LON_EQUATOR: Final = 111.320
 
@@ -66,14 +67,16 @@ class SpatialDetector(VectorDetector):
     under ``min_evidence`` spreads is never rare. The default threshold 0.5 flags evidence this
     sensor shows once in about 100 000 readings.
 
-    **Events, in seconds.** Every reading outside an event teaches the calibration, which
+    **Events, in seconds.** Every reading outside an event teaches the calibration (an
+    excursion above ``calm`` once it has ended by itself, see :meth:`_teach`), which
     judges only ``teach_lag_s`` to twice that later (two checkpoints: an emerging drift must
     not teach that drifting is normal before it is judged). An alarm opens an event and puts
     the learning calibration back to the one that judged it; the event stays
     flagged while the evidence is above ``calm`` (one alarm per drift) and, once it closes,
     for ``refractory_s`` seconds scores are capped at ``calm``. During an event the bias does
-    not learn; after ``adopt_s`` seconds of one it does, untrimmed: a sensor moved or
-    recalibrated for good is a new normal, and learning never locks.
+    not learn, nor while the evidence is above ``calm`` (a slow drift must not drag it along);
+    after ``adopt_s`` seconds of an event it does, untrimmed: a sensor moved or recalibrated
+    for good is a new normal, and learning never locks.
 
     With ``log`` the comparison is made on ``log(1 + x)``: concentrations scale together (a
     city-wide episode multiplies every site, so absolute site differences grow with it, while
@@ -136,10 +139,10 @@ class SpatialDetector(VectorDetector):
         min_neighbors: int = 2,
         max_age_s: float = 3600.0,
         bias_tau_s: float = 3 * 86400.0,
-        evidence_tau_s: float = 1800.0,
+        evidence_tau_s: float = 3600.0,
         spread_tau_s: float = 86400.0,
         alpha: float = 0.02,
-        clip: float = 8.0,
+        clip: float = 12.0,
         min_readings: int = 6,
         min_evidence: float = 0.5,
         warmup: int = 10,
@@ -204,7 +207,7 @@ class SpatialDetector(VectorDetector):
         missing = StateField((), np.nan)
         fields = {"lat": missing, "lon": missing, "group": StateField()}
         fields |= {"last_v": missing, "last_t": missing, "prev_v": missing, "prev_t": missing}
-        fields |= {"own_t": missing, "ckpt_t": missing, "event_t": missing}
+        fields |= {"own_t": missing, "ckpt_t": missing, "event_t": missing, "aside_t": missing}
         fields |= {key: StateField() for key in ("bias", "spread", "evidence", "n", "event")}
         fields |= {"quiet_until": StateField((), -np.inf)}
         return fields | {key: StateField((len(TAIL_FIELDS),)) for key in _TAILS}
@@ -343,7 +346,10 @@ class SpatialDetector(VectorDetector):
         event = self._events(slots, times_s, raw, np.abs(evidence), known)
         st["evidence"][slots[known]] = evidence[known]
         adopting = event & (times_s - st["event_t"][slots] >= self.adopt_s)
-        self._learn_bias(slots, times_s, residual, scale, known & (~event | adopting), adopting)
+        # The site's bias and spread learn from ordinary readings only: a slow drift moves a
+        # little each reading, within any trim, and would otherwise drag them along.
+        ordinary = ~event & (raw < self.calm)
+        self._learn_bias(slots, times_s, residual, scale, known & (ordinary | adopting), adopting)
         st["own_t"][slots] = np.fmax(st["own_t"][slots], times_s)
 
     def _events(
@@ -372,17 +378,50 @@ class SpatialDetector(VectorDetector):
         st["quiet_until"][slots[closed]] = times_s[closed] + self.refractory_s
         event = (was & ~closed) | opened
         st["event"][slots] = event.astype(np.float64)
-        calm = ready & ~event & ~quiet
-        teach = np.flatnonzero(calm)
-        floors = np.full(teach.size, self.min_evidence)
-        tail_teach_rows(st["tails"], slots[teach], strength[teach], self.tail, floors)
-        due = np.flatnonzero(calm & (times_s - st["ckpt_t"][slots] >= self.teach_lag_s))
+        st["aside_t"][slots[opened]] = np.nan  # what the excursion taught is dropped
+        self._teach(slots, times_s, strength, ready & ~event & ~quiet, raw >= self.calm)
+        return event
+
+    def _teach(
+        self,
+        slots: IntArray,
+        times_s: FloatArray,
+        strength: FloatArray,
+        teachable: BoolArray,
+        unusual: BoolArray,
+    ) -> None:
+        """Teach the calibration; an excursion above ``calm`` only once it is over.
+
+        An excursion's readings are taught to a calibration set aside, which replaces the
+        calibration when the excursion ends by itself (or has lasted ``adopt_s``), and is
+        dropped when it becomes an alarm: an emerging drift cannot teach that it is normal.
+        Every ``teach_lag_s`` outside excursions the calibration is checkpointed.
+        """
+        st = self._state
+        unusual = teachable & unusual
+        aside = np.isfinite(st["aside_t"][slots])
+        begin = slots[unusual & ~aside]
+        st["tails_aside"][begin] = st["tails"][begin]
+        st["aside_t"][begin] = times_s[unusual & ~aside]
+        u = np.flatnonzero(unusual)
+        floors = np.full(u.size, self.min_evidence)
+        tail_teach_rows(st["tails_aside"], slots[u], strength[u], self.tail, floors)
+        over = (teachable & ~unusual & aside) | (
+            unusual & (times_s - st["aside_t"][slots] >= self.adopt_s)
+        )
+        done = slots[over]
+        st["tails"][done] = st["tails_aside"][done]
+        st["aside_t"][done] = np.nan
+        usual = np.flatnonzero(teachable & ~unusual)
+        floors = np.full(usual.size, self.min_evidence)
+        tail_teach_rows(st["tails"], slots[usual], strength[usual], self.tail, floors)
+        settled = teachable & ~np.isfinite(st["aside_t"][slots])
+        due = np.flatnonzero(settled & (times_s - st["ckpt_t"][slots] >= self.teach_lag_s))
         if due.size:
             d = slots[due]
             st["tails_judge"][d] = st["tails_next"][d]
             st["tails_next"][d] = st["tails"][d]
             st["ckpt_t"][d] = times_s[due]
-        return event
 
     def _learn_bias(
         self,
