@@ -49,14 +49,15 @@ def _duty_cycled(rng: np.random.Generator) -> Array:
     hour = (day - T0) / 3600.0 % 24.0
     night = (hour < 6.0) | (hour >= 18.0)
     keep = ~night | (np.round((day - T0) / STEP_S) % 5 == 0)
-    return day[keep] + rng.normal(0.0, 2.0, int(keep.sum()))
+    return np.asarray(day[keep] + rng.normal(0.0, 2.0, int(keep.sum())), dtype=np.float64)
 
 
 def _new_schedule(rng: np.random.Generator) -> Array:
     """Every 2 minutes, then every 10 after a service visit on the second day."""
     first = regular_times(int(1.5 * 86_400 / STEP_S), STEP_S)
     later = first[-1] + 600.0 * np.arange(1, int(2.5 * 86_400 / 600.0))
-    return np.concatenate([first, later]) + rng.normal(0.0, 2.0, first.size + later.size)
+    jitter = rng.normal(0.0, 2.0, first.size + later.size)
+    return np.asarray(np.concatenate([first, later]) + jitter, dtype=np.float64)
 
 
 HABITS: dict[str, Callable[[np.random.Generator], Array]] = {
