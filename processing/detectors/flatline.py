@@ -40,13 +40,14 @@ class FlatlineDetector(VectorDetector):
     reporting interval), so a gap in reporting is not stillness.
 
     **Calibration.** That duration is scored by its tail probability against the sensor's
-    own history of durations (:mod:`~processing.detectors._tail`, the calibration of the
-    ``calibrated`` and ``spike`` detectors, imported, not copied): a quantised or slow sensor
-    repeats itself all the time and learns a long tail, so its ordinary runs stay ordinary,
-    while a noisy analogue sensor that never repeats finds a few repeats rare. A stillness
-    under ``min_still`` usual intervals is never rare. The default threshold 0.5 flags a
-    stillness this sensor shows once in about 100 000 readings; a young calibration (its
-    first few hundred readings) inflates its probabilities, so it waits longer.
+    own history of completed runs (how long its value stayed unchanged each time before it
+    moved; :mod:`~processing.detectors._tail`, the calibration of the ``calibrated`` and
+    ``spike`` detectors, imported, not copied): a quantised or slow sensor repeats itself all
+    the time and learns a long tail, so its ordinary runs stay ordinary, while a noisy
+    analogue sensor that never repeats finds a few repeats rare. A stillness under
+    ``min_still`` usual intervals is never rare. The default threshold 0.5 flags a stillness
+    this sensor's runs reach once in about 100 000; a young calibration (its first few
+    hundred runs) inflates its probabilities, so it waits longer.
 
     **Values whose stillness is normal.** Readings equal to ``exempt_value`` never score (a
     dry street at 0 cm is not stuck). With ``floor_visits`` the detector also learns the
