@@ -19,7 +19,7 @@ from simulators.fault_config import FaultKind
 from simulators.signals.air import AirDrivers, AirStationModel
 from simulators.signals.cycles import solar_elevation_sin
 from simulators.signals.flood import FloodDepthModel, RainGaugeModel
-from simulators.signals.noise import Maintenance, quantise, student_t
+from simulators.signals.noise import Maintenance, quantise
 from simulators.signals.traffic import TrafficDetectorModel, corridor_activity
 from simulators.signals.water import BuoyModel, LakeDrivers
 from simulators.signals.weather import WeatherFrame
@@ -154,6 +154,9 @@ class _BuoySim:
     info: Station
     model: BuoyModel
     hypoxia: ThresholdEpisodes
+    probes: np.random.Generator
+    """The probes' own randomness (gains, heavy tails, glitches): the lake itself, drawn from
+    the stream the caller passes, stays the realisation it was before the probes had it."""
     services: dict[Quantity, Maintenance] = field(default_factory=_probe_services)
 
     def sample(self, rng: np.random.Generator, times_s: Array, city: CityFrame) -> Readings:
@@ -187,12 +190,14 @@ class _BuoySim:
         labels: list[Label],
     ) -> Array:  # fmt: skip
         """One probe's readings of the true values; its glitches are labelled."""
-        probe, k = _BUOY_PROBES[q], len(times_s)
-        noise = student_t(rng, k, probe.sd) if probe.heavy else rng.normal(0.0, probe.sd, k)
-        measured = values * self.services[q].gains(rng, times_s) + noise
+        probe, k, own = _BUOY_PROBES[q], len(times_s), self.probes
+        noise = rng.normal(0.0, probe.sd, k)
+        if probe.heavy:  # Student t (3 df, same sd): the normal draw over sqrt(chi2 / df)
+            noise *= np.sqrt(1.0 / 3.0) / np.sqrt(own.chisquare(3.0, k) / 3.0)
+        measured = values * self.services[q].gains(own, times_s) + noise
         if probe.glitch_rate > 0:
-            for i in np.flatnonzero(rng.random(k) < probe.glitch_rate).tolist():
-                factor = float(rng.uniform(3.0, 6.0))
+            for i in np.flatnonzero(own.random(k) < probe.glitch_rate).tolist():
+                factor = float(own.uniform(3.0, 6.0))
                 measured[i] = max(measured[i], 0.0) * factor + 4.0 * probe.sd * factor
                 t = float(times_s[i])
                 detail = f"x{factor:.1f}: debris on the optical window"
@@ -276,6 +281,7 @@ def make_station_sim(info: Station, rng: np.random.Generator, step_s: float) -> 
             ThresholdEpisodes(
                 sid, "hypoxia", Q.DISSOLVED_OXYGEN, 2.0, 3.0, above=False, unit="mg/L"
             ),
+            np.random.default_rng(int(rng.integers(2**63))),
         )
     if info.kind == "rain_gauge":
         return _GaugeSim(info, RainGaugeModel(float(str(attrs.get("bucket_mm", 0.2)))))
