@@ -329,11 +329,32 @@ def tail_rarity_rows(
 def tail_teach_rows(
     tails: FloatArray, slots: IntArray, s: FloatArray, cfg: TailConfig, floors: FloatArray
 ) -> None:
-    """:func:`tail_learn_many` of ``s`` into the rows ``slots`` of ``tails``, in place."""
+    """:func:`tail_learn_many` of ``s`` into the rows ``slots`` of ``tails``, in place.
+
+    Most values lie at or under their threshold: for them only the threshold's mean and
+    deviation and the two counts move (the same float operations as :func:`tail_learn`),
+    and the excess moments are left alone, which spares a round of many sensors most of
+    the work.
+    """
     if not slots.size:
         return
-    block = tails[slots]
-    new = tail_learn_many(tail_columns(block), s, cfg, floors)
-    for j, key in enumerate(TAIL_FIELDS):
-        block[:, j] = new[key]
-    tails[slots] = block
+    head = tails[slots, :4]  # mean, deviation and counts: all that moves for most values
+    m, d = head[:, 0], head[:, 1]
+    u = np.maximum(np.maximum(m + cfg.spread * d, floors), _U_MIN)
+    above = s > u
+    if above.any():
+        rows = slots[above]
+        new = tail_learn_many(tail_columns(tails[rows]), s[above], cfg, floors[above])
+        tails[rows] = np.column_stack([new[key] for key in TAIL_FIELDS])
+        below = np.flatnonzero(~above)
+        slots, head, s, u = slots[below], head[below], s[below], u[below]
+    m, d, exc, tot = head[:, 0], head[:, 1], head[:, 2], head[:, 3]
+    tot = tot * cfg.keep + 1.0
+    rate = np.maximum(1.0 / cfg.level_memory, 1.0 / (tot + _LEVEL_PRIOR))
+    clipped = np.minimum(s, _CLIP_U * u)
+    out = np.empty_like(head)
+    out[:, 1] = d + rate * (np.abs(clipped - m) - d)
+    out[:, 0] = m + rate * (clipped - m)
+    out[:, 2] = exc * cfg.keep + 0.0
+    out[:, 3] = tot
+    tails[slots, :4] = out
