@@ -59,7 +59,9 @@ __all__ = [
     "tail_p",
     "tail_p_many",
     "tail_rarity_rows",
+    "tail_settled",
     "tail_teach_rows",
+    "tail_zeros",
     "threshold",
 ]
 
@@ -299,6 +301,33 @@ def tail_columns(block: FloatArray) -> dict[str, FloatArray]:
     return {key: block[:, j] for j, key in enumerate(TAIL_FIELDS)}
 
 
+def tail_settled(tails: FloatArray, slots: IntArray, cfg: TailConfig) -> BoolArray:
+    """Rows whose threshold learns at its slowest rate from now on (``1 / level_memory``)."""
+    settled: BoolArray = tails[slots, 3] + _LEVEL_PRIOR >= cfg.level_memory
+    return settled
+
+
+def tail_zeros(rows: FloatArray, zeros: FloatArray, cfg: TailConfig) -> FloatArray:
+    """Settled rows (columns :data:`TAIL_FIELDS`) after ``zeros`` more values of 0 each.
+
+    The closed form of that many :func:`tail_learn` steps at the slowest rate ``r``: a 0 is
+    never an excess, the counts decay, and with ``q = 1 - r`` the mean becomes ``m q**z``
+    and the deviation ``d q**z + z r q**(z - 1) m`` (the mean is never negative). A detector
+    whose statistic is mostly 0 (a stuck sensor's stillness) may so teach its zeros in bulk.
+    """
+    out = rows.copy()
+    r = 1.0 / cfg.level_memory
+    q = 1.0 - r
+    qz = q**zeros
+    m = rows[:, 0]
+    out[:, 0] = m * qz
+    out[:, 1] = rows[:, 1] * qz + zeros * r * q ** np.maximum(zeros - 1.0, 0.0) * m
+    kz = cfg.keep**zeros
+    out[:, 2] = rows[:, 2] * kz
+    out[:, 3] = rows[:, 3] * kz + (1.0 - kz) / (1.0 - cfg.keep)
+    return out
+
+
 def tail_rarity_rows(
     tails: FloatArray,
     slots: IntArray,
@@ -306,6 +335,7 @@ def tail_rarity_rows(
     cfg: TailConfig,
     floors: FloatArray,
     heavy: bool = True,
+    pending: FloatArray | None = None,
 ) -> FloatArray:
     """Scores (:func:`rarity_many`) of a statistic ``s`` of ``slots``, calibrated by rows.
 
@@ -313,8 +343,12 @@ def tail_rarity_rows(
     columns :data:`TAIL_FIELDS`).
 
     Only values above their threshold (never under ``floors``) are worked on: most are
-    ordinary, and a round of many sensors is spared the tail arithmetic.
+    ordinary, and a round of many sensors is spared the tail arithmetic. ``pending``: zeros
+    each (settled) row has yet to be taught (:func:`tail_zeros`), counted in.
     """
+    if pending is not None and pending.any():
+        caught_up = tail_zeros(tails[slots], pending, cfg)
+        return tail_rarity_rows(caught_up, np.arange(slots.size), s, cfg, floors, heavy)
     md = tails[slots, :2]
     u = np.maximum(np.maximum(md[:, 0] + cfg.spread * md[:, 1], floors), _U_MIN)
     out = np.zeros(s.shape)

@@ -19,7 +19,9 @@ from processing.detectors._tail import (
     TailConfig,
     tail_init,
     tail_rarity_rows,
+    tail_settled,
     tail_teach_rows,
+    tail_zeros,
 )
 from processing.detectors.base import ParamValue, StateField, VectorDetector
 from processing.errors import DetectorConfigError
@@ -148,7 +150,7 @@ class FlatlineDetector(VectorDetector):
         missing = StateField((), np.nan)
         fields = {"last": missing, "t_last": missing, "still_s": StateField()}
         fields |= {"interval": StateField(), "n": StateField(), "event": StateField()}
-        fields |= {"quiet_until": StateField((), -np.inf)}
+        fields |= {"quiet_until": StateField((), -np.inf), "zeros": StateField()}
         fields |= {"floor": missing, "visits": StateField()}
         return fields | {"tails": StateField((len(TAIL_FIELDS),))}
 
@@ -184,7 +186,8 @@ class FlatlineDetector(VectorDetector):
             j = np.flatnonzero(judged)
             if j.size:
                 floors = self.min_still * interval[j]
-                raw[j] = tail_rarity_rows(st["tails"], slots[j], still[j], self.tail, floors)
+                raw[j] = tail_rarity_rows(st["tails"], slots[j], still[j], self.tail, floors,
+                                          pending=st["zeros"][slots[j]])  # fmt: skip
             return np.stack([still, raw, same.astype(np.float64)])
 
         return self._memoised("flatline", slots, values, times_s, compute)
@@ -229,9 +232,7 @@ class FlatlineDetector(VectorDetector):
         ended = ~repeats & np.isfinite(last) & (interval > 0)
         ended &= ~self._normal_at(slots, np.nan_to_num(last))
         if ended.any():
-            e = np.flatnonzero(ended)
-            floors = self.min_still * interval[e]
-            tail_teach_rows(st["tails"], slots[e], st["still_s"][slots[e]], self.tail, floors)
+            self._teach_runs(slots[ended], st["still_s"][slots[ended]], interval[ended])
         event = st["event"][slots] > 0
         closed = np.flatnonzero(event & ~repeats)
         st["quiet_until"][slots[closed]] = times_s[closed] + self.refractory_s
@@ -242,6 +243,29 @@ class FlatlineDetector(VectorDetector):
         self._learn_interval(slots, times_s, interval, n)
         st["still_s"][slots] = still
         st["last"][slots] = values
+
+    def _teach_runs(self, slots: IntArray, runs_s: FloatArray, interval: FloatArray) -> None:
+        """Teach the calibration the runs that ended; runs of no length wait (see below).
+
+        A noisy sensor ends a run of no length at every reading: once its calibration is
+        settled, those zeros are counted and taught in bulk when a real run ends, with the
+        same algebra (:func:`~processing.detectors._tail.tail_zeros`), and scored with them
+        counted in, so most rounds of many sensors touch no calibration at all.
+        """
+        st = self._state
+        wait = (runs_s == 0.0) & tail_settled(st["tails"], slots, self.tail)
+        st["zeros"][slots[wait]] += 1.0
+        now = slots[~wait]
+        if not now.size:
+            return
+        pending = st["zeros"][now]
+        flush = now[pending > 0]
+        if flush.size:
+            st["tails"][flush] = tail_zeros(st["tails"][flush], st["zeros"][flush], self.tail)
+            st["zeros"][flush] = 0.0
+        tail_teach_rows(
+            st["tails"], now, runs_s[~wait], self.tail, self.min_still * interval[~wait]
+        )
 
     def _learn_interval(
         self, slots: IntArray, times_s: FloatArray, interval: FloatArray, n: FloatArray
