@@ -6,8 +6,8 @@ from typing import ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.spatial import cKDTree
 
+from processing.detectors._neighbours import neighbour_table
 from processing.detectors._private import (
     MEAN_ABS_TO_SIGMA,
     BoolArray,
@@ -38,8 +38,6 @@ _TAILS: Final = ("tails", "tails_next", "tails_judge", "tails_aside")
 one before: the last judges (so what an emerging drift teaches judges nothing for at least
 ``teach_lag_s``), and an alarm puts the learning one back to it; and the one an excursion
 teaches until it is over."""
-_KM_PER_DEG_LAT: Final = 110.574
-_KM_PER_DEG_LON_EQUATOR: Final = 111.320
 
 
 class SpatialDetector(VectorDetector):
@@ -259,26 +257,7 @@ class SpatialDetector(VectorDetector):
 
     def _build_neighbours(self) -> IntArray:
         st = self._state
-        table = np.full((self._capacity, self.k), -1, dtype=np.intp)
-        placed = np.flatnonzero(np.isfinite(st["lat"]) & np.isfinite(st["lon"]))
-        for group in np.unique(st["group"][placed]):
-            members = placed[st["group"][placed] == group]
-            if members.size < 2:
-                continue
-            lat0 = float(np.mean(st["lat"][members]))
-            xy = np.column_stack(
-                [
-                    st["lon"][members] * _KM_PER_DEG_LON_EQUATOR * np.cos(np.radians(lat0)),
-                    st["lat"][members] * _KM_PER_DEG_LAT,
-                ]
-            )
-            count = min(self.k + 1, members.size)
-            _, found = cKDTree(xy).query(xy, k=count, distance_upper_bound=self.radius_km)
-            found = np.asarray(found).reshape(members.size, count)[:, 1:]
-            valid = found < members.size
-            mapped = np.where(valid, members[np.minimum(found, members.size - 1)], -1)
-            table[members, : mapped.shape[1]] = mapped
-        return table
+        return neighbour_table(st["lat"], st["lon"], st["group"], self.k, self.radius_km)
 
     def _reference(self, slots: IntArray, times_s: FloatArray) -> FloatArray:
         st = self._state
