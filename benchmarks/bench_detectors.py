@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/bench_detectors.py`` (about a minute; ``--quick`` for a
 smoke run, ``--sizes 1000,10000`` to choose sizes, ``--detectors ewma,spike`` to choose
-detectors).
+detectors, ``--warm 600`` to time settled calibrations rather than sensors just past their
+warm-up).
 
 For every detector and fleet size N, one batch holds one reading per sensor (N readings).
 The vectorised figure is the median CPU time of ``process_many`` on such batches. The loop
@@ -77,28 +78,30 @@ def cpu_ms(fn: Callable[[], object]) -> float:
     return (time.thread_time() - start) * 1e3
 
 
-def vectorised_ms(name: str, n: int, repeats: int, per_sensor: int = 1) -> float:
+def vectorised_ms(
+    name: str, n: int, repeats: int, per_sensor: int = 1, warm: int = WARM_STEPS
+) -> float:
     rng = np.random.default_rng(0)
     detector = build(name, n)
-    for step in range(WARM_STEPS):  # past the detectors' warm-up periods
+    for step in range(warm):  # past the detectors' warm-up periods
         detector.process_many(*batch(n, step, rng))
     timings = []
-    for step in range(WARM_STEPS, WARM_STEPS + repeats):
+    for step in range(warm, warm + repeats):
         parts = [batch(n, step * per_sensor + k, rng) for k in range(per_sensor)]
         slots, values, times = (np.concatenate(p) for p in zip(*parts, strict=True))
         timings.append(cpu_ms(partial(detector.process_many, slots, values, times)))
     return statistics.median(timings)
 
 
-def loop_ms(name: str, n: int, sample: int) -> tuple[float, bool]:
+def loop_ms(name: str, n: int, sample: int, warm: int = WARM_STEPS) -> tuple[float, bool]:
     # The per-reading cost does not depend on the fleet size, so m sensors are enough.
     m = min(n, sample)
     rng = np.random.default_rng(0)
     detector = build(name, m)
-    for step in range(WARM_STEPS):
+    for step in range(warm):
         detector.process_many(*batch(m, step, rng))
     thresholder = detector.thresholder()
-    slots, values, times = batch(m, WARM_STEPS, rng)
+    slots, values, times = batch(m, warm, rng)
     triples = list(zip(slots[:m].tolist(), values[:m].tolist(), times[:m].tolist(), strict=True))
 
     def run() -> None:
@@ -234,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--series", action="store_true", help="single-stream cost per point")
     parser.add_argument("--points", type=int, default=20_000, help="points of --series")
     parser.add_argument("--bank", action="store_true", help="hourly lanes, before and after")
+    parser.add_argument(
+        "--warm", type=int, default=WARM_STEPS,
+        help="batches before timing (24: just past warm-up; 600: settled calibrations)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.bank:
         bank_table([100, 1000] if args.quick else [100, 1000, 10000], 2 if args.quick else 5)
@@ -251,12 +258,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{'loop ms':>12} {'loop/vector':>11}")  # fmt: skip
     for name in names:
         for n in sizes:
-            vec = vectorised_ms(name, n, repeats)
-            loop, scaled = loop_ms(name, n, args.loop_sample)
+            vec = vectorised_ms(name, n, repeats, warm=args.warm)
+            loop, scaled = loop_ms(name, n, args.loop_sample, args.warm)
             mark = "~" if scaled else " "
             print(f"{name:14} {n:>7} {vec:>10.2f} {vec * 1e3 / n:>10.3f} "
                   f"{mark}{loop:>11.1f} {loop / vec:>10.0f}x")  # fmt: skip
-        repeated = vectorised_ms(name, 10_000, repeats, per_sensor=4)
+        repeated = vectorised_ms(name, 10_000, repeats, per_sensor=4, warm=args.warm)
         print(f"{name:14} {'10k x4':>7} {repeated:>10.2f} {repeated * 1e3 / 40_000:>10.3f}")
         sys.stdout.flush()
     for n in sizes:

@@ -64,7 +64,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BANK_VERSION: Final = 1
+BANK_VERSION: Final = 2
+"""Layout of a bank snapshot. 2: the stuck, neighbours and silence lanes keep calibrations
+(issue 14); a snapshot of 1 is refused and the service starts cold."""
 Cadence = Literal["reading", "hourly"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]

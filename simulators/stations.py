@@ -15,9 +15,11 @@ import numpy.typing as npt
 
 from contract import Quantity, Station
 from simulators.events import Event, OxygenCrash, PollutionEpisode, TrafficIncident
+from simulators.fault_config import FaultKind
 from simulators.signals.air import AirDrivers, AirStationModel
 from simulators.signals.cycles import solar_elevation_sin
 from simulators.signals.flood import FloodDepthModel, RainGaugeModel
+from simulators.signals.noise import Maintenance, quantise
 from simulators.signals.traffic import TrafficDetectorModel, corridor_activity
 from simulators.signals.water import BuoyModel, LakeDrivers
 from simulators.signals.weather import WeatherFrame
@@ -109,15 +111,42 @@ class _AirSim:
         return []
 
 
-_BUOY_NOISE = {
-    Q.WATER_TEMPERATURE: (0.05, 1),
-    Q.DISSOLVED_OXYGEN: (0.05, 2),
-    Q.PH: (0.02, 2),
-    Q.TURBIDITY: (0.8, 1),
-    Q.CONDUCTIVITY: (3.0, 0),
-    Q.CHLOROPHYLL_A: (1.0, 1),
-    Q.AMMONIUM: (0.02, 2),
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """One probe of a water-quality sonde, as it measures.
+
+    Args:
+        sd: noise standard deviation, canonical units.
+        resolution: the smallest step it reports.
+        heavy: optical probes glitch (Student-t noise: bubbles, drifting weed, a fish).
+        service_sd: spread of the gain a monthly cleaning and recalibration leaves (0: none).
+        glitch_rate: share of readings a wiper stroke or debris on the window throws off
+            several-fold (labelled ``spike`` faults in the truth).
+    """
+
+    sd: float
+    resolution: float
+    heavy: bool = False
+    service_sd: float = 0.0
+    glitch_rate: float = 0.0
+
+
+_BUOY_PROBES = {
+    Q.WATER_TEMPERATURE: _Probe(0.05, 0.1),
+    Q.DISSOLVED_OXYGEN: _Probe(0.05, 0.01, heavy=True, service_sd=0.03),
+    Q.PH: _Probe(0.02, 0.01),
+    Q.TURBIDITY: _Probe(0.8, 1.0, heavy=True, service_sd=0.08, glitch_rate=1 / 1500),
+    Q.CONDUCTIVITY: _Probe(3.0, 1.0, service_sd=0.02),
+    Q.CHLOROPHYLL_A: _Probe(1.0, 0.1, heavy=True, service_sd=0.1, glitch_rate=1 / 1500),
+    Q.AMMONIUM: _Probe(0.02, 0.01, heavy=True, service_sd=0.1),
 }
+"""The sonde's probes (domain.md §4 instruments): resolutions as the buoys report them
+(whole NTU and µS/cm), optical probes with heavy tails and glitches, gains after service."""
+_SERVICE_GAP_S = 30 * 86_400.0  # the sonde is cleaned and recalibrated about monthly
+
+
+def _probe_services() -> dict[Quantity, Maintenance]:
+    return {q: Maintenance(_SERVICE_GAP_S, p.service_sd) for q, p in _BUOY_PROBES.items()}
 
 
 @dataclass(slots=True)
@@ -125,6 +154,10 @@ class _BuoySim:
     info: Station
     model: BuoyModel
     hypoxia: ThresholdEpisodes
+    probes: np.random.Generator
+    """The probes' own randomness (gains, heavy tails, glitches): the lake itself, drawn from
+    the stream the caller passes, stays the realisation it was before the probes had it."""
+    services: dict[Quantity, Maintenance] = field(default_factory=_probe_services)
 
     def sample(self, rng: np.random.Generator, times_s: Array, city: CityFrame) -> Readings:
         w = city.weather
@@ -149,10 +182,29 @@ class _BuoySim:
         labels = self.hypoxia.update(times_s, true[Q.DISSOLVED_OXYGEN])
         out: dict[Quantity, Array] = {}
         for q, values in true.items():
-            sigma, digits = _BUOY_NOISE[q]
-            noisy = np.maximum(values + rng.normal(0.0, sigma, len(times_s)), 0.0)
-            out[q] = np.asarray(np.round(noisy, digits), dtype=np.float64)
+            out[q] = self._measure(rng, q, times_s, values, labels)
         return out, labels
+
+    def _measure(
+        self, rng: np.random.Generator, q: Quantity, times_s: Array, values: Array,
+        labels: list[Label],
+    ) -> Array:  # fmt: skip
+        """One probe's readings of the true values; its glitches are labelled."""
+        probe, k, own = _BUOY_PROBES[q], len(times_s), self.probes
+        noise = rng.normal(0.0, probe.sd, k)
+        if probe.heavy:  # Student t (3 df, same sd): the normal draw over sqrt(chi2 / df)
+            noise *= np.sqrt(1.0 / 3.0) / np.sqrt(own.chisquare(3.0, k) / 3.0)
+        measured = values * self.services[q].gains(own, times_s) + noise
+        if probe.glitch_rate > 0:
+            for i in np.flatnonzero(own.random(k) < probe.glitch_rate).tolist():
+                factor = float(own.uniform(3.0, 6.0))
+                measured[i] = max(measured[i], 0.0) * factor + 4.0 * probe.sd * factor
+                t = float(times_s[i])
+                detail = f"x{factor:.1f}: debris on the optical window"
+                spike = FaultKind.SPIKE.value
+                labels.append(Label(self.info.station_id, spike, "fault", t, t, t, (q,), detail))
+        digits = max(0, -int(np.floor(np.log10(probe.resolution))))
+        return np.round(quantise(np.maximum(measured, 0.0), probe.resolution), digits)
 
     def flush(self, known_s: float) -> list[Label]:
         return self.hypoxia.flush(known_s)
@@ -229,6 +281,7 @@ def make_station_sim(info: Station, rng: np.random.Generator, step_s: float) -> 
             ThresholdEpisodes(
                 sid, "hypoxia", Q.DISSOLVED_OXYGEN, 2.0, 3.0, above=False, unit="mg/L"
             ),
+            np.random.default_rng(int(rng.integers(2**63))),
         )
     if info.kind == "rain_gauge":
         return _GaugeSim(info, RainGaugeModel(float(str(attrs.get("bucket_mm", 0.2)))))

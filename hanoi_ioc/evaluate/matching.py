@@ -184,7 +184,7 @@ KINDS: Final[Mapping[str, KindSpec]] = MappingProxyType(
             _spec("spike", (SPIKE_LANE,), late_intervals=2.0,
                   quantities=_lane_quantities(SPIKE_LANE), note="one reading far off"),
             _spec("offline", (SILENT_RULE,), note="device offline (last will), minutes to hours"),
-            # A silence is called after four missed intervals (and five minutes) on an
+            # A silence is called when the gap is rare for the sensor (and five minutes) on an
             # event-time watermark: bursts of fewer than six lost messages are not expected.
             _spec("dropout", (SILENT_RULE,), min_span_intervals=5.0,
                   note=f"lost messages (the {SILENCE_LANE} lane calls long bursts)"),

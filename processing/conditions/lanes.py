@@ -72,7 +72,7 @@ DEFAULT_LANES: Final[tuple[LaneSpec, ...]] = (
     LaneSpec("neighbours", "spatial", {"log": True},
              frozenset({Quantity.PM25, Quantity.PM10})),
     # Every quantity: a station that stops reporting is silent in each of its sensors.
-    LaneSpec(SILENCE_LANE, "dropout", {"missed_half": 4.0}, frozenset(Quantity)),
+    LaneSpec(SILENCE_LANE, "dropout", quantities=frozenset(Quantity)),
 )  # fmt: skip
 """Lanes of the live service (tuning notes: processing/detectors/*.py docstrings)."""
 

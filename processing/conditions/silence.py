@@ -12,8 +12,8 @@ measurement time of each slice (a median, so one device with a fast clock cannot
 rest of the city look silent), never the wall clock, so a backfill raises the same silence
 alerts the live stream would have. A sensor is called silent only when
 
-- its dropout lane scores the gap at or above the lane's threshold (by default four
-  reporting intervals missed), and
+- its dropout lane scores the gap at or above the lane's threshold (by default a gap this
+  sensor shows once in about 10 000, judged against its own history of gaps), and
 - the gap is at least ``min_silence_s`` (a 10-second sensor is not "dead" after 50 s), and
 - nothing from it has *arrived* while the watermark advanced by ``min_silence_s``: a device
   uploading a backlog (a gateway catching up, a backfill where some devices run behind

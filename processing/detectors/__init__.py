@@ -18,11 +18,14 @@ Registered detectors (name: what it catches, default threshold):
 - ``ewma``: sudden departures from the recent level, 0.5 (z >= 4)
 - ``cusum``: small persistent shifts, 0.5 (CUSUM sum >= h = 8)
 - ``rate_of_rise``: unusually fast rises (or falls), 0.5 (rate z >= 5)
-- ``flatline``: stuck sensors, 0.5 (run with probability < 1e-4)
-- ``dropout``: missing readings, 0.5 (three intervals missed)
+- ``flatline``: stuck sensors, the time the value has not moved calibrated against the
+  sensor's own runs, 0.5 (one in about 100 000 as long)
+- ``dropout``: missing readings, the gap calibrated against the sensor's own gaps, 0.4 (one
+  in about 10 000 as long)
 - ``spike``: isolated spikes, their distance from the recent median calibrated like
   ``calibrated``'s scores, 0.4 (one reading in about 10 000 as far)
-- ``spatial``: disagreement with neighbours, 0.5 (outlier z >= 5 or drift z >= 2.5)
+- ``spatial``: drift from neighbours, accumulated evidence calibrated against the sensor's
+  own, 0.5 (one in about 100 000 as strong)
 - ``oxygen_risk``: DO heading below 2 mg/L, 0.5
 
 >>> d = make_detector("ewma", alpha=0.1)

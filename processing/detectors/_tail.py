@@ -38,7 +38,7 @@ from typing import Final
 
 import numpy as np
 
-from processing.detectors._private import BoolArray, FloatArray
+from processing.detectors._private import BoolArray, FloatArray, IntArray
 
 __all__ = [
     "H_MIN",
@@ -52,11 +52,16 @@ __all__ = [
     "learn_tails",
     "min_tail_p",
     "rarity_many",
+    "tail_columns",
     "tail_init",
     "tail_learn",
     "tail_learn_many",
     "tail_p",
     "tail_p_many",
+    "tail_rarity_rows",
+    "tail_settled",
+    "tail_teach_rows",
+    "tail_zeros",
     "threshold",
 ]
 
@@ -289,3 +294,101 @@ def rarity_many(p: FloatArray) -> FloatArray:
         logp = np.maximum(np.log10(np.where(q > 0, q, 1e-300)), _LOG_P_FLOOR)
     scores: FloatArray = np.where(q >= 1.0, 0.0, np.minimum(1.0, -logp / 10.0))
     return scores
+
+
+def tail_columns(block: FloatArray) -> dict[str, FloatArray]:
+    """A block of tail rows (one per slot, columns :data:`TAIL_FIELDS`) as named columns."""
+    return {key: block[:, j] for j, key in enumerate(TAIL_FIELDS)}
+
+
+def tail_settled(tails: FloatArray, slots: IntArray, cfg: TailConfig) -> BoolArray:
+    """Rows whose threshold learns at its slowest rate from now on (``1 / level_memory``)."""
+    settled: BoolArray = tails[slots, 3] + _LEVEL_PRIOR >= cfg.level_memory
+    return settled
+
+
+def tail_zeros(rows: FloatArray, zeros: FloatArray, cfg: TailConfig) -> FloatArray:
+    """Settled rows (columns :data:`TAIL_FIELDS`) after ``zeros`` more values of 0 each.
+
+    The closed form of that many :func:`tail_learn` steps at the slowest rate ``r``: a 0 is
+    never an excess, the counts decay, and with ``q = 1 - r`` the mean becomes ``m q**z``
+    and the deviation ``d q**z + z r q**(z - 1) m`` (the mean is never negative). A detector
+    whose statistic is mostly 0 (a stuck sensor's stillness) may so teach its zeros in bulk.
+    """
+    out = rows.copy()
+    r = 1.0 / cfg.level_memory
+    q = 1.0 - r
+    qz = q**zeros
+    m = rows[:, 0]
+    out[:, 0] = m * qz
+    out[:, 1] = rows[:, 1] * qz + zeros * r * q ** np.maximum(zeros - 1.0, 0.0) * m
+    kz = cfg.keep**zeros
+    out[:, 2] = rows[:, 2] * kz
+    out[:, 3] = rows[:, 3] * kz + (1.0 - kz) / (1.0 - cfg.keep)
+    return out
+
+
+def tail_rarity_rows(
+    tails: FloatArray,
+    slots: IntArray,
+    s: FloatArray,
+    cfg: TailConfig,
+    floors: FloatArray,
+    heavy: bool = True,
+    pending: FloatArray | None = None,
+) -> FloatArray:
+    """Scores (:func:`rarity_many`) of a statistic ``s`` of ``slots``, calibrated by rows.
+
+    The calibrations are the rows ``slots`` of ``tails`` (a detector's per-slot state,
+    columns :data:`TAIL_FIELDS`).
+
+    Only values above their threshold (never under ``floors``) are worked on: most are
+    ordinary, and a round of many sensors is spared the tail arithmetic. ``pending``: zeros
+    each (settled) row has yet to be taught (:func:`tail_zeros`), counted in.
+    """
+    if pending is not None and pending.any():
+        caught_up = tail_zeros(tails[slots], pending, cfg)
+        return tail_rarity_rows(caught_up, np.arange(slots.size), s, cfg, floors, heavy)
+    md = tails[slots, :2]
+    u = np.maximum(np.maximum(md[:, 0] + cfg.spread * md[:, 1], floors), _U_MIN)
+    out = np.zeros(s.shape)
+    rare = np.flatnonzero(s > u)
+    if rare.size:
+        rows = tail_columns(tails[slots[rare]])
+        p = tail_p_many(rows, s[rare], cfg, np.array(heavy), floors[rare])
+        out[rare] = rarity_many(p)
+    return out
+
+
+def tail_teach_rows(
+    tails: FloatArray, slots: IntArray, s: FloatArray, cfg: TailConfig, floors: FloatArray
+) -> None:
+    """:func:`tail_learn_many` of ``s`` into the rows ``slots`` of ``tails``, in place.
+
+    Most values lie at or under their threshold: for them only the threshold's mean and
+    deviation and the two counts move (the same float operations as :func:`tail_learn`),
+    and the excess moments are left alone, which spares a round of many sensors most of
+    the work.
+    """
+    if not slots.size:
+        return
+    head = tails[slots, :4]  # mean, deviation and counts: all that moves for most values
+    m, d = head[:, 0], head[:, 1]
+    u = np.maximum(np.maximum(m + cfg.spread * d, floors), _U_MIN)
+    above = s > u
+    if above.any():
+        rows = slots[above]
+        new = tail_learn_many(tail_columns(tails[rows]), s[above], cfg, floors[above])
+        tails[rows] = np.column_stack([new[key] for key in TAIL_FIELDS])
+        below = np.flatnonzero(~above)
+        slots, head, s, u = slots[below], head[below], s[below], u[below]
+    m, d, exc, tot = head[:, 0], head[:, 1], head[:, 2], head[:, 3]
+    tot = tot * cfg.keep + 1.0
+    rate = np.maximum(1.0 / cfg.level_memory, 1.0 / (tot + _LEVEL_PRIOR))
+    clipped = np.minimum(s, _CLIP_U * u)
+    out = np.empty_like(head)
+    out[:, 1] = d + rate * (np.abs(clipped - m) - d)
+    out[:, 0] = m + rate * (clipped - m)
+    out[:, 2] = exc * cfg.keep + 0.0
+    out[:, 3] = tot
+    tails[slots, :4] = out

@@ -127,10 +127,12 @@ def test_a_depth_offset_reset_raises_no_flood_alert() -> None:
 def test_a_silent_station_raises_once_and_clears_when_it_reports_again() -> None:
     e = engine()
     commands: list[Command] = []
-    for m in range(60):
-        batch = [reading("aq-a", Quantity.PM25, 40.0 + m % 3, m)]
-        if not 20 <= m < 45:  # the rain gauge is silent for 25 minutes
-            batch.append(reading("rg-a", Quantity.RAINFALL, 0.0, m))
+    for start in range(0, 460, 10):  # 400 minutes of history: gaps the silence lane knows
+        batch = []
+        for m in range(start, start + 10):
+            batch.append(reading("aq-a", Quantity.PM25, 40.0 + m % 3, m))
+            if not 400 <= m < 425:  # the rain gauge is silent for 25 minutes
+                batch.append(reading("rg-a", Quantity.RAINFALL, 0.0, m))
         commands += e.process(batch).commands
     silent = [c for c in commands if "sensor_silent" in summary([c])[0][1]]
     assert [type(c).__name__ for c in silent] == ["Raise", "Clear"]
@@ -145,24 +147,25 @@ def test_a_silent_station_raises_once_and_clears_when_it_reports_again() -> None
     assert alert.title_en.startswith("Sensor silent")
     assert "giờ Hà Nội" in alert.message_vi
     assert "Hanoi time" in alert.message_en
-    # last heard at minute 19; four missed intervals and five minutes: called at minute 24-25
-    assert T0 + timedelta(minutes=24) <= alert.observed_at <= T0 + timedelta(minutes=26)
-    assert cleared.observed_at >= T0 + timedelta(minutes=45)
-    assert cleared.observed_at <= T0 + timedelta(minutes=46)
+    # last heard at minute 399; after 400 one-minute gaps, a gap of about eight minutes is
+    # one in 10 000 (the calibration is still young: a mature one calls it sooner)
+    assert T0 + timedelta(minutes=405) <= alert.observed_at <= T0 + timedelta(minutes=412)
+    assert cleared.observed_at >= T0 + timedelta(minutes=425)
+    assert cleared.observed_at <= T0 + timedelta(minutes=426)
 
 
 def test_silence_is_not_blamed_for_the_time_nobody_listened() -> None:
     e = engine()
-    e.process([reading("aq-a", Quantity.PM25, 40.0, m) for m in range(10)])
-    e.process([reading("rg-a", Quantity.RAINFALL, 0.0, m) for m in range(10)])
+    e.process([reading("aq-a", Quantity.PM25, 40.0, m) for m in range(400)])
+    e.process([reading("rg-a", Quantity.RAINFALL, 0.0, m) for m in range(400)])
     fresh = Engine(Lifecycle())  # a restart: the bank comes back from its snapshot
     fresh.bank = e.bank
     fresh.use(REGISTRY)
     # two hours later, the first readings trickle in: no one is silent yet
-    first = fresh.process([reading("aq-a", Quantity.PM25, 40.0, 130)]).commands
+    first = fresh.process([reading("aq-a", Quantity.PM25, 40.0, 520)]).commands
     assert first == []
     later: list[Command] = []
-    for m in range(131, 140):
+    for m in range(521, 540):
         later += fresh.process([reading("aq-a", Quantity.PM25, 40.0, m)]).commands
     assert [c.alert.dedup_key for c in later if isinstance(c, Raise)] == ["sensor_silent:rg-a"]
 
@@ -185,9 +188,23 @@ def test_time_runs_are_sorted_bounded_and_keep_their_columns() -> None:
         assert list(run.sensor_ids) == [r.sensor_id for r in run.readings]
 
 
+HISTORY_MIN = 400
+"""Minutes of one-minute readings before a silence test: gaps the silence lane has learnt."""
+
+
+def warmed_engine() -> Engine:
+    """An engine that has heard aq-a and rg-a every minute for :data:`HISTORY_MIN` minutes."""
+    e = engine()
+    for start in range(0, HISTORY_MIN, 50):
+        e.process([reading(s, q, 0.0 if s == "rg-a" else 40.0 + m % 3, m - HISTORY_MIN)
+                   for m in range(start, start + 50)
+                   for s, q in (("aq-a", Quantity.PM25), ("rg-a", Quantity.RAINFALL))])  # fmt: skip
+    return e
+
+
 def test_a_device_running_behind_is_late_not_silent() -> None:
     """A backlog upload (or a backfill where one device lags) keeps delivering: no alert."""
-    e = engine()
+    e = warmed_engine()
     commands: list[Command] = []
     for m in range(90):
         batch = [reading("aq-a", Quantity.PM25, 40.0 + m % 3, m)]
@@ -206,7 +223,7 @@ def test_a_device_running_behind_is_late_not_silent() -> None:
 
 def test_a_gap_inside_one_big_batch_is_still_a_silence() -> None:
     """Backfill batches span many minutes: arrival order inside them still counts."""
-    e = engine()
+    e = warmed_engine()
     batch: list[Reading] = []
     for m in range(60):
         batch.append(reading("aq-a", Quantity.PM25, 40.0 + m % 3, m))

@@ -94,15 +94,18 @@ async def test_a_silent_sensor_raises_and_clears_through_the_lifecycle(
     db_url: str, storage_strategy: StrategyName
 ) -> None:
     await registered(db_url)
-    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=45)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=445)
     async with ProcessingService(settings(db_url, "silence")) as service:
         runner = asyncio.create_task(service.run())
-        for minute in range(40):
+        batch: list[Sample] = []
+        for minute in range(440):  # 400 minutes of history: gaps the silence lane has learnt
             at = t0 + timedelta(minutes=minute)
-            batch: list[Sample] = [(AIR.station_id, Quantity.PM25, 30.0 + minute % 3, at)]
-            if not 10 <= minute < 30:  # the flood sensor says nothing for twenty minutes
+            batch.append((AIR.station_id, Quantity.PM25, 30.0 + minute % 3, at))
+            if not 400 <= minute < 420:  # the flood sensor says nothing for twenty minutes
                 batch.append((FLOOD.station_id, DEPTH, 0.5, at))
-            await store(db_url, batch, storage_strategy)
+            if minute >= 400 or minute % 100 == 99:
+                await store(db_url, batch, storage_strategy)
+                batch = []
         await caught_up(service, await feed_head(db_url))
         service.stop()
         await runner
@@ -118,7 +121,8 @@ async def test_a_silent_sensor_raises_and_clears_through_the_lifecycle(
                                                     ["raised", "cleared"])  # fmt: skip
     assert isinstance(details, dict)
     raised = datetime.fromisoformat(str(details["raised_observed_at"]).replace("Z", "+00:00"))
-    assert t0 + timedelta(minutes=13) <= raised <= t0 + timedelta(minutes=16)
+    # last heard at minute 399: after 400 one-minute gaps, about eight minutes is rare
+    assert t0 + timedelta(minutes=405) <= raised <= t0 + timedelta(minutes=413)
 
 
 async def test_stored_while_processing_was_away_is_decided_once_after_restarts(

@@ -18,7 +18,9 @@ from processing.alerts.lifecycle import Command, Raise
 from processing.bank import LaneSpec
 from processing.conditions.lanes import DEFAULT_LANES, SPIKE_LANE
 from processing.detectors import Thresholder, VectorDetector, create_detector
-from simulators.signals.noise import AR1, Maintenance, quantise, student_t, zero_inflate
+from simulators.signals.noise import quantise, student_t
+from tests.fixtures.noise import NOISE as KINDS
+from tests.fixtures.noise import Noise
 from tests.processing.test_engine import engine, reading
 
 Array = npt.NDArray[np.float64]
@@ -34,25 +36,12 @@ def _times() -> Array:
     return np.asarray(T0 + STEP_S * np.arange(N), dtype=np.float64)
 
 
+def _on_lane_times(make: Noise) -> Callable[[np.random.Generator], Array]:
+    return lambda rng: make(rng, _times(), STEP_S)
+
+
 NOISE: dict[str, Callable[[np.random.Generator], Array]] = {
-    "gaussian": lambda rng: 50.0 + rng.normal(0.0, 2.0, N),
-    "heavy_tailed": lambda rng: (
-        50.0 + AR1(3.0, 7200.0, STEP_S).sample(rng, N) + student_t(rng, N, 2.0)
-    ),
-    "quantised": lambda rng: quantise(
-        12.0 + AR1(1.5, 3600.0, STEP_S).sample(rng, N) + rng.normal(0.0, 0.5, N), 1.0
-    ),
-    "zero_inflated_counts": lambda rng: zero_inflate(
-        rng, rng.poisson(3.0, N).astype(np.float64), 0.3
-    ),
-    "new_normal_after_maintenance": lambda rng: (
-        Maintenance(2 * 86_400.0, 0.15).gains(rng, _times())
-        * (40.0 + AR1(2.0, 3600.0, STEP_S).sample(rng, N))
-        + rng.normal(0.0, 0.5, N)
-    ),
-    "daily_cycle": lambda rng: (
-        30.0 + 15.0 * np.sin(2 * np.pi * _times() / 86_400.0) + rng.normal(0.0, 1.5, N)
-    ),
+    kind: _on_lane_times(make) for kind, make in KINDS.items()
 }
 
 

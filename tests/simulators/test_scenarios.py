@@ -89,6 +89,25 @@ def test_west_lake_2016_bloom_then_oxygen_crash_before_dawn() -> None:
     assert {"algal_bloom", "oxygen_crash", "hypoxia"} <= kinds
 
 
+def test_west_lake_buoys_measure_like_real_sondes() -> None:
+    # Twelve days of the four buoys: whole NTU and uS/cm, heavy-tailed optical probes, a
+    # few labelled glitches (debris on the optical window), no unlabelled jump of that size.
+    _, _, out = run_scenario("west-lake-2016", ["wl-buoy-*"])
+    turbidity = np.concatenate(
+        [out.values(s, Q.TURBIDITY) for s in {str(e.station_id) for e in out.truth}
+         if str(s).startswith("wl-buoy-")]
+    )  # fmt: skip
+    assert np.array_equal(turbidity, np.round(turbidity))
+    glitches = [e for e in out.labels("spike") if str(e.station_id).startswith("wl-buoy-")]
+    assert 4 <= len(glitches) <= 60  # about one per probe per five days
+    assert {q for e in glitches for q in e.quantities} <= {Q.TURBIDITY, Q.CHLOROPHYLL_A}
+    station = str(glitches[0].station_id)
+    quantity = glitches[0].quantities[0]
+    at = out.times(station, quantity) == glitches[0].start.timestamp()
+    series = out.values(station, quantity)
+    assert series[at][0] > 2.5 * np.median(series)
+
+
 def test_winter_episode_raises_daily_pm25_to_100_200() -> None:
     _, begin, out = run_scenario("winter-pollution", ["aq-kim-lien"])
     times = out.times("aq-kim-lien", Q.PM25)
