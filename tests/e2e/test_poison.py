@@ -29,6 +29,7 @@ from contract import (
 )
 from db import register_stations
 from ingest.service import IngestService
+from processing.columns import Columns
 from processing.engine import EngineResult
 from processing.service import ProcessingService
 from processing.settings import ProcessingSettings
@@ -88,11 +89,11 @@ def _rigged(service: ProcessingService) -> None:
     """Make the real engine raise on one value, as a bug some input triggers would."""
     decide = service.engine.process
 
-    def process(readings: Sequence[Reading]) -> EngineResult:
+    def process(readings: Sequence[Reading], columns: Columns | None = None) -> EngineResult:
         if any(r.value == ENGINE_POISON for r in readings):
             msg = "a detector cannot take this value"
             raise FloatingPointError(msg)
-        return decide(readings)
+        return decide(readings, columns)
 
     service.engine.process = process  # type: ignore[method-assign]
 
