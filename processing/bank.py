@@ -64,9 +64,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BANK_VERSION: Final = 2
+BANK_VERSION: Final = 3
 """Layout of a bank snapshot. 2: the stuck, neighbours and silence lanes keep calibrations
-(issue 14); a snapshot of 1 is refused and the service starts cold."""
+(issue 14); 3: so do the pollution-shift (CUSUM) and water-rising lanes. An older snapshot
+is refused and the service starts cold."""
 Cadence = Literal["reading", "hourly"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]

@@ -60,6 +60,7 @@ __all__ = [
     "tail_p_many",
     "tail_rarity_rows",
     "tail_settled",
+    "tail_teach_ordinary",
     "tail_teach_rows",
     "tail_zeros",
     "threshold",
@@ -392,3 +393,34 @@ def tail_teach_rows(
     out[:, 2] = exc * cfg.keep + 0.0
     out[:, 3] = tot
     tails[slots, :4] = out
+
+
+def tail_teach_ordinary(
+    tails: FloatArray,
+    pending: FloatArray,
+    slots: IntArray,
+    s: FloatArray,
+    hot: BoolArray,
+    drop: BoolArray,
+    cfg: TailConfig,
+    floors: FloatArray,
+) -> None:
+    """Teach ``s`` of ``slots`` unless it may be an emerging event, in place.
+
+    A ``hot`` value (an excursion above a detector's calm level, not yet an alarm) waits: the
+    excursion's largest value is kept in ``pending`` (one per slot) and taught once, when the
+    excursion ends by itself, so an event cannot teach its own build-up to be ordinary while
+    an excursion that came to nothing still teaches (learning never locks). ``drop``: slots
+    whose value belongs to an event (an alarm, a refractory period): nothing is taught and
+    the excursion is forgotten.
+    """
+    waiting = pending[slots]
+    pending[slots[drop]] = 0.0
+    keep = hot & ~drop
+    pending[slots[keep]] = np.maximum(waiting[keep], s[keep])
+    ordinary = ~hot & ~drop
+    tail_teach_rows(tails, slots[ordinary], s[ordinary], cfg, floors[ordinary])
+    ended = ordinary & (waiting > 0)
+    if ended.any():
+        tail_teach_rows(tails, slots[ended], waiting[ended], cfg, floors[ended])
+        pending[slots[ended]] = 0.0

@@ -1,4 +1,4 @@
-"""Rate of rise: a robust recent slope far steeper than the sensor's usual rate of change."""
+"""Rate of rise: a robust recent slope whose excess over the usual rate is rare for the sensor."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ from processing.detectors._private import (
     check_fraction,
     check_positive,
     ewma_rate,
-    squash,
+)
+from processing.detectors._tail import (
+    TAIL_FIELDS,
+    TailConfig,
+    tail_init,
+    tail_rarity_rows,
+    tail_teach_ordinary,
 )
 from processing.detectors.base import ParamValue, StateField, VectorDetector
 from processing.errors import DetectorConfigError
@@ -25,26 +31,57 @@ __all__ = ["RateOfRiseDetector"]
 
 Direction = Literal["rise", "fall", "both"]
 _DIRECTIONS: Final = ("rise", "fall", "both")
+_TAIL0: Final = np.array(tail_init(2.0))
+"""A new sensor's calibration (columns :data:`~processing.detectors._tail.TAIL_FIELDS`)."""
 
 
 class RateOfRiseDetector(VectorDetector):
     """Fast rises (or falls): a street starting to flood, a river surging, DO collapsing.
 
-    The rate is the Theil-Sen slope (units per hour) of the last ``window`` readings, the
-    current one included, so one spike among them barely moves it. The detector learns the
-    usual rate and its spread from unflagged readings and scores how many spreads the current
-    rate lies beyond the usual one, in the chosen ``direction``: ``z / (z + z_half)``; the
-    default threshold 0.5 flags ``z >= 5``. ``min_rate_scale_per_h`` stops a sensor that
-    hardly ever changes (a dry street at 0 cm) from treating a tiny slope as extreme.
+    **Statistic.** The rate is the Theil-Sen slope (units per hour) of the last ``window``
+    readings, the current one included, so one spike among them barely moves it. The detector
+    learns the usual rate and its spread from unflagged readings; the statistic is the rate's
+    excess over the usual one in the chosen ``direction``, in spreads, never below 0. The
+    spread never falls under ``min_rate_scale_per_h``: a sensor that hardly ever changes (a
+    dry street at 0 cm) does not treat a tiny slope as extreme.
+
+    **Calibration.** The excess is scored by its tail probability against the sensor's own
+    history of excesses (:mod:`~processing.detectors._tail`, the calibration of the
+    ``calibrated``, ``spike`` and ``flatline`` detectors, imported, not copied), turned into a
+    score by :func:`~processing.detectors._tail.rarity_many`: the default threshold 0.5 flags
+    an excess this sensor shows once in about 100 000 readings. An excess within
+    ``min_excess`` spreads is never rare (the physical floor: with the flood lane's 5 cm/h,
+    water rising under 5 cm/h faster than usual never alarms). Above it, a sensor with no
+    tail of its own (a dry street) is judged by the prior, an exponential tail: a first rise
+    of three spreads (15 cm/h on the flood lane) is about one in a million. An excess beyond
+    ``never_usual`` spreads (40 cm/h on the flood lane) never teaches: floods, however
+    frequent, do not make floods usual.
+
+    **Learning never locks; one event, one alarm; time in seconds.** Every ordinary reading
+    teaches the calibration, with bounded influence; the readings of an event and of its
+    refractory period do not (a flood must not teach that floods are usual). A raw score at
+    or above ``alarm`` opens an event, which stays flagged while the raw score stays at or
+    above ``calm`` (the water goes on rising: one alert, open while it rises); once it ends,
+    for ``refractory_s`` seconds scores are capped at ``calm``. The usual rate learns from
+    unflagged readings, and again after ``relearn_after`` flagged ones in a row, so a sensor
+    whose rates truly change is learnt.
 
     Args:
         window: readings in the slope, the current one included (>= 3).
         direction: ``rise``, ``fall`` or ``both``.
         alpha: smallest learning rate of the usual rate and its spread.
-        z_half: the rate z-score that scores 0.5.
         clip: residual clipping, in spreads, once warmed up.
         warmup: rates learned before scoring starts.
         min_rate_scale_per_h: floor on the rate spread, in units per hour.
+        min_excess: an excess within this many spreads is never rare.
+        never_usual: an excess beyond this many spreads never teaches the calibration (nor
+            does the excursion it belongs to): however often a street floods, a flood's
+            rise is never learnt as usual.
+        tail_spread: the calibration threshold, in mean absolute deviations above the mean.
+        memory: readings the calibration remembers.
+        alarm: raw score that opens an event (default: the default threshold).
+        calm: an event closes below it; the score cap during a refractory period.
+        refractory_s: seconds after an event during which no other alarm is raised.
         relearn_after: see :class:`~processing.detectors.base.VectorDetector`.
         capacity: slots allocated up front.
 
@@ -69,10 +106,16 @@ class RateOfRiseDetector(VectorDetector):
         window: int = 7,
         direction: Direction = "rise",
         alpha: float = 0.02,
-        z_half: float = 5.0,
         clip: float = 2.5,
         warmup: int = 20,
         min_rate_scale_per_h: float = 1e-6,
+        min_excess: float = 1.0,
+        never_usual: float = 8.0,
+        tail_spread: float = 2.5,
+        memory: float = 10_000.0,
+        alarm: float | None = None,
+        calm: float = 0.2,
+        refractory_s: float = 1800.0,
         relearn_after: int = 30,
         capacity: int = 0,
     ) -> None:
@@ -81,40 +124,67 @@ class RateOfRiseDetector(VectorDetector):
             msg = f"direction must be one of {_DIRECTIONS}, got {direction!r}"
             raise DetectorConfigError(msg)
         check_fraction("alpha", alpha)
-        check_positive("z_half", z_half)
-        check_positive("clip", clip)
+        for key, value in (("clip", clip), ("min_rate_scale_per_h", min_rate_scale_per_h),
+                           ("min_excess", min_excess), ("tail_spread", tail_spread)):  # fmt: skip
+            check_positive(key, value)
+        if not never_usual > min_excess:
+            msg = f"never_usual must exceed min_excess, got {never_usual!r}"
+            raise DetectorConfigError(msg)
         check_count("warmup", warmup, 1)
-        check_positive("min_rate_scale_per_h", min_rate_scale_per_h)
+        if not (np.isfinite(memory) and memory >= 2):
+            msg = f"memory must be a number >= 2, got {memory!r}"
+            raise DetectorConfigError(msg)
+        if not (np.isfinite(refractory_s) and refractory_s >= 0):
+            msg = f"refractory_s must be a finite number >= 0, got {refractory_s!r}"
+            raise DetectorConfigError(msg)
+        self.alarm = self.default_threshold if alarm is None else alarm
+        if not 0 <= calm < self.alarm <= 1:
+            msg = f"need 0 <= calm < alarm <= 1, got calm={calm!r}, alarm={self.alarm!r}"
+            raise DetectorConfigError(msg)
         self.window, self.direction, self.alpha = window, direction, alpha
-        self.z_half, self.clip, self.warmup = z_half, clip, warmup
-        self.min_rate_scale_per_h = min_rate_scale_per_h
+        self.clip, self.warmup = clip, warmup
+        self.min_rate_scale_per_h, self.min_excess = min_rate_scale_per_h, min_excess
+        self.never_usual = never_usual
+        self.calm, self.refractory_s = calm, refractory_s
+        self.tail = TailConfig(tail_spread, memory)
         params: dict[str, ParamValue] = {
-            "window": window,
-            "direction": direction,
-            "alpha": alpha,
-            "z_half": z_half,
-        }
-        params |= {"clip": clip, "warmup": warmup}
-        params |= {"min_rate_scale_per_h": min_rate_scale_per_h}
+            "window": window, "direction": direction, "alpha": alpha, "clip": clip,
+            "warmup": warmup, "min_rate_scale_per_h": min_rate_scale_per_h,
+            "min_excess": min_excess, "never_usual": never_usual,
+            "tail_spread": tail_spread, "memory": memory, "alarm": alarm, "calm": calm,
+            "refractory_s": refractory_s,
+        }  # fmt: skip
         super().__init__(params, relearn_after=relearn_after, capacity=capacity)
 
     def _fields(self) -> dict[str, StateField]:
         ring = StateField((self.window - 1,), np.nan)
         fields = {"ring_v": ring, "ring_t": ring, "pos": StateField(), "count": StateField()}
-        return fields | {"n": StateField(), "mean": StateField(), "spread": StateField()}
+        fields |= {"n": StateField(), "mean": StateField(), "spread": StateField()}
+        fields |= {"event": StateField(), "quiet_until": StateField((), -np.inf)}
+        fields |= {"pending": StateField()}
+        return fields | {"tails": StateField((len(TAIL_FIELDS),))}
 
-    def _rate_per_h(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
+    def _evaluate(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
+        """Rows: rate per hour, excess in spreads, raw score, whether scored (pure, memoised)."""
+
         def compute() -> FloatArray:
-            return self._compute_rate(slots, values, times_s)
+            st = self._state
+            v = np.column_stack([ring_ordered(st["ring_v"], st["pos"], slots), values])
+            t = np.column_stack([ring_ordered(st["ring_t"], st["pos"], slots), times_s])
+            full = st["count"][slots] >= self.window - 1
+            rate = np.where(full, theil_sen_rows(v, t) * 3600.0, np.nan)
+            excess = self._excess(slots, rate)
+            excess = np.maximum(np.nan_to_num(excess, nan=0.0), 0.0)
+            ready = (st["n"][slots] >= self.warmup) & np.isfinite(rate)
+            raw = np.zeros(slots.size)
+            j = np.flatnonzero(ready & (excess > self.min_excess))
+            if j.size:
+                floors = np.full(j.size, self.min_excess)
+                raw[j] = tail_rarity_rows(st["tails"], slots[j], excess[j], self.tail, floors,
+                                          heavy=False)  # fmt: skip
+            return np.stack([rate, excess, raw, ready.astype(np.float64)])
 
         return self._memoised("rate", slots, values, times_s, compute)
-
-    def _compute_rate(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
-        st = self._state
-        v = np.column_stack([ring_ordered(st["ring_v"], st["pos"], slots), values])
-        t = np.column_stack([ring_ordered(st["ring_t"], st["pos"], slots), times_s])
-        full = st["count"][slots] >= self.window - 1
-        return np.where(full, theil_sen_rows(v, t) * 3600.0, np.nan)
 
     def _excess(self, slots: IntArray, rate: FloatArray) -> FloatArray:
         mean, spread = self._state["mean"][slots], self._state["spread"][slots]
@@ -127,16 +197,48 @@ class RateOfRiseDetector(VectorDetector):
         return np.abs(deviation)
 
     def _score(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
-        rate = self._rate_per_h(slots, values, times_s)
-        z = self._excess(slots, rate)
-        ready = (self._state["n"][slots] >= self.warmup) & np.isfinite(rate)
-        return np.where(ready, squash(z, self.z_half), 0.0)
+        raw = self._evaluate(slots, values, times_s)[2]
+        st = self._state
+        # An open event stays flagged while the rise goes on (hysteresis at ``calm``).
+        held = (st["event"][slots] > 0) & (raw >= self.calm)
+        quiet = times_s < st["quiet_until"][slots]
+        scores: FloatArray = np.where(
+            held, np.maximum(raw, self.alarm), np.where(quiet, np.minimum(raw, self.calm), raw)
+        )
+        return scores
 
     def _learn(
         self, slots: IntArray, values: FloatArray, times_s: FloatArray, train: BoolArray
     ) -> None:
         st = self._state
-        rate = self._rate_per_h(slots, values, times_s)
+        rate, excess, raw, ready = self._evaluate(slots, values, times_s)
+        n0 = st["n"][slots] == 0
+        if n0.any():
+            st["tails"][slots[n0]] = _TAIL0  # a new (or reset) sensor: a fresh calibration
+        scored = ready > 0
+        was = st["event"][slots] > 0
+        quiet = times_s < st["quiet_until"][slots]
+        opened = scored & ~was & ~quiet & (raw >= self.alarm)
+        closed = was & ~(scored & (raw >= self.calm))
+        st["quiet_until"][slots[closed]] = times_s[closed] + self.refractory_s
+        event = (was & ~closed) | opened
+        st["event"][slots] = event.astype(np.float64)
+        # An event and its refractory period do not teach the calibration what is ordinary;
+        # an excess above calm waits until its excursion ends by itself.
+        t = np.flatnonzero(scored)
+        if t.size:
+            drop = (event | was | quiet)[t] | (excess[t] > self.never_usual)
+            hot = raw[t] >= self.calm
+            tail_teach_ordinary(st["tails"], st["pending"], slots[t], excess[t], hot, drop,
+                                self.tail, np.full(t.size, self.min_excess))  # fmt: skip
+        self._learn_rate(slots, values, times_s, rate, train)
+
+    def _learn_rate(
+        self, slots: IntArray, values: FloatArray, times_s: FloatArray, rate: FloatArray,
+        train: BoolArray,
+    ) -> None:  # fmt: skip
+        """The window of readings, and the usual rate and its spread where ``train``."""
+        st = self._state
         ring_push(st["ring_v"], st["pos"], st["count"], slots, values)
         # The time ring shares the write position, which ring_push has just advanced.
         write = (st["pos"][slots].astype(np.intp) - 1) % (self.window - 1)
