@@ -68,6 +68,21 @@ def check_positive(name: str, value: float) -> None:
         raise DetectorConfigError(msg)
 
 
+def check_seconds(name: str, value: float) -> None:
+    """Raise :class:`DetectorConfigError` unless ``value`` is a finite number >= 0."""
+    if not (np.isfinite(value) and value >= 0):
+        msg = f"{name} must be a finite number >= 0, got {value!r}"
+        raise DetectorConfigError(msg)
+
+
+def check_alarm(calm: float, alarm: float) -> float:
+    """``alarm``, checked against ``calm``: 0 <= calm < alarm <= 1 (a calibrated lane's pair)."""
+    if not 0 <= calm < alarm <= 1:
+        msg = f"need 0 <= calm < alarm <= 1, got calm={calm!r}, alarm={alarm!r}"
+        raise DetectorConfigError(msg)
+    return alarm
+
+
 def check_fraction(name: str, value: float) -> None:
     """Raise :class:`DetectorConfigError` unless 0 < ``value`` <= 1."""
     if not (np.isfinite(value) and 0 < value <= 1):

@@ -38,7 +38,8 @@ from typing import Final
 
 import numpy as np
 
-from processing.detectors._private import BoolArray, FloatArray, IntArray
+from processing.detectors._private import BoolArray, FloatArray, IntArray, check_positive
+from processing.errors import DetectorConfigError
 
 __all__ = [
     "H_MIN",
@@ -121,6 +122,11 @@ class TailConfig:
     cap: float = field(init=False)
 
     def __post_init__(self) -> None:
+        check_positive("tail_spread", self.spread)
+        for name, points in (("memory", self.memory), ("level_memory", self.level_memory)):
+            if not (np.isfinite(points) and points >= 2):
+                msg = f"{name} must be a number >= 2, got {points!r}"
+                raise DetectorConfigError(msg)
         object.__setattr__(self, "keep", 1.0 - 1.0 / self.memory)
         object.__setattr__(self, "cap", max(1.0, _RATE_Q * self.memory))
 

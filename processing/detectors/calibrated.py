@@ -34,6 +34,7 @@ from processing.detectors._private import (
     BoolArray,
     FloatArray,
     IntArray,
+    check_alarm,
     check_count,
     check_fraction,
     check_positive,
@@ -167,17 +168,11 @@ class CalibratedDetector(VectorDetector):
         check_count("warmup", warmup, 4)
         check_count("history", history)
         check_count("max_bins", max_bins)
-        if not (np.isfinite(memory) and memory >= 2):
-            msg = f"memory must be a number >= 2, got {memory!r}"
-            raise DetectorConfigError(msg)
         for key, seconds in (("period_s", period_s), ("calm_s", calm_s), ("adopt_s", adopt_s)):
             if seconds is not None and not (np.isfinite(seconds) and seconds >= 0):
                 msg = f"{key} must be a finite number >= 0 or None, got {seconds!r}"
                 raise DetectorConfigError(msg)
-        threshold = self.default_threshold if alarm is None else alarm
-        if not 0 <= calm < threshold <= 1:
-            msg = f"need 0 <= calm < alarm <= 1, got calm={calm!r}, alarm={threshold!r}"
-            raise DetectorConfigError(msg)
+        threshold = check_alarm(calm, self.default_threshold if alarm is None else alarm)
         self.cfg = ModelConfig(
             warmup, period_s, history, max_bins, slow_alpha, fast_alpha, scale_alpha,
             profile_alpha, clip, fast_evidence, slow_evidence, TailConfig(tail_spread, memory),

@@ -17,9 +17,11 @@ from processing.detectors._private import (
     BoolArray,
     FloatArray,
     IntArray,
+    check_alarm,
     check_count,
     check_fraction,
     check_positive,
+    check_seconds,
     local_hour,
 )
 from processing.detectors._tail import (
@@ -144,16 +146,8 @@ class CusumDetector(VectorDetector):
         if not (np.isfinite(k) and k >= 0):
             msg = f"k must be a finite number >= 0, got {k!r}"
             raise DetectorConfigError(msg)
-        if not (np.isfinite(memory) and memory >= 2):
-            msg = f"memory must be a number >= 2, got {memory!r}"
-            raise DetectorConfigError(msg)
-        if not (np.isfinite(refractory_s) and refractory_s >= 0):
-            msg = f"refractory_s must be a finite number >= 0, got {refractory_s!r}"
-            raise DetectorConfigError(msg)
-        self.alarm = self.default_threshold if alarm is None else alarm
-        if not 0 <= calm < self.alarm <= 1:
-            msg = f"need 0 <= calm < alarm <= 1, got calm={calm!r}, alarm={self.alarm!r}"
-            raise DetectorConfigError(msg)
+        check_seconds("refractory_s", refractory_s)
+        self.alarm = check_alarm(calm, self.default_threshold if alarm is None else alarm)
         self.alpha, self.k, self.z_clip, self.cap, self.daily = alpha, k, z_clip, cap, daily
         self.min_sum, self.direction = min_sum, direction
         self.warmup, self.utc_offset_s = warmup, float(utc_offset_s)

@@ -24,7 +24,6 @@ from processing.detectors._tail import (
     tail_teach_rows,
 )
 from processing.detectors.base import ParamValue, StateField, VectorDetector
-from processing.errors import DetectorConfigError
 
 __all__ = ["DropoutDetector"]
 
@@ -102,9 +101,6 @@ class DropoutDetector(VectorDetector):
             check_positive(key, value)
         check_fraction("alpha", alpha)
         check_count("warmup", warmup, 1)
-        if not (np.isfinite(memory) and memory >= 2):
-            msg = f"memory must be a number >= 2, got {memory!r}"
-            raise DetectorConfigError(msg)
         self.interval_s, self.min_gap, self.alpha = interval_s, min_gap, alpha
         self.max_gap_factor, self.warmup = max_gap_factor, warmup
         self.tail = TailConfig(tail_spread, memory)

@@ -10,8 +10,10 @@ from processing.detectors._private import (
     BoolArray,
     FloatArray,
     IntArray,
+    check_alarm,
     check_count,
     check_positive,
+    check_seconds,
     ewma_rate,
 )
 from processing.detectors._tail import (
@@ -123,16 +125,8 @@ class FlatlineDetector(VectorDetector):
             check_positive(key, value)
         check_count("warmup", warmup, 0)
         check_count("floor_visits", floor_visits, 0)
-        if not (np.isfinite(memory) and memory >= 2):
-            msg = f"memory must be a number >= 2, got {memory!r}"
-            raise DetectorConfigError(msg)
-        if not (np.isfinite(refractory_s) and refractory_s >= 0):
-            msg = f"refractory_s must be a finite number >= 0, got {refractory_s!r}"
-            raise DetectorConfigError(msg)
-        self.alarm = self.default_threshold if alarm is None else alarm
-        if not 0 <= calm < self.alarm <= 1:
-            msg = f"need 0 <= calm < alarm <= 1, got calm={calm!r}, alarm={self.alarm!r}"
-            raise DetectorConfigError(msg)
+        check_seconds("refractory_s", refractory_s)
+        self.alarm = check_alarm(calm, self.default_threshold if alarm is None else alarm)
         self.tolerance, self.rel_tolerance = tolerance, rel_tolerance
         self.min_still, self.max_step, self.warmup = min_still, max_step, warmup
         self.calm, self.refractory_s = calm, refractory_s

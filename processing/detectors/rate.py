@@ -11,9 +11,11 @@ from processing.detectors._private import (
     BoolArray,
     FloatArray,
     IntArray,
+    check_alarm,
     check_count,
     check_fraction,
     check_positive,
+    check_seconds,
     ewma_rate,
 )
 from processing.detectors._tail import (
@@ -131,16 +133,8 @@ class RateOfRiseDetector(VectorDetector):
             msg = f"never_usual must exceed min_excess, got {never_usual!r}"
             raise DetectorConfigError(msg)
         check_count("warmup", warmup, 1)
-        if not (np.isfinite(memory) and memory >= 2):
-            msg = f"memory must be a number >= 2, got {memory!r}"
-            raise DetectorConfigError(msg)
-        if not (np.isfinite(refractory_s) and refractory_s >= 0):
-            msg = f"refractory_s must be a finite number >= 0, got {refractory_s!r}"
-            raise DetectorConfigError(msg)
-        self.alarm = self.default_threshold if alarm is None else alarm
-        if not 0 <= calm < self.alarm <= 1:
-            msg = f"need 0 <= calm < alarm <= 1, got calm={calm!r}, alarm={self.alarm!r}"
-            raise DetectorConfigError(msg)
+        check_seconds("refractory_s", refractory_s)
+        self.alarm = check_alarm(calm, self.default_threshold if alarm is None else alarm)
         self.window, self.direction, self.alpha = window, direction, alpha
         self.clip, self.warmup = clip, warmup
         self.min_rate_scale_per_h, self.min_excess = min_rate_scale_per_h, min_excess

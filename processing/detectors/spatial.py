@@ -13,9 +13,11 @@ from processing.detectors._private import (
     BoolArray,
     FloatArray,
     IntArray,
+    check_alarm,
     check_count,
     check_fraction,
     check_positive,
+    check_seconds,
 )
 from processing.detectors._tail import (
     TAIL_FIELDS,
@@ -25,7 +27,6 @@ from processing.detectors._tail import (
     tail_teach_rows,
 )
 from processing.detectors.base import DetectorSnapshot, ParamValue, StateField, VectorDetector
-from processing.errors import DetectorConfigError
 from processing.windows import nan_median_rows
 
 __all__ = ["SpatialDetector"]
@@ -168,16 +169,8 @@ class SpatialDetector(VectorDetector):
         ):  # fmt: skip
             check_positive(key, value)
         check_fraction("alpha", alpha)
-        if not (np.isfinite(memory) and memory >= 2):
-            msg = f"memory must be a number >= 2, got {memory!r}"
-            raise DetectorConfigError(msg)
-        if not (np.isfinite(refractory_s) and refractory_s >= 0):
-            msg = f"refractory_s must be a finite number >= 0, got {refractory_s!r}"
-            raise DetectorConfigError(msg)
-        self.alarm = self.default_threshold if alarm is None else alarm
-        if not 0 <= calm < self.alarm <= 1:
-            msg = f"need 0 <= calm < alarm <= 1, got calm={calm!r}, alarm={self.alarm!r}"
-            raise DetectorConfigError(msg)
+        check_seconds("refractory_s", refractory_s)
+        self.alarm = check_alarm(calm, self.default_threshold if alarm is None else alarm)
         self.k, self.radius_km, self.min_neighbors = k, radius_km, min(min_neighbors, k)
         self.max_age_s, self.bias_tau_s, self.evidence_tau_s = max_age_s, bias_tau_s, evidence_tau_s
         self.alpha, self.clip, self.min_evidence = alpha, clip, min_evidence

@@ -11,9 +11,11 @@ from processing.detectors._private import (
     BoolArray,
     FloatArray,
     IntArray,
+    check_alarm,
     check_count,
     check_fraction,
     check_positive,
+    check_seconds,
     ewma_rate,
     scale_floor,
 )
@@ -136,16 +138,8 @@ class SpikeDetector(VectorDetector):
         if not 0 <= long_floor <= 1:
             msg = f"long_floor must lie in [0, 1], got {long_floor!r}"
             raise DetectorConfigError(msg)
-        if not (np.isfinite(memory) and memory >= 2):
-            msg = f"memory must be a number >= 2, got {memory!r}"
-            raise DetectorConfigError(msg)
-        if not (np.isfinite(refractory_s) and refractory_s >= 0):
-            msg = f"refractory_s must be a finite number >= 0, got {refractory_s!r}"
-            raise DetectorConfigError(msg)
-        self.alarm = self.default_threshold if alarm is None else alarm
-        if not 0 <= calm < self.alarm <= 1:
-            msg = f"need 0 <= calm < alarm <= 1, got calm={calm!r}, alarm={self.alarm!r}"
-            raise DetectorConfigError(msg)
+        check_seconds("refractory_s", refractory_s)
+        self.alarm = check_alarm(calm, self.default_threshold if alarm is None else alarm)
         self.window, self.alpha, self.clip, self.warmup = window, alpha, clip, warmup
         self.min_scale, self.rel_scale = min_scale, rel_scale
         self.long_alpha, self.long_floor = long_alpha, long_floor
