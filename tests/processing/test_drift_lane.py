@@ -13,10 +13,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from processing.bank import LaneSpec
-from processing.conditions.lanes import DEFAULT_LANES
-from processing.detectors import SpatialDetector, Thresholder, create_detector
+from processing.detectors import SpatialDetector, Thresholder
 from simulators.signals.noise import AR1, quantise, zero_inflate
+from tests.fixtures.lanes import live_lane
 from tests.fixtures.noise import NOISE, alarms, irregular_times, regular_times
 
 Array = npt.NDArray[np.float64]
@@ -25,17 +24,15 @@ DAYS = 6
 SIDE = 5
 SENSORS = SIDE * SIDE
 N = int(DAYS * 86_400 / STEP_S)
-SPEC: LaneSpec = next(spec for spec in DEFAULT_LANES if spec.name == "neighbours")
 
 
 def lane() -> tuple[SpatialDetector, Thresholder]:
     """The live neighbours lane's detector on a 1 km grid, and its decision rule."""
-    detector = create_detector(SPEC.detector, SPEC.params)
+    detector, thresholder = live_lane("neighbours")
     assert isinstance(detector, SpatialDetector)
     slots = np.arange(SENSORS)
     detector.set_positions(slots, 21.0 + 0.009 * (slots // SIDE), 105.8 + 0.0096 * (slots % SIDE))
-    threshold = detector.default_threshold if SPEC.threshold is None else SPEC.threshold
-    return detector, Thresholder(threshold, SPEC.protect)
+    return detector, thresholder
 
 
 def city(rng: np.random.Generator, times: Array) -> Array:

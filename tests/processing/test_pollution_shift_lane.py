@@ -12,9 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from processing.bank import LaneSpec
-from processing.conditions.lanes import DEFAULT_LANES
-from processing.detectors import Thresholder, VectorDetector, create_detector
+from tests.fixtures.lanes import block_flags
 from tests.fixtures.noise import NOISE, alarms, regular_times
 
 Array = npt.NDArray[np.float64]
@@ -22,33 +20,13 @@ HOUR_S = 3600.0
 DAYS = 40
 SENSORS = 40
 N = DAYS * 24
-SPEC: LaneSpec = next(spec for spec in DEFAULT_LANES if spec.name == "pollution_shift")
 KINDS = [*sorted(NOISE), "irregular_sampling"]
 
 
-def lane() -> tuple[VectorDetector, Thresholder]:
-    """The live pollution-shift lane's detector and decision rule."""
-    detector = create_detector(SPEC.detector, SPEC.params)
-    threshold = detector.default_threshold if SPEC.threshold is None else SPEC.threshold
-    return detector, Thresholder(threshold, SPEC.protect)
-
-
 def flags_of(values: Array, times: Array) -> npt.NDArray[np.bool_]:
-    """Flags (hours x sensors); NaN values are hours without a mean (nothing reported)."""
-    detector, thresholder = lane()
-    sensors = values.shape[1]
-    out = np.zeros(values.shape, dtype=bool)
-    for start in range(0, values.shape[0], 24):  # a day of hourly means at a time
-        block, when = values[start : start + 24], times[start : start + 24]
-        slots = np.tile(np.arange(sensors), block.shape[0])
-        seen = np.isfinite(block.reshape(-1))
-        _, flags = detector.process_many(
-            slots[seen], block.reshape(-1)[seen], when.reshape(-1)[seen], thresholder
-        )
-        flat = np.zeros(block.size, dtype=bool)
-        flat[seen] = flags
-        out[start : start + 24] = flat.reshape(block.shape)
-    return out
+    """Flags (hours x sensors), a day of hourly means at a time; NaN values are hours
+    without a mean (nothing reported)."""
+    return block_flags("pollution_shift", values, times, rows=24)
 
 
 def hourly(kind: str, seed: int) -> tuple[Array, Array]:

@@ -18,11 +18,11 @@ import pytest
 
 from contract import Quantity
 from processing.alerts.lifecycle import Command, Raise
-from processing.bank import LaneSpec
-from processing.conditions.lanes import DEFAULT_LANES, SILENCE_LANE
+from processing.conditions.lanes import SILENCE_LANE
 from processing.conditions.silence import SILENT_RULE
-from processing.detectors import DropoutDetector, Thresholder, create_detector
+from processing.detectors import DropoutDetector, Thresholder
 from simulators.signals.noise import student_t
+from tests.fixtures.lanes import live_lane
 from tests.fixtures.noise import T0, irregular_times, regular_times
 from tests.processing.test_engine import T0 as ENGINE_T0
 from tests.processing.test_engine import engine, reading
@@ -32,15 +32,13 @@ STEP_S = 120.0
 DAYS = 4
 SENSORS = 40
 N = int(DAYS * 86_400 / STEP_S)
-SPEC: LaneSpec = next(spec for spec in DEFAULT_LANES if spec.name == SILENCE_LANE)
 
 
 def lane() -> tuple[DropoutDetector, Thresholder]:
     """The live silence lane's detector and decision rule."""
-    detector = create_detector(SPEC.detector, SPEC.params)
+    detector, thresholder = live_lane(SILENCE_LANE)
     assert isinstance(detector, DropoutDetector)
-    threshold = detector.default_threshold if SPEC.threshold is None else SPEC.threshold
-    return detector, Thresholder(threshold, SPEC.protect)
+    return detector, thresholder
 
 
 def _duty_cycled(rng: np.random.Generator) -> Array:

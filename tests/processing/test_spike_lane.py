@@ -15,10 +15,9 @@ import pytest
 
 from contract import Quantity
 from processing.alerts.lifecycle import Command, Raise
-from processing.bank import LaneSpec
-from processing.conditions.lanes import DEFAULT_LANES, SPIKE_LANE
-from processing.detectors import Thresholder, VectorDetector, create_detector
+from processing.conditions.lanes import SPIKE_LANE
 from simulators.signals.noise import quantise, student_t
+from tests.fixtures.lanes import live_lane
 from tests.fixtures.noise import NOISE as KINDS
 from tests.fixtures.noise import Noise
 from tests.processing.test_engine import engine, reading
@@ -29,7 +28,6 @@ STEP_S = 120.0
 DAYS = 3
 SENSORS = 40
 N = int(DAYS * 86_400 / STEP_S)
-SPEC: LaneSpec = next(spec for spec in DEFAULT_LANES if spec.name == SPIKE_LANE)
 
 
 def _times() -> Array:
@@ -45,16 +43,9 @@ NOISE: dict[str, Callable[[np.random.Generator], Array]] = {
 }
 
 
-def lane() -> tuple[VectorDetector, Thresholder]:
-    """The live spike lane's detector and decision rule."""
-    detector = create_detector(SPEC.detector, SPEC.params)
-    threshold = detector.default_threshold if SPEC.threshold is None else SPEC.threshold
-    return detector, Thresholder(threshold, SPEC.protect)
-
-
 def flags_per_sensor(values: Array) -> Array:
     """Flags of each sensor (columns of ``values``), fed as the live bank feeds batches."""
-    detector, thresholder = lane()
+    detector, thresholder = live_lane(SPIKE_LANE)
     sensors = values.shape[1]
     times = _times()
     counts = np.zeros(sensors)
@@ -79,7 +70,7 @@ def test_anomaly_free_noise_raises_few_spikes(kind: str) -> None:
 
 
 def test_a_burst_of_glitches_is_one_alarm_and_learning_goes_on() -> None:
-    detector, thresholder = lane()
+    detector, thresholder = live_lane(SPIKE_LANE)
     rng = np.random.default_rng(5)
     times = _times()
     values = 50.0 + rng.normal(0.0, 2.0, N)
@@ -90,7 +81,7 @@ def test_a_burst_of_glitches_is_one_alarm_and_learning_goes_on() -> None:
 
 
 def test_a_new_normal_is_learnt_not_flagged_for_ever() -> None:
-    detector, thresholder = lane()
+    detector, thresholder = live_lane(SPIKE_LANE)
     rng = np.random.default_rng(6)
     values = 50.0 + rng.normal(0.0, 2.0, N)
     values[1500:] += 60.0  # recalibrated at a service visit
@@ -100,7 +91,7 @@ def test_a_new_normal_is_learnt_not_flagged_for_ever() -> None:
 
 
 def test_time_is_in_seconds_gaps_and_backward_timestamps() -> None:
-    detector, thresholder = lane()
+    detector, thresholder = live_lane(SPIKE_LANE)
     rng = np.random.default_rng(8)
     times = _times()[:600]
     values = 20.0 + rng.normal(0.0, 1.0, 600)

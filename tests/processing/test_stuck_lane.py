@@ -14,10 +14,8 @@ import pytest
 
 from contract import Quantity
 from processing.alerts.lifecycle import Command, Raise
-from processing.bank import LaneSpec
-from processing.conditions.lanes import DEFAULT_LANES
-from processing.detectors import Thresholder, VectorDetector, create_detector
 from simulators.signals.noise import AR1, quantise
+from tests.fixtures.lanes import block_flags, live_lane
 from tests.fixtures.noise import NOISE, alarms, irregular_times, regular_times
 from tests.processing.test_engine import engine, reading
 
@@ -26,29 +24,11 @@ STEP_S = 120.0
 DAYS = 4
 SENSORS = 40
 N = int(DAYS * 86_400 / STEP_S)
-SPEC: LaneSpec = next(spec for spec in DEFAULT_LANES if spec.name == "stuck")
-
-
-def lane() -> tuple[VectorDetector, Thresholder]:
-    """The live stuck lane's detector and decision rule."""
-    detector = create_detector(SPEC.detector, SPEC.params)
-    threshold = detector.default_threshold if SPEC.threshold is None else SPEC.threshold
-    return detector, Thresholder(threshold, SPEC.protect)
 
 
 def flags_of(values: Array, times: Array) -> npt.NDArray[np.bool_]:
-    """Flags (readings x sensors) of sensors fed as the live bank feeds batches."""
-    detector, thresholder = lane()
-    sensors = values.shape[1]
-    out = np.zeros(values.shape, dtype=bool)
-    rows = 120  # a batch holds four hours of every sensor, as a backlog would
-    for start in range(0, values.shape[0], rows):
-        block = values[start : start + rows]
-        slots = np.tile(np.arange(sensors), block.shape[0])
-        when = times[start : start + rows].reshape(-1)
-        _, flags = detector.process_many(slots, block.reshape(-1), when, thresholder)
-        out[start : start + rows] = flags.reshape(block.shape)
-    return out
+    """Flags (readings x sensors), four hours of every sensor a batch, as a backlog would."""
+    return block_flags("stuck", values, times, rows=120)
 
 
 def streams(kind: str, seed: int) -> tuple[Array, Array]:
@@ -100,8 +80,7 @@ def test_a_rain_gauge_sitting_at_zero_for_days_is_not_stuck() -> None:
     times = regular_times(N, 300.0)
     depth = np.where(rng.random(N) < 0.05, rng.uniform(0.1, 3.0, N), 0.0)
     depth[N // 4 : 3 * N // 4] = 0.0  # two dry days
-    zero_ok = next(spec for spec in DEFAULT_LANES if spec.name == "stuck_zero_ok")
-    detector = create_detector(zero_ok.detector, zero_ok.params)
+    detector, _ = live_lane("stuck_zero_ok")
     _, flags = detector.process_many(np.zeros(N, np.intp), depth, times)
     assert not flags.any()
 

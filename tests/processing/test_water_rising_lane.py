@@ -13,9 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from processing.bank import LaneSpec
-from processing.conditions.lanes import DEFAULT_LANES, PROFILES
-from processing.detectors import Thresholder, VectorDetector, create_detector
+from processing.conditions.lanes import PROFILES
+from tests.fixtures.lanes import block_flags
 from tests.fixtures.noise import NOISE, alarms, irregular_times, regular_times
 
 Array = npt.NDArray[np.float64]
@@ -23,30 +22,12 @@ STEP_S = 120.0
 DAYS = 4
 SENSORS = 40
 N = int(DAYS * 86_400 / STEP_S)
-SPEC: LaneSpec = next(spec for spec in DEFAULT_LANES if spec.name == "water_rising")
 MIN_DEPTH_CM = PROFILES["water_rising"].min_value or 0.0
 
 
-def lane() -> tuple[VectorDetector, Thresholder]:
-    """The live water-rising lane's detector and decision rule."""
-    detector = create_detector(SPEC.detector, SPEC.params)
-    threshold = detector.default_threshold if SPEC.threshold is None else SPEC.threshold
-    return detector, Thresholder(threshold, SPEC.protect)
-
-
 def flags_of(values: Array, times: Array) -> npt.NDArray[np.bool_]:
-    """Flags (readings x sensors) of sensors fed as the live bank feeds batches."""
-    detector, thresholder = lane()
-    sensors = values.shape[1]
-    out = np.zeros(values.shape, dtype=bool)
-    rows = 120  # four hours of every sensor at a time, as a backlog would
-    for start in range(0, values.shape[0], rows):
-        block = values[start : start + rows]
-        slots = np.tile(np.arange(sensors), block.shape[0])
-        when = times[start : start + rows].reshape(-1)
-        _, flags = detector.process_many(slots, block.reshape(-1), when, thresholder)
-        out[start : start + rows] = flags.reshape(block.shape)
-    return out
+    """Flags (readings x sensors), four hours of every sensor a batch, as a backlog would."""
+    return block_flags("water_rising", values, times, rows=120)
 
 
 def dry_street(rng: np.random.Generator, size: int) -> Array:
