@@ -68,6 +68,21 @@ def check_positive(name: str, value: float) -> None:
         raise DetectorConfigError(msg)
 
 
+def event_scores(
+    raw: FloatArray, quiet: BoolArray, calm: float, alarm: float, held: BoolArray | None = None
+) -> FloatArray:
+    """A calibrated lane's scores after its event rules (one alarm per event).
+
+    In a refractory period (``quiet``) a score is capped at ``calm``: no new alarm; an open
+    event (``held``) stays flagged, scored at least ``alarm``.
+    """
+    capped: FloatArray = np.where(quiet, np.minimum(raw, calm), raw)
+    if held is None:
+        return capped
+    scores: FloatArray = np.where(held, np.maximum(raw, alarm), capped)
+    return scores
+
+
 def check_seconds(name: str, value: float) -> None:
     """Raise :class:`DetectorConfigError` unless ``value`` is a finite number >= 0."""
     if not (np.isfinite(value) and value >= 0):

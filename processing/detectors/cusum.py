@@ -22,6 +22,7 @@ from processing.detectors._private import (
     check_fraction,
     check_positive,
     check_seconds,
+    event_scores,
     local_hour,
 )
 from processing.detectors._tail import (
@@ -207,8 +208,7 @@ class CusumDetector(VectorDetector):
     def _score(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
         raw = self._evaluate(slots, values, times_s)[3]
         quiet = times_s < self._state["quiet_until"][slots]
-        scores: FloatArray = np.where(quiet, np.minimum(raw, self.calm), raw)
-        return scores
+        return event_scores(raw, quiet, self.calm, self.alarm)
 
     def _learn(
         self, slots: IntArray, values: FloatArray, times_s: FloatArray, train: BoolArray

@@ -14,6 +14,7 @@ from processing.detectors._private import (
     check_count,
     check_positive,
     check_seconds,
+    event_scores,
     ewma_rate,
 )
 from processing.detectors._tail import (
@@ -193,8 +194,7 @@ class FlatlineDetector(VectorDetector):
         # (the sensor still stuck) keeps its score, so its alert stays open.
         own = (st["event"][slots] > 0) & (same > 0)
         quiet = (times_s < st["quiet_until"][slots]) & ~own
-        scores: FloatArray = np.where(quiet, np.minimum(raw, self.calm), raw)
-        return scores
+        return event_scores(raw, quiet, self.calm, self.alarm)
 
     def _at_floor(self, slots: IntArray, values: FloatArray) -> BoolArray:
         floor = self._state["floor"][slots]

@@ -16,6 +16,7 @@ from processing.detectors._private import (
     check_fraction,
     check_positive,
     check_seconds,
+    event_scores,
     ewma_rate,
 )
 from processing.detectors._tail import (
@@ -196,10 +197,7 @@ class RateOfRiseDetector(VectorDetector):
         # An open event stays flagged while the rise goes on (hysteresis at ``calm``).
         held = (st["event"][slots] > 0) & (raw >= self.calm)
         quiet = times_s < st["quiet_until"][slots]
-        scores: FloatArray = np.where(
-            held, np.maximum(raw, self.alarm), np.where(quiet, np.minimum(raw, self.calm), raw)
-        )
-        return scores
+        return event_scores(raw, quiet, self.calm, self.alarm, held)
 
     def _learn(
         self, slots: IntArray, values: FloatArray, times_s: FloatArray, train: BoolArray

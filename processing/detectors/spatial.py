@@ -18,6 +18,7 @@ from processing.detectors._private import (
     check_fraction,
     check_positive,
     check_seconds,
+    event_scores,
 )
 from processing.detectors._tail import (
     TAIL_FIELDS,
@@ -299,10 +300,7 @@ class SpatialDetector(VectorDetector):
         # one alarm per drift, not one per excursion above the threshold).
         held = (st["event"][slots] > 0) & (raw >= self.calm)
         quiet = times_s < st["quiet_until"][slots]
-        scores: FloatArray = np.where(
-            held, np.maximum(raw, self.alarm), np.where(quiet, np.minimum(raw, self.calm), raw)
-        )
-        return scores
+        return event_scores(raw, quiet, self.calm, self.alarm, held)
 
     def _learn(
         self, slots: IntArray, values: FloatArray, times_s: FloatArray, train: BoolArray

@@ -16,6 +16,7 @@ from processing.detectors._private import (
     check_fraction,
     check_positive,
     check_seconds,
+    event_scores,
     ewma_rate,
     scale_floor,
 )
@@ -197,8 +198,7 @@ class SpikeDetector(VectorDetector):
     def _score(self, slots: IntArray, values: FloatArray, times_s: FloatArray) -> FloatArray:
         raw = self._evaluate(slots, values, times_s)[1]
         quiet = times_s < self._state["quiet_until"][slots]
-        scores: FloatArray = np.where(quiet, np.minimum(raw, self.calm), raw)
-        return scores
+        return event_scores(raw, quiet, self.calm, self.alarm)
 
     def _learn(
         self, slots: IntArray, values: FloatArray, times_s: FloatArray, train: BoolArray
