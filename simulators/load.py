@@ -17,6 +17,7 @@ number of gateways). The report says what was actually sent and acknowledged, ne
 what was asked for.
 """
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -46,6 +47,7 @@ from contract import (
     encode_telemetry,
 )
 from simulators.fleet import AIR_QUANTITIES
+from stream.mqtt_socket import BufferedClient, BufferedSocket
 
 __all__ = [
     "LOAD_GATEWAYS",
@@ -242,7 +244,7 @@ class _Sender:
         self._unacked: deque[mqtt.MQTTMessageInfo] = deque()
         self._acked = 0
         version = mqtt.MQTTv5 if plan.protocol == "5" else mqtt.MQTTv311
-        self.client = mqtt.Client(
+        self.client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=f"{plan.client_prefix}-{os.getpid()}-{gateway}",
             protocol=version,
@@ -274,13 +276,45 @@ class _Sender:
     def publish(self, topic: str, payload: bytes) -> None:
         self._unacked.append(self.client.publish(topic, payload, qos=1))
 
+    @property
+    def sock(self) -> BufferedSocket:
+        """The connection's socket (connected senders only)."""
+        sock = self.client.buffered_socket
+        if sock is None:
+            msg = f"load gateway {self.gateway}: lost the broker"
+            raise ConnectionError(msg)
+        return sock
+
+    def pump(self) -> None:
+        """Read what the broker sent (acknowledgements), without waiting.
+
+        The client is driven by hand rather than by paho's ``loop()``: that would give it a
+        wake-up socket pair and paho would then write a byte to it for every publish.
+        """
+        sock = self.sock
+        while True:
+            if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                msg = f"load gateway {self.gateway}: lost the broker"
+                raise ConnectionError(msg)
+            if not sock.pending():
+                break
+        self.client.loop_misc()
+
+    def wait(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for the broker to say something, then read it."""
+        if not self.sock.pending():
+            select.select([self.sock], [], [], timeout_s)
+        self.pump()
+
     def connect(self) -> None:
         self.client.connect(self.plan.broker.host, self.plan.broker.port, keepalive=30)
         deadline = time.monotonic() + 10.0
         while not self.client.is_connected():
-            if self.client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+            try:
+                self.wait(0.05)
+            except ConnectionError:
                 msg = f"load gateway {self.gateway}: the broker refused the connection"
-                raise ConnectionError(msg)
+                raise ConnectionError(msg) from None
             if time.monotonic() > deadline:
                 msg = f"load gateway {self.gateway}: no CONNACK from the broker"
                 raise ConnectionError(msg)
@@ -288,12 +322,11 @@ class _Sender:
     def wait_acks(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while self.pending and time.monotonic() < deadline:
-            self.client.loop(timeout=0.05)
+            self.wait(0.05)
             _ = self.acked
 
     def disconnect(self) -> None:
         self.client.disconnect()
-        self.client.loop(timeout=0.1)
 
 
 def _messages(plan: LoadPlan, gateway: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
@@ -340,16 +373,19 @@ def _worker(plan: LoadPlan, worker: int, workers: int) -> WorkerReport:
     end = started + plan.duration_s
     while (now := time.monotonic()) < end:
         due = min(int((now - started) * rate) + 1, int(plan.duration_s * rate))
-        while sent < due:
-            turn = sent % len(senders)
-            sender = senders[turn]
-            if sender.pending >= plan.max_pending:  # the broker is behind: wait for acks
-                break
-            topic, payload, count = next(streams[turn])
-            sender.publish(topic, payload)
-            sent, readings, size = sent + 1, readings + count, size + len(payload)
+        with contextlib.ExitStack() as corks:  # a tick's messages leave in one write each
+            for sender in senders:
+                corks.enter_context(sender.sock.corked())
+            while sent < due:
+                turn = sent % len(senders)
+                sender = senders[turn]
+                if sender.pending >= plan.max_pending:  # the broker is behind: wait for acks
+                    break
+                topic, payload, count = next(streams[turn])
+                sender.publish(topic, payload)
+                sent, readings, size = sent + 1, readings + count, size + len(payload)
         for sender in senders:
-            sender.client.loop(timeout=0)
+            sender.pump()
             _ = sender.acked
         pause = min(_TICK_S, end - time.monotonic())
         if pause > 0:
@@ -366,12 +402,10 @@ def _worker(plan: LoadPlan, worker: int, workers: int) -> WorkerReport:
 
 def _wait_readable(senders: Sequence[_Sender], timeout_s: float) -> None:
     """Sleep up to ``timeout_s``, waking early when a broker has something to say."""
-    socks = [s.client.socket() for s in senders]
-    ready = [sock for sock in socks if sock is not None]
-    if ready:
-        select.select(ready, [], [], timeout_s)
-    else:
-        time.sleep(timeout_s)
+    socks = [s.sock for s in senders]
+    if any(sock.pending() for sock in socks):
+        return
+    select.select(socks, [], [], timeout_s)
 
 
 def run_load(plan: LoadPlan) -> LoadReport:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 from contract import parse_mqtt_url
 from stream.backoff import backoff_delay
+from stream.mqtt_socket import BufferedClient
 
 __all__ = ["Consumer", "ConsumerStats", "RawMessage", "Subscription"]
 
@@ -189,8 +190,8 @@ class Consumer:
         self.stats = ConsumerStats()
         self._client = self._make_client()
 
-    def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
+    def _make_client(self) -> BufferedClient:
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
             protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
@@ -232,15 +233,24 @@ class Consumer:
         # paho's loop_read handles one packet; one selector wake-up per message would cost
         # more than the message. Drain what the socket holds instead, in a bounded burst that
         # stops at the first call delivering nothing (no data left, a partial packet, or a
-        # control packet), when reading pauses, or when the connection drops.
+        # control packet), when reading pauses, or when the connection drops. Packets left
+        # in the socket's user-space buffer wake no selector: they are read in a next burst.
+        if self._paused:
+            return
         client = self._client
         stats = self.stats
         for _ in range(_READ_BURST):
             before = stats.received
             if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or self._paused:
                 return
-            if stats.received == before:
+            if stats.received == before and not self._buffered_bytes():
                 return
+        if self._buffered_bytes() and self._loop is not None:
+            self._loop.call_soon(self._read)
+
+    def _buffered_bytes(self) -> int:
+        sock = self._client.buffered_socket
+        return sock.pending() if sock is not None else 0
 
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: SocketLike) -> None:
         self._call(self._drop_socket, sock)
@@ -358,6 +368,8 @@ class Consumer:
         sock = self._client.socket()
         if sock is not None and self._loop is not None:
             self._loop.add_reader(sock, self._read)
+            if self._buffered_bytes():
+                self._loop.call_soon(self._read)
 
     # -- connection management -------------------------------------------------------------
 

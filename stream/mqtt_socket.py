@@ -1,0 +1,175 @@
+"""A paho-mqtt client whose socket reads in large chunks and can write in batches.
+
+paho-mqtt reads a packet with three ``recv`` calls (its first byte, its length, its body)
+and writes every packet with a ``send`` of its own: at thousands of messages a second that
+is a system call per few hundred bytes, the largest single cost of a publisher after
+paho's own Python. :class:`BufferedClient` is paho's client on a :class:`BufferedSocket`:
+
+- reads fill a user-space buffer up to 64 KiB at a time and paho's small reads are served
+  from it. ``pending()`` says how much is buffered — paho's own ``loop()`` already asks
+  the socket that (as of an SSL socket), and an event-loop reader must ask it too: data
+  in the buffer no longer wakes ``select``;
+- writes go straight to the socket unless the owner *corks* it (:meth:`BufferedSocket.corked`):
+  then packets are gathered and sent together when it is uncorked. Only a publisher that
+  queues many messages at a time corks: a cork held by nobody would starve keepalives.
+
+TLS works the same (the buffer sits above the TLS socket, whose own ``pending()`` is
+added). The client is paho's in every other respect; the socket is put in place through
+paho 2's socket factory (``Client._create_socket``), the one hook paho has for it — a test
+checks that it still is (``tests/stream/test_mqtt_socket.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+import paho.mqtt.client as mqtt
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import SocketLike
+
+__all__ = ["BufferedClient", "BufferedSocket"]
+
+_READ_SIZE: Final = 65536
+_FLUSH_TIMEOUT_S: Final = 30.0
+
+
+class BufferedSocket:
+    """A socket-like object for paho: buffered reads, writes gathered while corked.
+
+    Args:
+        sock: the connected socket (plain or TLS) paho created.
+        read_size: bytes asked of the kernel per ``recv``.
+        flush_timeout_s: how long the end of a cork may wait for the broker to read.
+    """
+
+    def __init__(
+        self,
+        sock: SocketLike,
+        read_size: int = _READ_SIZE,
+        flush_timeout_s: float = _FLUSH_TIMEOUT_S,
+    ) -> None:
+        self._sock = sock
+        self._read_size = read_size
+        self._flush_timeout_s = flush_timeout_s
+        self._rbuf = b""
+        self._rpos = 0
+        self._wbuf = bytearray()
+        self._corked = False
+        self.recv_calls = 0
+        """System reads made (for tests and benchmarks)."""
+        self.send_calls = 0
+        """System writes made (for tests and benchmarks)."""
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def recv(self, bufsize: int) -> bytes:
+        """Up to ``bufsize`` bytes, from the buffer or, when it is empty, one large read.
+
+        Raises what the socket raises (``BlockingIOError`` when nothing is there, the TLS
+        want-read/write errors); ``b""`` at the end of the stream.
+        """
+        buf, pos = self._rbuf, self._rpos
+        if pos >= len(buf):
+            buf = self._sock.recv(max(bufsize, self._read_size))
+            self.recv_calls += 1
+            if not buf:
+                return buf
+            pos = 0
+        end = pos + bufsize
+        if pos == 0 and end >= len(buf):
+            self._rbuf, self._rpos = b"", 0
+            return buf
+        self._rbuf, self._rpos = buf, end
+        return buf[pos:end]
+
+    def pending(self) -> int:
+        """Bytes readable without waiting: the buffer's and the TLS layer's."""
+        buffered = len(self._rbuf) - self._rpos if self._rpos < len(self._rbuf) else 0
+        tls_pending = getattr(self._sock, "pending", None)
+        return buffered + (tls_pending() if tls_pending is not None else 0)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def send(self, data: bytes | bytearray) -> int:
+        """Send (or, while corked, gather) ``data``; the number of bytes taken."""
+        if self._corked:
+            self._wbuf += data
+            return len(data)
+        self.send_calls += 1
+        return self._sock.send(data)
+
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Gather writes for the duration; send them together at the end.
+
+        The final send waits (in ``select``) while the socket's buffer is full — the broker
+        reading slower than we write is back-pressure on the publisher — and raises
+        ``ConnectionError`` when it cannot finish within ``flush_timeout_s`` (what was not
+        sent is dropped with the connection: paho resends unacknowledged QoS 1/2 messages
+        on the next one), ``OSError`` when the connection fails.
+        """
+        self._corked = True
+        try:
+            yield
+        finally:
+            self._corked = False
+            self.flush()
+
+    def flush(self) -> None:
+        """Send whatever was gathered (see :meth:`corked`)."""
+        view = memoryview(self._wbuf)
+        deadline = time.monotonic() + self._flush_timeout_s
+        try:
+            while view:
+                try:
+                    sent = self._sock.send(view)  # type: ignore[arg-type]  # a buffer is fine
+                    self.send_calls += 1
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        msg = f"the broker read nothing for {self._flush_timeout_s:g} s"
+                        raise ConnectionError(msg) from None
+                    select.select([], [self._sock], [], min(left, 1.0))
+                    continue
+                view = view[sent:]
+        finally:
+            view.release()
+            self._wbuf.clear()
+
+    # -- the rest of the socket -------------------------------------------------------------
+
+    def fileno(self) -> int:
+        """The socket's descriptor (for ``select`` and event loops)."""
+        return self._sock.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        """Set the socket's blocking mode (paho makes it non-blocking)."""
+        self._sock.setblocking(flag)
+
+    def close(self) -> None:
+        """Close the socket; what was buffered either way is dropped."""
+        self._rbuf, self._rpos = b"", 0
+        self._wbuf.clear()
+        self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else paho may ask of the socket (settimeout, getpeername, ...).
+        return getattr(self._sock, name)
+
+
+class BufferedClient(mqtt.Client):
+    """paho's client on a :class:`BufferedSocket` (see the module's documentation)."""
+
+    def _create_socket(self) -> SocketLike:
+        return BufferedSocket(super()._create_socket())
+
+    @property
+    def buffered_socket(self) -> BufferedSocket | None:
+        """The current connection's socket, while connected."""
+        sock = self.socket()
+        return sock if isinstance(sock, BufferedSocket) else None
