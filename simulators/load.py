@@ -289,16 +289,19 @@ class _Sender:
         """Read what the broker sent (acknowledgements), without waiting.
 
         The client is driven by hand rather than by paho's ``loop()``: that would give it a
-        wake-up socket pair and paho would then write a byte to it for every publish.
+        wake-up socket pair and paho would then write a byte to it for every publish. The
+        socket stays corked meanwhile: each acknowledgement that frees the in-flight window
+        makes paho send a queued message, and those leave together too.
         """
         sock = self.sock
-        while True:
-            if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
-                msg = f"load gateway {self.gateway}: lost the broker"
-                raise ConnectionError(msg)
-            if not sock.pending():
-                break
-        self.client.loop_misc()
+        with sock.corked():
+            while True:
+                if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                    msg = f"load gateway {self.gateway}: lost the broker"
+                    raise ConnectionError(msg)
+                if not sock.pending():
+                    break
+            self.client.loop_misc()
 
     def wait(self, timeout_s: float) -> None:
         """Wait up to ``timeout_s`` for the broker to say something, then read it."""
