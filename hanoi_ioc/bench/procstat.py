@@ -14,6 +14,7 @@ __all__ = [
     "machine",
     "memory_mb",
     "peak_rss_mb",
+    "stolen_cores_s",
 ]
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -84,7 +85,22 @@ def machine() -> Machine:
     }
 
 
+def _cpu_fields() -> list[int]:
+    # user nice system idle iowait irq softirq steal guest guest_nice (guest time is also
+    # counted in user and nice)
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
 def busy_cores_s() -> float:
-    """The machine's busy CPU seconds so far (all cores, idle and iowait excluded)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / _TICK
+    """The machine's busy CPU seconds so far (all cores; idle, iowait and steal excluded)."""
+    fields = _cpu_fields()
+    return (sum(fields) - fields[3] - fields[4] - fields[7]) / _TICK
+
+
+def stolen_cores_s() -> float:
+    """CPU seconds stolen by the hypervisor so far (all cores).
+
+    Time other guests ran while ours waited to: on a virtual machine, the share of "our"
+    cores we did not get.
+    """
+    return _cpu_fields()[7] / _TICK

@@ -50,13 +50,13 @@ def _pipeline(report: Report) -> list[str]:
             _lat(s, "publish_to_decision_ms"), _lat(s.get("alerts", {}), "publish_to_alert_ws_ms"),
             f"{s.get('alerts', {}).get('alerts_seen', 0)}/{s.get('alerts', {}).get('fired', 0)}",
             "/".join(_n(cpu.get(k)) for k in ("ingest", "processing", "api", "load", "broker",
-                                               "postgres", "other")),
+                                               "postgres", "other", "stolen")),
         ))  # fmt: skip
     head = ("offered readings/s", "published/s", "stored/s", "decided/s",
             "undecided at publish end", "last decision after end s",
             "publish→commit p50/p95/p99 ms", "publish→decision p50/p95/p99 ms",
             "publish→alert on WS p50/p95/p99 ms", "alerts seen",
-            "CPU % ingest/proc/api/load/broker/pg/other")  # fmt: skip
+            "CPU % ingest/proc/api/load/broker/pg/other/stolen")  # fmt: skip
     return _md(head, rows)
 
 

@@ -59,6 +59,7 @@ class _Cpu:
     stack: PrivateStack
     first: dict[str, float] = field(default_factory=dict)
     busy0: float = 0.0
+    stolen0: float = 0.0
     wall0: float = 0.0
 
     def _pids(self) -> dict[str, list[int]]:
@@ -78,6 +79,7 @@ class _Cpu:
     def begin(self) -> None:
         self.first = self._read()
         self.busy0 = procstat.busy_cores_s()
+        self.stolen0 = procstat.stolen_cores_s()
         self.wall0 = time.monotonic()
 
     def end(self, load_cpu_s: float) -> tuple[dict[str, int], dict[str, float]]:
@@ -86,6 +88,7 @@ class _Cpu:
         used = {name: max(0.0, now[name] - self.first.get(name, 0.0)) for name in now}
         used["load"] = load_cpu_s
         used["other"] = max(0.0, procstat.busy_cores_s() - self.busy0 - sum(used.values()))
+        used["stolen"] = max(0.0, procstat.stolen_cores_s() - self.stolen0)
         wall = max(time.monotonic() - self.wall0, 1e-9)
         return {name: round(100 * v / wall) for name, v in used.items()}, used
 
@@ -135,7 +138,7 @@ async def _step(stack: PrivateStack, options: BenchOptions, watch: FeedWatch,
     # CPU per reading stored: what carries across machines better than a rate
     step["cpu_us_per_reading"] = {
         name: round(seconds * 1e6 / step["stored"], 1) if step["stored"] else None
-        for name, seconds in used.items() if name != "other"
+        for name, seconds in used.items() if name not in ("other", "stolen")
     }  # fmt: skip
     acked = float(load.get("achieved_readings_s", 0.0)) * float(load.get("elapsed_s", 0.0))
     limit = max(2.0, 0.1 * options.step_s)

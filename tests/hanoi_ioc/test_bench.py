@@ -85,6 +85,9 @@ def test_every_published_reading_is_stored_and_decided(
         assert alerts["alerts_seen"] == alerts["fired"]
         _ordered(alerts["publish_to_alert_ws_ms"])
         assert all(v >= 0 for v in step["cpu_pct"].values())
+        # the machine's share: other work and the hypervisor's steal, never per reading
+        assert {"other", "stolen"} <= step["cpu_pct"].keys()
+        assert not {"other", "stolen"} & step["cpu_us_per_reading"].keys()
     sustained = report["sustained"]
     assert 0 < sustained["readings_s"] <= sustained["ceiling_readings_s"]
     assert sustained["vs_broker"] > 0
