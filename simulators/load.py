@@ -286,28 +286,20 @@ class _Sender:
         return sock
 
     def pump(self) -> None:
-        """Read what the broker sent (acknowledgements), without waiting.
-
-        The client is driven by hand rather than by paho's ``loop()``: that would give it a
-        wake-up socket pair and paho would then write a byte to it for every publish. The
-        socket stays corked meanwhile: each acknowledgement that frees the in-flight window
-        makes paho send a queued message, and those leave together too.
-        """
-        sock = self.sock
-        with sock.corked():
-            while True:
-                if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
-                    msg = f"load gateway {self.gateway}: lost the broker"
-                    raise ConnectionError(msg)
-                if not sock.pending():
-                    break
-            self.client.loop_misc()
+        """Read the acknowledgements the broker sent, without waiting."""
+        try:
+            self.client.pump()
+        except ConnectionError as exc:
+            msg = f"load gateway {self.gateway}: {exc}"
+            raise ConnectionError(msg) from None
 
     def wait(self, timeout_s: float) -> None:
         """Wait up to ``timeout_s`` for the broker to say something, then read it."""
-        if not self.sock.pending():
-            select.select([self.sock], [], [], timeout_s)
-        self.pump()
+        try:
+            self.client.wait(timeout_s)
+        except ConnectionError as exc:
+            msg = f"load gateway {self.gateway}: {exc}"
+            raise ConnectionError(msg) from None
 
     def connect(self) -> None:
         self.client.connect(self.plan.broker.host, self.plan.broker.port, keepalive=30)

@@ -163,7 +163,13 @@ class BufferedSocket:
 
 
 class BufferedClient(mqtt.Client):
-    """paho's client on a :class:`BufferedSocket` (see the module's documentation)."""
+    """paho's client on a :class:`BufferedSocket` (see the module's documentation).
+
+    A blocking program (a publisher, a load generator) drives it with :meth:`pump` and
+    :meth:`wait` instead of paho's ``loop()``, which would give it a wake-up socket pair
+    and then write a byte to that for every message queued. An event loop drives it with
+    paho's socket callbacks, as :class:`~stream.consumer.Consumer` does.
+    """
 
     def _create_socket(self) -> SocketLike:
         return BufferedSocket(super()._create_socket())
@@ -173,3 +179,37 @@ class BufferedClient(mqtt.Client):
         """The current connection's socket, while connected."""
         sock = self.socket()
         return sock if isinstance(sock, BufferedSocket) else None
+
+    def _connection(self) -> BufferedSocket:
+        sock = self.buffered_socket
+        if sock is None:
+            msg = "not connected to the broker"
+            raise ConnectionError(msg)
+        return sock
+
+    def pump(self) -> None:
+        """Handle everything the broker has sent, without waiting; then paho's chores.
+
+        The socket stays corked meanwhile, so what the packets make paho send (the
+        acknowledgements of messages received, messages that waited for a free in-flight
+        slot) leaves in one write.
+
+        Raises:
+            ConnectionError: when the connection is lost (or was never made).
+        """
+        sock = self._connection()
+        with sock.corked():
+            while True:
+                if self.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                    msg = "lost the broker"
+                    raise ConnectionError(msg)
+                if not sock.pending():
+                    break
+            self.loop_misc()
+
+    def wait(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for the broker to say something, then :meth:`pump`."""
+        sock = self._connection()
+        if not sock.pending():
+            select.select([sock], [], [], timeout_s)
+        self.pump()

@@ -1,10 +1,11 @@
 """The bases of the ratios: the broker's raw rate and PostgreSQL's raw COPY rate.
 
 - **Broker**: one paho publisher and one paho subscriber (each its own process, QoS 1 both
-  ways, the publisher's in-flight window as load mode's) on the private broker, with
-  load-mode station messages (8 readings). Rate = messages the subscriber received ÷ its
-  first → last receipt; in readings/s, × 8. No validation, no database: what the broker and
-  paho carry on this machine.
+  ways, the publisher's in-flight window as load mode's, both on the buffered socket of
+  :mod:`stream.mqtt_socket` as our clients are, the publisher writing 32 messages at a
+  time) on the private broker, with load-mode station messages (8 readings). Rate =
+  messages the subscriber received ÷ its first → last receipt; in readings/s, × 8. No
+  validation, no database: what the broker and paho carry on this machine.
 - **COPY**: rows with the readings' shape (time, sensor key, value, quality, received)
   COPYed in 50,000-row batches, one transaction each, into an unindexed table of the private
   (durable) database. The rows are encoded once beforehand, so this is the database's rate,
@@ -29,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import Quantity, encode_telemetry
 from simulators.fleet import AIR_QUANTITIES
+from stream.mqtt_socket import BufferedClient
 
 __all__ = ["BaseFigures", "broker_rate", "copy_rate"]
 
@@ -36,18 +38,19 @@ BaseFigures = dict[str, float]
 _TOPIC: Final = "bench/raw/air/ld-00001/telemetry"
 _WINDOW: Final = 100
 _MAX_PENDING: Final = 2000
+_BLOCK: Final = 32
 _COPY_ROWS: Final = 50_000
 READINGS_PER_MESSAGE: Final = len(AIR_QUANTITIES)
 
 
-def _client(user: str, password: str, port: int) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv311)
+def _client(user: str, password: str, port: int) -> BufferedClient:
+    client = BufferedClient(CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv311)
     client.username_pw_set(user, password)
     client.max_inflight_messages_set(_WINDOW)
     client.connect("127.0.0.1", port, keepalive=30)
     deadline = time.monotonic() + 10
     while not client.is_connected() and time.monotonic() < deadline:
-        client.loop(0.05)
+        client.wait(0.05)
     return client
 
 
@@ -58,20 +61,24 @@ def _publish(port: int, user: str, password: str, seconds: float) -> dict[str, f
     acked = sent = 0
     started = time.monotonic()
     while time.monotonic() - started < seconds:
-        payload = encode_telemetry("ld-00001", datetime.now(UTC), values, seq=sent)
-        infos.append(client.publish(_TOPIC, payload, qos=1))
-        sent += 1
-        if sent % 32 == 0:
-            client.loop(0)
+        sock = client.buffered_socket
+        if sock is None:
+            break
+        with sock.corked():  # as the load generator sends: a block of messages per write
+            for _ in range(_BLOCK):
+                payload = encode_telemetry("ld-00001", datetime.now(UTC), values, seq=sent)
+                infos.append(client.publish(_TOPIC, payload, qos=1))
+                sent += 1
+        client.pump()
         while acked < len(infos) and infos[acked].is_published():
             acked += 1
         while sent - acked > _MAX_PENDING:
-            client.loop(0.01)
+            client.wait(0.01)
             while acked < len(infos) and infos[acked].is_published():
                 acked += 1
     deadline = time.monotonic() + 30
     while acked < sent and time.monotonic() < deadline:
-        client.loop(0.01)
+        client.wait(0.01)
         while acked < len(infos) and infos[acked].is_published():
             acked += 1
     client.disconnect()
@@ -94,7 +101,7 @@ def _subscribe(port: int, user: str, password: str, seconds: float) -> dict[str,
     print("ready", flush=True)  # noqa: T201 - the parent waits for this line
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        client.loop(0.05)
+        client.wait(0.05)
         if got["n"] and time.time() - got["last"] > 2.0:
             break  # the publisher is done
     client.disconnect()

@@ -105,50 +105,68 @@ def test_uncorking_waits_for_a_slow_reader_and_gives_up_on_a_dead_one(
 
 
 @pytest.mark.mqtt
-def test_the_client_runs_on_the_buffered_socket_and_publishes_in_batches(
+def test_clients_on_the_buffered_socket_write_in_batches(
     mqtt_broker: Broker, topic_root: str
 ) -> None:
     # The socket is put in place through paho's socket factory: this fails when a paho
-    # release renames it (and the consumer then silently runs without the buffer).
+    # release renames it (and every client then silently runs without the buffer).
     topic = f"{topic_root}/air/aq-batch/telemetry"
+    count = 2000
     received: list[bytes] = []
-    done = threading.Event()
 
     def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         received.append(bytes(msg.payload))
-        if len(received) == 2000:
-            done.set()
 
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub = BufferedClient(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     sub.username_pw_set(*mqtt_broker.login("sub"))
     sub.on_message = on_message
-    sub.connect(mqtt_broker.host, mqtt_broker.port)
-    sub.subscribe(topic, qos=1)
-    sub.loop_start()
     pub = BufferedClient(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     pub.username_pw_set(*mqtt_broker.login("pub"))
-    pub.max_inflight_messages_set(2000)
+    pub.max_inflight_messages_set(count)
     try:
-        time.sleep(0.3)
-        pub.connect(mqtt_broker.host, mqtt_broker.port)
-        while not pub.is_connected():
-            pub.loop(0.05)
-        sock = pub.buffered_socket
-        assert isinstance(sock, BufferedSocket)
-        before = sock.send_calls
-        with sock.corked():
-            infos = [pub.publish(topic, b"%05d" % i, qos=1) for i in range(2000)]
-        assert sock.send_calls - before <= 5  # 2,000 messages, a handful of writes
+        for client in (sub, pub):
+            client.connect(mqtt_broker.host, mqtt_broker.port)
+            while not client.is_connected():
+                client.wait(0.05)
+        sub.subscribe(topic, qos=1)
+        sub.wait(1.0)  # the SUBACK
+        pub_sock, sub_sock = pub.buffered_socket, sub.buffered_socket
+        assert isinstance(pub_sock, BufferedSocket)
+        assert isinstance(sub_sock, BufferedSocket)
+        before = pub_sock.send_calls, sub_sock.send_calls
+        with pub_sock.corked():
+            infos = [pub.publish(topic, b"%05d" % i, qos=1) for i in range(count)]
+        assert pub_sock.send_calls - before[0] <= 5  # 2,000 messages, a handful of writes
         deadline = time.monotonic() + 10
-        while not all(i.is_published() for i in infos) and time.monotonic() < deadline:
-            pub.loop(0.05)  # paho's own loop sees the buffered acknowledgements
+        while time.monotonic() < deadline and not (
+            len(received) == count and all(i.is_published() for i in infos)
+        ):
+            sub.wait(0.01)
+            pub.wait(0.01)
+        assert received == [b"%05d" % i for i in range(count)]
         assert all(i.is_published() for i in infos)
-        assert done.wait(10)
-        assert received == [b"%05d" % i for i in range(2000)]
+        # the subscriber's 2,000 acknowledgements left in a few writes too
+        assert sub_sock.send_calls - before[1] < count / 10
+        assert sub_sock.recv_calls < count / 10
     finally:
-        pub.disconnect()
-        sub.disconnect()
-        sub.loop_stop()
+        for client in (pub, sub):
+            client.disconnect()
+
+
+@pytest.mark.mqtt
+def test_a_lost_connection_is_said(mqtt_broker: Broker) -> None:
+    client = BufferedClient(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    with pytest.raises(ConnectionError, match="not connected"):
+        client.pump()
+    client.username_pw_set(*mqtt_broker.login("pub"))
+    client.connect(mqtt_broker.host, mqtt_broker.port)
+    while not client.is_connected():
+        client.wait(0.05)
+    sock = client.buffered_socket
+    assert sock is not None
+    sock.shutdown(socket.SHUT_RDWR)  # the connection goes away under the client
+    with pytest.raises(ConnectionError, match="lost the broker"):
+        client.wait(1.0)
 
 
 @pytest.mark.mqtt
