@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import paho.mqtt.client as mqtt
 
+from stream.mqtt_properties import install as install_properties
+
 if TYPE_CHECKING:
     from paho.mqtt.client import SocketLike
 
@@ -170,6 +172,10 @@ class BufferedClient(mqtt.Client):
     and then write a byte to that for every message queued. An event loop drives it with
     paho's socket callbacks, as :class:`~stream.consumer.Consumer` does.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        install_properties()  # paho's MQTT 5 properties without per-packet table building
+        super().__init__(*args, **kwargs)
 
     def _create_socket(self) -> SocketLike:
         return BufferedSocket(super()._create_socket())
