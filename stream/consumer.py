@@ -265,14 +265,33 @@ class Consumer:
 
     def _add_writer(self, sock: SocketLike) -> None:
         assert self._loop is not None  # noqa: S101
-        self._loop.add_writer(sock, self._client.loop_write)
+        self._loop.add_writer(sock, self._write)
+
+    def _write(self) -> None:
+        # What paho queued since the last call (a batch's acknowledgements, mostly) leaves
+        # in one write rather than one per packet; what the socket does not take now stays
+        # held, and this writer stays registered until it is sent.
+        sock = self._client.buffered_socket
+        if sock is None or self._loop is None:
+            return
+        try:
+            with sock.corked(wait=False):
+                self._client.loop_write()
+        except OSError as exc:  # the connection broke: the reader hears of it from paho
+            logger.debug("%s: write failed: %s", self._client_id, exc)
+        if self._client.buffered_socket is not sock:
+            return  # closed meanwhile (a DISCONNECT sent): its reader and writer are gone
+        if not sock.held and not self._client.want_write():
+            self._loop.remove_writer(sock)
 
     def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: SocketLike) -> None:
         self._call(self._remove_writer, sock)
 
     def _remove_writer(self, sock: SocketLike) -> None:
         assert self._loop is not None  # noqa: S101
-        self._loop.remove_writer(sock)
+        buffered = self._client.buffered_socket
+        if buffered is None or not buffered.held:  # else bytes of ours still wait for it
+            self._loop.remove_writer(sock)
 
     # -- protocol callbacks (run on the loop, inside loop_read) --------------------------
 

@@ -98,50 +98,80 @@ class BufferedSocket:
     # -- writing ----------------------------------------------------------------------------
 
     def send(self, data: bytes | bytearray) -> int:
-        """Send (or, while corked, gather) ``data``; the number of bytes taken."""
-        if self._corked:
+        """Send (or, while corked, gather) ``data``; the number of bytes taken.
+
+        Bytes still held from a cork that could not be sent in full go first: ``data`` then
+        joins them.
+        """
+        if self._corked or self._wbuf:
             self._wbuf += data
+            if not self._corked:
+                self._send_some()
             return len(data)
         self.send_calls += 1
         return self._sock.send(data)
 
+    @property
+    def held(self) -> int:
+        """Bytes gathered and not sent yet (after a cork that did not wait)."""
+        return len(self._wbuf)
+
     @contextlib.contextmanager
-    def corked(self) -> Iterator[None]:
+    def corked(self, *, wait: bool = True) -> Iterator[None]:
         """Gather writes for the duration; send them together at the end.
 
-        The final send waits (in ``select``) while the socket's buffer is full — the broker
-        reading slower than we write is back-pressure on the publisher — and raises
-        ``ConnectionError`` when it cannot finish within ``flush_timeout_s`` (what was not
-        sent is dropped with the connection: paho resends unacknowledged QoS 1/2 messages
-        on the next one), ``OSError`` when the connection fails.
+        ``wait`` (a blocking program): the final send waits (in ``select``) while the
+        socket's buffer is full — the broker reading slower than we write is back-pressure
+        on the publisher — and raises ``ConnectionError`` when it cannot finish within
+        ``flush_timeout_s`` (what was not sent is dropped with the connection: paho resends
+        unacknowledged QoS 1/2 messages on the next one), ``OSError`` when the connection
+        fails. Without ``wait`` (an event loop, which must never block): what the socket
+        does not take now is :attr:`held`, and sent by :meth:`send_held` when it is
+        writable again.
         """
         self._corked = True
         try:
             yield
         finally:
             self._corked = False
-            self.flush()
+            if wait:
+                self.flush()
+            else:
+                self._send_some()
+
+    def send_held(self) -> int:
+        """Send what the socket takes now of the held bytes; the number still held."""
+        self._send_some()
+        return len(self._wbuf)
+
+    def _send_some(self) -> None:
+        done = 0
+        try:
+            while done < len(self._wbuf):
+                with memoryview(self._wbuf) as view:
+                    sent = self._sock.send(view[done:])  # type: ignore[arg-type]
+                self.send_calls += 1
+                done += sent
+        except BlockingIOError:
+            pass
+        finally:
+            del self._wbuf[:done]
 
     def flush(self) -> None:
-        """Send whatever was gathered (see :meth:`corked`)."""
-        view = memoryview(self._wbuf)
+        """Send whatever was gathered, waiting for the socket (see :meth:`corked`)."""
         deadline = time.monotonic() + self._flush_timeout_s
         try:
-            while view:
-                try:
-                    sent = self._sock.send(view)  # type: ignore[arg-type]  # a buffer is fine
-                    self.send_calls += 1
-                except BlockingIOError:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        msg = f"the broker read nothing for {self._flush_timeout_s:g} s"
-                        raise ConnectionError(msg) from None
-                    select.select([], [self._sock], [], min(left, 1.0))
-                    continue
-                view = view[sent:]
-        finally:
-            view.release()
+            while self._wbuf:
+                if self.send_held() == 0:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    msg = f"the broker read nothing for {self._flush_timeout_s:g} s"
+                    raise ConnectionError(msg)
+                select.select([], [self._sock], [], min(left, 1.0))
+        except BaseException:
             self._wbuf.clear()
+            raise
 
     # -- the rest of the socket -------------------------------------------------------------
 

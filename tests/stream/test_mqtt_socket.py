@@ -104,6 +104,27 @@ def test_uncorking_waits_for_a_slow_reader_and_gives_up_on_a_dead_one(
         sock.send(block)  # nobody reads now
 
 
+def test_an_event_loop_cork_never_waits_and_keeps_the_order(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+    sock = BufferedSocket(ours)
+    block = bytes(range(256)) * 16_000  # 4 MB: more than the kernel takes at once
+    with sock.corked(wait=False):
+        sock.send(block)
+    assert 0 < sock.held < len(block)  # returned at once, the rest held
+    assert sock.send(b"tail") == 4  # joins the held bytes, never jumps the queue
+    got = bytearray()
+    theirs.settimeout(5)
+    while len(got) < len(block) + 4:
+        got.extend(theirs.recv(1 << 20))
+        sock.send_held()
+    assert bytes(got) == block + b"tail"
+    assert sock.held == 0
+    assert sock.send(b"next") == 4  # straight out again
+    assert theirs.recv(10) == b"next"
+
+
 @pytest.mark.mqtt
 def test_clients_on_the_buffered_socket_write_in_batches(
     mqtt_broker: Broker, topic_root: str
