@@ -10,7 +10,8 @@ stations' ``gateway`` attribute), and the load is published the way a gateway pu
 logged in as the gateway, on its stations' own topics (``station``) or in packs on its own
 topic (``senml``), so the broker's ACL and ingest's station checks apply to it as to the
 real fleet. Each worker process runs one paho client per gateway it serves (QoS 1, in-flight
-window ``window``, at most ``max_pending`` unacknowledged messages) and paces itself to its
+window ``window``, at most ``max_pending`` unacknowledged messages; on the buffered socket of
+:mod:`stream.mqtt_socket`, a tick's messages leaving in one write) and paces itself to its
 share of the rate; when one process cannot reach the rate the gateways are spread over
 several (``processes``, or ``0`` = as many as the rate needs, up to the CPU count and the
 number of gateways). The report says what was actually sent and acknowledged, never just
@@ -66,8 +67,8 @@ Shape = Literal["station", "senml"]
 LOAD_GATEWAYS = 8
 """Gateways the load stations are registered to (and the most worker processes)."""
 _READINGS_PER_STATION = len(AIR_QUANTITIES)
-# One paho process publishes ~13k station messages/s (QoS 1) flat out on this box (65 µs of
-# CPU a message at 6,250/s); SenML packs cost more to encode.
+# One process publishes ~13k station messages/s (QoS 1) flat out (53-75 µs of CPU a message
+# at 6,250/s, on the buffered socket: docs/performance.md); SenML packs cost more to encode.
 _PER_PROCESS_MSGS_S = {"station": 10000.0, "senml": 1500.0}
 _TICK_S = 0.005
 """Publishing tick: messages due are sent together, then the worker sleeps until the next."""
