@@ -184,8 +184,16 @@ class BufferedSocket:
         self._sock.setblocking(flag)
 
     def close(self) -> None:
-        """Close the socket; what was buffered either way is dropped."""
+        """Close the socket, after sending what the kernel takes of the gathered bytes.
+
+        paho closes the socket right after it has "written" a DISCONNECT: inside a cork
+        that packet (and the acknowledgements before it) is still here, and must leave
+        first, or the broker sees the connection drop instead of a clean disconnect.
+        """
         self._rbuf, self._rpos = b"", 0
+        if self._wbuf:
+            with contextlib.suppress(OSError):
+                self._send_some()
         self._wbuf.clear()
         self._sock.close()
 

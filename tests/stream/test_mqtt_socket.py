@@ -104,6 +104,24 @@ def test_uncorking_waits_for_a_slow_reader_and_gives_up_on_a_dead_one(
         sock.send(block)  # nobody reads now
 
 
+def test_closing_inside_a_cork_sends_what_was_gathered_first(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # paho closes the socket right after "writing" a DISCONNECT: inside a cork the packet
+    # is still in the buffer, and must leave or the broker sees the connection drop
+    ours, theirs = pair
+    sock = BufferedSocket(ours)
+    with sock.corked(wait=False):
+        sock.send(b"\x40\x02\x00\x07")  # a PUBACK
+        sock.send(b"\xe0\x00")  # DISCONNECT
+        sock.close()
+    theirs.settimeout(5)
+    got = b""
+    while chunk := theirs.recv(64):
+        got += chunk
+    assert got == b"\x40\x02\x00\x07\xe0\x00"
+
+
 def test_an_event_loop_cork_never_waits_and_keeps_the_order(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
