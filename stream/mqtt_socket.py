@@ -10,8 +10,12 @@ paho's own Python. :class:`BufferedClient` is paho's client on a :class:`Buffere
   the socket that (as of an SSL socket), and an event-loop reader must ask it too: data
   in the buffer no longer wakes ``select``;
 - writes go straight to the socket unless the owner *corks* it (:meth:`BufferedSocket.corked`):
-  then packets are gathered and sent together when it is uncorked. Only a publisher that
-  queues many messages at a time corks: a cork held by nobody would starve keepalives.
+  then packets are gathered and sent together when it is uncorked — a blocking program
+  around a block of publishes or a read of acknowledgements (:meth:`BufferedClient.pump`),
+  waiting for the socket if it must; an event loop around paho's ``loop_write``, never
+  waiting (what the kernel does not take is held, and sent in order when it is writable).
+  A cork is held only for the length of such a call: one held by nobody would starve
+  keepalives.
 
 TLS works the same (the buffer sits above the TLS socket, whose own ``pending()`` is
 added). The client is paho's in every other respect; the socket is put in place through
