@@ -5,6 +5,8 @@ import asyncio
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from contract import Registry
 from stream.batcher import Batch, Batcher
@@ -109,3 +111,42 @@ async def test_concurrent_writes_commit_out_of_order_but_ack_in_arrival_order(
     assert committed != sorted(committed)  # the writes really overlapped
     assert consumer.acked_payloads == payloads  # yet every ack in arrival order, once
     assert consumer.stats.acked == len(payloads)
+
+
+async def test_a_flood_of_user_properties_does_not_hold_the_consumer(
+    mqtt_broker: Broker, topic_root: str
+) -> None:
+    # Any publisher may attach user properties and the broker forwards them: 80,000 of them
+    # (400 kB) hold paho's own unpacking, quadratic in their number, for ~15 s here — the
+    # consumer's whole event loop with it, and again after every reconnect (redelivered).
+    topic = f"{topic_root}/air/aq-props/telemetry"
+    consumer = Consumer(
+        mqtt_broker.url_as(name := f"props-{topic_root.split('/')[0]}"),
+        client_id=f"hanoi-tester-{name}",
+        subscriptions=[f"{topic_root}/+/+/telemetry"],
+    )
+    flood = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    flood.UserProperty = [("", "")] * 80_000
+    flood.UserProperty = ("client", "gw-01")
+
+    def publish_flood() -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client.username_pw_set(*mqtt_broker.login("pub"))
+        client.connect(mqtt_broker.host, mqtt_broker.port)
+        client.loop_start()
+        try:
+            client.publish(topic, b"flood", qos=1, properties=flood).wait_for_publish(10)
+            client.publish(topic, b"next", qos=1).wait_for_publish(10)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    async with consumer:
+        await consumer.wait_connected()
+        got: list[RawMessage] = []
+        async with asyncio.timeout(8):  # a blocked loop raises here once it is free again
+            await asyncio.to_thread(publish_flood)
+            while len(got) < 2:
+                got.extend(await consumer.get_many(10))
+    assert [m.payload for m in got] == [b"flood", b"next"]
+    assert got[0].publisher == "gw-01"  # its claim still read

@@ -3,14 +3,18 @@
 # paho's properties API has no type annotations
 # mypy: disable-error-code="no-untyped-call"
 
+import struct
+
 import paho.mqtt.client as mqtt
 import paho.mqtt.properties as paho_properties
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.exception import MQTTException
 from paho.mqtt.packettypes import PacketTypes
 
-from stream.mqtt_properties import Properties, installed
+from stream.mqtt_properties import Properties, VariableByteIntegers, installed
 from stream.mqtt_socket import BufferedClient
 
 # A value of each property's type (and a second one for those allowed several times).
@@ -122,3 +126,47 @@ def test_our_clients_make_paho_build_them() -> None:
     assert type(decoded.properties) is Properties
     assert decoded.payload == b"{}"
     assert decoded.mid == 7
+
+
+def _verdict(props: paho_properties.Properties, block: bytes) -> object:
+    try:
+        _, used = props.unpack(block)
+    except Exception as exc:  # malformed: paho turns any of these into a protocol error
+        return ("refused", isinstance(exc, MQTTException | ValueError |
+                                      IndexError | KeyError | struct.error))  # fmt: skip
+    return ("read", used, props.json())
+
+
+_PROPERTY = st.tuples(
+    st.sampled_from([1, 2, 3, 8, 9, 11, 17, 23, 35, 38, 38, 38, 99]),  # 99: no such property
+    st.binary(max_size=12),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    packet=st.sampled_from([PacketTypes.PUBLISH, PacketTypes.CONNECT, PacketTypes.PUBACK]),
+    parts=st.lists(_PROPERTY, max_size=12),
+    tail=st.binary(max_size=8),
+    slack=st.integers(-3, 3),
+)
+def test_any_block_unpacks_as_paho_unpacks_it(
+    packet: int, parts: list[tuple[int, bytes]], tail: bytes, slack: int
+) -> None:
+    # identifiers followed by arbitrary bytes, under a length that may be off: well-formed
+    # blocks, truncated values, bad UTF-8, duplicates, out-of-range values, unknown ids
+    body = b"".join(VariableByteIntegers.encode(i) + value for i, value in parts)
+    block = VariableByteIntegers.encode(max(0, len(body) + slack)) + body + tail
+    assert _verdict(Properties(packet), block) == _verdict(
+        paho_properties.Properties(packet), block
+    )
+
+
+def test_many_user_properties_unpack_in_linear_time() -> None:
+    # paho copies the rest of the block after each property and concatenates a new list
+    # for each user property: quadratic; the broker lets a publisher send a megabyte of them
+    pair = b"\x26\x00\x00\x00\x00"  # a user property: empty name, empty value
+    packed = VariableByteIntegers.encode(5 * 200_000) + pair * 200_000  # 1 MB: the broker's max
+    ours = Properties(PacketTypes.PUBLISH)
+    assert ours.unpack(packed) == (ours, len(packed))
+    assert len(ours.json()["UserProperty"]) == 200_000
