@@ -16,7 +16,7 @@ import pytest
 from processing.detectors import SpatialDetector, Thresholder
 from simulators.signals.noise import AR1, quantise, zero_inflate
 from tests.fixtures.lanes import live_lane
-from tests.fixtures.noise import NOISE, alarms, irregular_times, regular_times
+from tests.fixtures.noise import NOISE, alarms, alarms_per_day, irregular_times, regular_times
 
 Array = npt.NDArray[np.float64]
 STEP_S = 300.0
@@ -90,7 +90,7 @@ def flags_of(values: Array, times: Array) -> npt.NDArray[np.bool_]:
 def test_anomaly_free_neighbours_raise_few_drift_alarms(kind: str) -> None:
     values, times = streams(kind, 31)
     flags = flags_of(values, times)
-    per_day = np.array([alarms(flags[:, j]) for j in range(SENSORS)]) / DAYS
+    per_day = alarms_per_day(flags, DAYS)
     # a maintenance visit leaves a sensor a new gain: a real change against its neighbours,
     # raised at most once per visit (visits come every two days) and then adopted
     bound = 0.25 if kind == "new_normal_after_maintenance" else 0.05

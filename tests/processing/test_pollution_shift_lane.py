@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.fixtures.lanes import block_flags
-from tests.fixtures.noise import NOISE, alarms, regular_times
+from tests.fixtures.noise import NOISE, alarms, alarms_per_day, regular_times
 
 Array = npt.NDArray[np.float64]
 HOUR_S = 3600.0
@@ -51,7 +51,7 @@ sustained rise of the hourly mean, which this lane is for; at most one in five i
 def test_anomaly_free_hourly_means_raise_few_shift_alarms(kind: str) -> None:
     values, times = hourly(kind, 31)
     flags = flags_of(values, times)
-    per_day = np.array([alarms(flags[:, j]) for j in range(SENSORS)]) / DAYS
+    per_day = alarms_per_day(flags, DAYS)
     bound = BOUND.get(kind, 0.02)
     assert per_day.mean() <= bound, f"{kind}: {per_day.mean():.3f} alarms per sensor-day"
     assert per_day.max() <= 0.15, f"{kind}: one sensor had {per_day.max() * DAYS:.0f}"

@@ -16,7 +16,7 @@ from contract import Quantity
 from processing.alerts.lifecycle import Command, Raise
 from simulators.signals.noise import AR1, quantise
 from tests.fixtures.lanes import block_flags, live_lane
-from tests.fixtures.noise import NOISE, alarms, irregular_times, regular_times
+from tests.fixtures.noise import NOISE, alarms, alarms_per_day, irregular_times, regular_times
 from tests.processing.test_engine import engine, reading
 
 Array = npt.NDArray[np.float64]
@@ -54,7 +54,7 @@ def _coarse_slow(rng: np.random.Generator, times: Array, step_s: float) -> Array
 def test_anomaly_free_noise_raises_few_stuck_alarms(kind: str) -> None:
     values, times = streams(kind, 21)
     flags = flags_of(values, times)
-    per_day = np.array([alarms(flags[:, j]) for j in range(SENSORS)]) / DAYS
+    per_day = alarms_per_day(flags, DAYS)
     assert per_day.mean() <= 0.05, f"{kind}: {per_day.mean():.3f} alarms per sensor-day"
     assert per_day.max() <= 0.25, f"{kind}: one sensor had {per_day.max() * DAYS:.0f}"
 

@@ -15,7 +15,7 @@ import pytest
 
 from processing.conditions.lanes import PROFILES
 from tests.fixtures.lanes import block_flags
-from tests.fixtures.noise import NOISE, alarms, irregular_times, regular_times
+from tests.fixtures.noise import NOISE, alarms, alarms_per_day, irregular_times, regular_times
 
 Array = npt.NDArray[np.float64]
 STEP_S = 120.0
@@ -68,7 +68,7 @@ from a surge; readings in bursts seconds apart (exponential gaps) make steep slo
 def test_anomaly_free_streams_raise_few_rising_alarms(kind: str) -> None:
     values, times = streams(kind, 41)
     flags = flags_of(values, times)
-    per_day = np.array([alarms(flags[:, j]) for j in range(SENSORS)]) / DAYS
+    per_day = alarms_per_day(flags, DAYS)
     bound = BOUND.get(kind, 0.02)
     assert per_day.mean() <= bound, f"{kind}: {per_day.mean():.3f} alarms per sensor-day"
     assert per_day.max() <= 0.75, f"{kind}: one sensor had {per_day.max() * DAYS:.0f}"
