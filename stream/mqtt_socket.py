@@ -42,6 +42,7 @@ __all__ = ["BufferedClient", "BufferedSocket"]
 
 _READ_SIZE: Final = 65536
 _FLUSH_TIMEOUT_S: Final = 30.0
+_PUMP_READS: Final = 1000
 
 
 class BufferedSocket:
@@ -236,18 +237,20 @@ class BufferedClient(mqtt.Client):
         return sock
 
     def pump(self) -> None:
-        """Handle everything the broker has sent, without waiting; then paho's chores.
+        """Handle what the broker has sent, without waiting; then paho's chores.
 
         The socket stays corked meanwhile, so what the packets make paho send (the
         acknowledgements of messages received, messages that waited for a free in-flight
-        slot) leaves in one write.
+        slot) leaves in one write. At most ``_PUMP_READS`` reads a call: a broker that never
+        stops sending cannot keep the caller here (what is left is read on the next call,
+        which :meth:`wait` makes at once).
 
         Raises:
             ConnectionError: when the connection is lost (or was never made).
         """
         sock = self._connection()
         with sock.corked():
-            while True:
+            for _ in range(_PUMP_READS):
                 if self.loop_read() != mqtt.MQTT_ERR_SUCCESS:
                     msg = "lost the broker"
                     raise ConnectionError(msg)
